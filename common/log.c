@@ -1,0 +1,149 @@
+/*
+ * log - stderr logging with levels; see log.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static const char *log_prog = "postern";
+static int log_debugging;
+static int log_quiet;
+
+/* log_init - set the program name and whether debug lines are shown */
+void
+log_init(const char *progname, int debug)
+{
+	log_prog = progname;
+	log_debugging = debug;
+}
+
+/* log_set_quiet - drop info and debug lines (command-line tools) */
+void
+log_set_quiet(int quiet)
+{
+	log_quiet = quiet;
+}
+
+/* log_vwrite - format one line, optionally with strerror(saved errno) */
+static void
+log_vwrite(const char *level, int with_errno, int saved_errno,
+    const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno)
+		fprintf(stderr, "%s[%d]: %s %s: %s\n", log_prog, (int)getpid(),
+		    level, msg, strerror(saved_errno));
+	else
+		fprintf(stderr, "%s[%d]: %s %s\n", log_prog, (int)getpid(),
+		    level, msg);
+	fflush(stderr);
+}
+
+#define LOG_BODY(level, with_errno) do {				\
+	int saved_errno = errno;					\
+	va_list ap;							\
+	va_start(ap, fmt);						\
+	log_vwrite(level, with_errno, saved_errno, fmt, ap);		\
+	va_end(ap);							\
+	errno = saved_errno;						\
+} while (0)
+
+/* log_debug - debug line, shown only with -d */
+void
+log_debug(const char *fmt, ...)
+{
+	if (!log_debugging || log_quiet)
+		return;
+	LOG_BODY("debug", 0);
+}
+
+/* log_info - informational event line */
+void
+log_info(const char *fmt, ...)
+{
+	if (log_quiet)
+		return;
+	LOG_BODY("info", 0);
+}
+
+/* log_warn - warning with strerror(errno) */
+void
+log_warn(const char *fmt, ...)
+{
+	LOG_BODY("warning", 1);
+}
+
+/* log_warnx - warning */
+void
+log_warnx(const char *fmt, ...)
+{
+	LOG_BODY("warning", 0);
+}
+
+/* log_fatal - startup/environment failure with strerror(errno); exit 1 */
+void
+log_fatal(const char *fmt, ...)
+{
+	LOG_BODY("fatal", 1);
+	exit(1);
+}
+
+/* log_fatalx - startup/environment failure; exit 1 */
+void
+log_fatalx(const char *fmt, ...)
+{
+	LOG_BODY("fatal", 0);
+	exit(1);
+}
+
+/* log_panic - broken invariant: log and abort */
+void
+log_panic(const char *fmt, ...)
+{
+	LOG_BODY("panic", 0);
+	abort();
+}
+
+/* log_escape - copy untrusted bytes into out, escaped and truncated */
+char *
+log_escape(const char *s, size_t len, char *out, size_t outsz)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	if (outsz == 0)
+		return out;
+	if (s == NULL)
+		s = "";
+	if (len == (size_t)-1)
+		len = strlen(s);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int plain = c >= 0x20 && c < 0x7f && c != '\\' && c != '"';
+
+		if (o + (plain ? 1 : 4) + 4 > outsz) {
+			if (o + 4 <= outsz) {
+				memcpy(out + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (plain)
+			out[o++] = (char)c;
+		else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}

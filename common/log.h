@@ -1,0 +1,43 @@
+/*
+ * log - the one logging module
+ *
+ * Three levels, as in Postfix and OpenSMTPD:
+ *  - log_panic: a broken invariant in our own code; logs and aborts (core).
+ *  - log_fatal/log_fatalx: startup, configuration or environment failure;
+ *    logs and exits 1. Never called once the event loop runs for anything a
+ *    client or remote peer did.
+ *  - log_warn/log_warnx/log_info/log_debug at runtime.
+ * The *_warn/_fatal forms append ": strerror(errno)".
+ *
+ * Lines go to stderr as "postern[pid]: LEVEL message". Event lines use
+ * key=value pairs after a session or queue id. Untrusted text (client
+ * input, remote replies) must pass through log_escape() first; AUTH
+ * payloads and key material are never logged.
+ */
+#ifndef POSTERN_LOG_H
+#define POSTERN_LOG_H
+
+#include <stddef.h>
+
+void	log_init(const char *progname, int debug);
+void	log_set_quiet(int);	/* 1: info and debug are dropped (CLI tools) */
+
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void	log_fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void	log_panic(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * log_escape - make untrusted bytes safe for one log line
+ *
+ * Copies at most outsz-1 bytes of s[0..len) into out, replacing control
+ * characters, backslash, double quote and bytes >= 0x7f by \xHH, and
+ * marking truncation with "...". Returns out. Pass len = (size_t)-1 for a
+ * NUL-terminated string. out is the caller's; 128 bytes is usual.
+ */
+char	*log_escape(const char *s, size_t len, char *out, size_t outsz);
+
+#endif

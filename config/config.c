@@ -1,0 +1,1541 @@
+/*
+ * config - load and check the configuration file; see config.h and
+ * config_table.h.
+ *
+ * Two passes over the libconfig tree. check_group() walks everything that
+ * is present against keys[] (unknown names, types, ranges, choices,
+ * required members) and reports each problem once. The build_* functions
+ * then read values (table default when absent, or when the value was
+ * already reported as bad), check what needs context (addresses, hosted
+ * domains, files, duplicates) and fill struct config. Problems are
+ * collected with file and line, sorted by position, and handed to the
+ * caller only at the end; any problem means no config.
+ */
+#include <sys/stat.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "config/config_table.h"
+
+#define K_GROUP		CONFIG_KEY_GROUP
+#define K_LIST		CONFIG_KEY_LIST
+#define K_STRING	CONFIG_KEY_STRING
+#define K_BOOL		CONFIG_KEY_BOOL
+#define K_INT		CONFIG_KEY_INT
+#define K_DURATION	CONFIG_KEY_DURATION
+#define K_ENUM		CONFIG_KEY_ENUM
+#define K_STRINGS	CONFIG_KEY_STRINGS
+#define REQ		CONFIG_KEY_REQUIRED
+#define NONEMPTY	CONFIG_KEY_NONEMPTY
+
+/*
+ * Every setting. Keep config/postern.conf.example in step (a unit test
+ * checks every name is documented there).
+ */
+static const struct config_key keys[] = {
+	{ "hostname", K_STRING, 0, NULL, 0, 0, NULL,
+	  "fully-qualified name for the greeting, EHLO and Received:; "
+	  "default: the system host name" },
+	{ "state_dir", K_STRING, 0, "/var/lib/postern", 0, 0, NULL,
+	  "queue directory; relative: to the config file's directory" },
+	{ "user", K_STRING, 0, NULL, 0, 0, NULL,
+	  "account to switch to after binding; default: stay who we are" },
+
+	{ "listen", K_LIST, REQ | NONEMPTY, NULL, 0, 0, NULL,
+	  "sockets to accept mail on" },
+	{ "listen.address", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "numeric IPv4 or IPv6 address to bind" },
+	{ "listen.port", K_INT, REQ, NULL, 1, 65535, NULL,
+	  "TCP port" },
+	{ "listen.tls", K_ENUM, 0, "starttls", 0, 0, "starttls|implicit|none",
+	  "STARTTLS (RFC 3207), implicit TLS (RFC 8314) or no TLS" },
+	{ "listen.trusted", K_BOOL, 0, "false", 0, 0, NULL,
+	  "relay without AUTH, from listen.senders only" },
+	{ "listen.senders", K_STRINGS, 0, NULL, 0, 0, NULL,
+	  "trusted listeners: addresses clients may use (required there)" },
+	{ "listen.allow_plaintext_auth", K_BOOL, 0, "false", 0, 0, NULL,
+	  "offer AUTH without TLS; loopback addresses only" },
+
+	{ "tls", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "server certificate for starttls and implicit listeners" },
+	{ "tls.certificate", K_STRING, 0, NULL, 0, 0, NULL,
+	  "PEM certificate chain; required if a listener uses TLS" },
+	{ "tls.key", K_STRING, 0, NULL, 0, 0, NULL,
+	  "PEM private key; required if a listener uses TLS" },
+
+	{ "auth", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "SMTP AUTH" },
+	{ "auth.mechanisms", K_STRINGS, NONEMPTY, "PLAIN LOGIN SCRAM-SHA-256",
+	  0, 0, NULL,
+	  "SASL mechanisms: PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256" },
+	{ "auth.sasldb", K_STRING, 0, "sasldb2", 0, 0, NULL,
+	  "Cyrus sasldb file of users; relative: to state_dir" },
+
+	{ "domains", K_LIST, REQ | NONEMPTY, NULL, 0, 0, NULL,
+	  "hosted domains: mail from them is signed and relayed" },
+	{ "domains.name", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "domain name" },
+
+	{ "senders", K_LIST, 0, NULL, 0, 0, NULL,
+	  "extra addresses a login may send as" },
+	{ "senders.login", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "SASL login" },
+	{ "senders.addresses", K_STRINGS, REQ | NONEMPTY, NULL, 0, 0, NULL,
+	  "\"user@domain\" or \"*@domain\" in hosted domains" },
+
+	{ "limits", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "input limits" },
+	{ "limits.message_size", K_INT, 0, "26214400", 1024, 2147483648LL,
+	  NULL, "bytes per message, after dot-unstuffing (SIZE)" },
+	{ "limits.recipients", K_INT, 0, "100", 1, 10000, NULL,
+	  "recipients per message" },
+	{ "limits.line_length", K_INT, 0, "4096", 512, 65536, NULL,
+	  "bytes per command line, CRLF included" },
+	{ "limits.header_size", K_INT, 0, "262144", 1024, 4194304, NULL,
+	  "bytes in the header section" },
+	{ "limits.errors_per_session", K_INT, 0, "10", 1, 1000, NULL,
+	  "client errors before 421 and close" },
+	{ "limits.command_timeout", K_DURATION, 0, "5m", 10, 3600, NULL,
+	  "wait for a command" },
+	{ "limits.data_timeout", K_DURATION, 0, "3m", 10, 3600, NULL,
+	  "wait between bytes of DATA" },
+	{ "limits.session_lifetime", K_DURATION, 0, "1h", 60, 86400, NULL,
+	  "whole connection" },
+	{ "limits.connections", K_INT, 0, "1000", 1, 100000, NULL,
+	  "concurrent connections in total" },
+	{ "limits.connections_per_ip", K_INT, 0, "20", 1, 100000, NULL,
+	  "concurrent connections per client address" },
+};
+
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static const char *const mechanisms_allowed[] = {
+	"PLAIN", "LOGIN", "SCRAM-SHA-1", "SCRAM-SHA-256",
+};
+
+/* One collected problem; sorted by file (first seen), line, arrival. */
+struct problem {
+	size_t		 file;
+	unsigned	 line;
+	size_t		 seq;
+	char		*text;		/* "FILE:LINE: message" */
+};
+
+struct loader {
+	const char	*path;		/* as the caller gave it */
+	config_t	 lc;
+	char		*confdir;	/* absolute; NULL if unknown */
+	struct config	*c;
+	struct problem	*probs;
+	size_t		 nprobs;
+	char		**files;	/* file names in order of first problem */
+	size_t		 nfiles;
+	int		 tls_line;	/* first listener using TLS, 0 if none */
+};
+
+/* Address of one listener, for duplicate checks. */
+struct bound {
+	int		 family;	/* 0: address was invalid */
+	unsigned char	 addr[16];
+	int		 port;
+	int		 line;
+};
+
+/* config_keys - the settings table */
+const struct config_key *
+config_keys(size_t *n)
+{
+	*n = NKEYS;
+	return keys;
+}
+
+/* key_find - table entry for a dotted name, or NULL */
+static const struct config_key *
+key_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* key_get - table entry that must exist (a name used by this file) */
+static const struct config_key *
+key_get(const char *name)
+{
+	const struct config_key *k;
+
+	if ((k = key_find(name)) == NULL)
+		log_panic("config: no table entry for %s", name);
+	return k;
+}
+
+/* key_leaf - last component of a dotted name */
+static const char *
+key_leaf(const char *name)
+{
+	const char *dot;
+
+	return (dot = strrchr(name, '.')) ? dot + 1 : name;
+}
+
+/* key_in_group - is key a direct member of group prefix (NULL: top)? */
+static int
+key_in_group(const struct config_key *k, const char *prefix)
+{
+	const char *dot;
+	size_t plen;
+
+	dot = strrchr(k->name, '.');
+	if (prefix == NULL)
+		return dot == NULL;
+	plen = strlen(prefix);
+	return dot != NULL && (size_t)(dot - k->name) == plen &&
+	    strncmp(k->name, prefix, plen) == 0;
+}
+
+/*
+ * source_path - the file a setting came from, as a path we can open: the
+ * config file as the caller named it, or an @include file, which libconfig
+ * names as written but opened in the include directory (confdir). New
+ * memory.
+ */
+static char *
+source_path(const struct loader *ld, const char *file)
+{
+	if (file == NULL || strcmp(file, ld->path) == 0)
+		return xstrdup(ld->path);
+	if (file[0] == '/' || ld->confdir == NULL)
+		return xstrdup(file);
+	return xasprintf("%s/%s", ld->confdir, file);
+}
+
+/* vproblem - record "FILE:LINE: message" */
+static void
+vproblem(struct loader *ld, const char *file, unsigned line,
+    const char *fmt, va_list ap)
+{
+	struct problem *p;
+	char *msg, *path;
+	size_t i;
+
+	path = source_path(ld, file);
+	for (i = 0; i < ld->nfiles; i++)
+		if (strcmp(ld->files[i], path) == 0)
+			break;
+	if (i == ld->nfiles) {
+		ld->files = xreallocarray(ld->files, ld->nfiles + 1,
+		    sizeof(*ld->files));
+		ld->files[ld->nfiles++] = path;
+	} else
+		free(path);
+	file = ld->files[i];
+	if (vasprintf(&msg, fmt, ap) == -1)
+		log_panic("out of memory (vasprintf)");
+	ld->probs = xreallocarray(ld->probs, ld->nprobs + 1,
+	    sizeof(*ld->probs));
+	p = &ld->probs[ld->nprobs];
+	p->file = i;
+	p->line = line;
+	p->seq = ld->nprobs++;
+	p->text = xasprintf("%s:%u: %s", file, line, msg);
+	free(msg);
+}
+
+/* problem_at - record a problem at a setting's line (NULL: line 0) */
+static void __attribute__((format(printf, 3, 4)))
+problem_at(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (s == NULL)
+		vproblem(ld, NULL, 0, fmt, ap);
+	else
+		vproblem(ld, config_setting_source_file(s),
+		    config_setting_source_line(s), fmt, ap);
+	va_end(ap);
+}
+
+/* problem_line - record a problem at an explicit file and line */
+static void __attribute__((format(printf, 4, 5)))
+problem_line(struct loader *ld, const char *file, unsigned line,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vproblem(ld, file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* problem_cmp - qsort order: file, line, arrival */
+static int
+problem_cmp(const void *a, const void *b)
+{
+	const struct problem *p = a, *q = b;
+
+	if (p->file != q->file)
+		return p->file < q->file ? -1 : 1;
+	if (p->line != q->line)
+		return p->line < q->line ? -1 : 1;
+	return p->seq < q->seq ? -1 : p->seq > q->seq;
+}
+
+/* found_type - what libconfig parsed, for "found ..." messages */
+static const char *
+found_type(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+/* wanted_type - what a key expects, for "expected ..." messages */
+static const char *
+wanted_type(const struct config_key *k)
+{
+	switch (k->type) {
+	case K_GROUP:
+		return "a group { ... }";
+	case K_LIST:
+		return "a list ( { ... }, ... )";
+	case K_STRING:
+		return "a string";
+	case K_BOOL:
+		return "true or false";
+	case K_INT:
+		return "an integer";
+	case K_DURATION:
+		return "a duration (seconds, or a string like \"5m\")";
+	case K_ENUM:
+		return "a string";
+	case K_STRINGS:
+		return "an array of strings [ \"...\" ]";
+	}
+	return "?";
+}
+
+/* format_duration - seconds as "90s", "10m", "1h", "1d" (exact units) */
+static char *
+format_duration(int64_t secs, char *out, size_t outsz)
+{
+	if (secs != 0 && secs % 86400 == 0)
+		snprintf(out, outsz, "%lldd", (long long)(secs / 86400));
+	else if (secs != 0 && secs % 3600 == 0)
+		snprintf(out, outsz, "%lldh", (long long)(secs / 3600));
+	else if (secs != 0 && secs % 60 == 0)
+		snprintf(out, outsz, "%lldm", (long long)(secs / 60));
+	else
+		snprintf(out, outsz, "%llds", (long long)secs);
+	return out;
+}
+
+/*
+ * line_text - line number line of file, in new memory, or NULL
+ */
+static char *
+line_text(const char *file, unsigned line)
+{
+	FILE *fp;
+	char *buf = NULL;
+	size_t cap = 0;
+	unsigned n = 0;
+
+	if ((fp = fopen(file, "r")) == NULL)
+		return NULL;
+	while (getline(&buf, &cap, fp) != -1)
+		if (++n == line) {
+			fclose(fp);
+			return buf;
+		}
+	free(buf);
+	fclose(fp);
+	return NULL;
+}
+
+/*
+ * int_literal - the value an integer setting was written with
+ *
+ * XXX libconfig 1.5 reads a plain integer with atoi(), so 2147483648
+ * silently becomes -2147483648 and 4294967396 becomes 100 (1.7 promotes
+ * large values to int64). So look at the source line again: unless some
+ * "name = literal" there has exactly the value libconfig gave, the
+ * literal written for name is the value meant. Returns 0 with *v, or -1
+ * when that literal does not fit in 64 bits.
+ */
+static int
+int_literal(const struct loader *ld, const config_setting_t *s, int64_t *v)
+{
+	const char *name, *p, *q;
+	long long got, val, cand = 0;
+	int ncand = 0, overflow = 0;
+	size_t len;
+	char *text, *end, *file;
+
+	got = config_setting_get_int64(s);
+	*v = got;
+	if (config_setting_type(s) != CONFIG_TYPE_INT ||
+	    (name = config_setting_name(s)) == NULL)
+		return 0;
+	file = source_path(ld, config_setting_source_file(s));
+	text = line_text(file, config_setting_source_line(s));
+	free(file);
+	if (text == NULL)
+		return 0;
+	len = strlen(name);
+	for (p = text; (p = strstr(p, name)) != NULL; p++) {
+		if (p > text && (isalnum((unsigned char)p[-1]) ||
+		    p[-1] == '_' || p[-1] == '-' || p[-1] == '*'))
+			continue;
+		q = p + len;
+		q += strspn(q, " \t");
+		if (*q != '=' && *q != ':')
+			continue;
+		q++;
+		q += strspn(q, " \t");
+		if (!isdigit((unsigned char)*q) &&
+		    !((*q == '-' || *q == '+') && isdigit((unsigned char)q[1])))
+			continue;
+		errno = 0;
+		if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X'))
+			val = (long long)strtoull(q, &end, 16);
+		else
+			val = strtoll(q, &end, 10);
+		if (errno == 0 && val == got) {
+			free(text);
+			return 0;
+		}
+		if (ncand++ == 0) {
+			cand = val;
+			overflow = errno == ERANGE;
+		}
+	}
+	free(text);
+	if (ncand == 0)
+		return 0;
+	if (overflow)
+		return -1;
+	*v = cand;
+	return 0;
+}
+
+/*
+ * check_value - type, range and choices of one present setting k at s;
+ * problems are recorded when report is set. Returns 1 if usable.
+ */
+static int
+check_value(struct loader *ld, const struct config_key *k,
+    const config_setting_t *s, int report)
+{
+	const char *str, *c, *bar;
+	int type = config_setting_type(s), i, n, ok;
+	int64_t v = 0;
+	unsigned secs;
+	char lo[32], hi[32], val[32];
+
+	switch (k->type) {
+	case K_GROUP:
+		if (type == CONFIG_TYPE_GROUP)
+			return 1;
+		break;
+	case K_LIST:
+		if (type != CONFIG_TYPE_LIST)
+			break;
+		if ((k->flags & NONEMPTY) && config_setting_length(s) == 0) {
+			if (report)
+				problem_at(ld, s, "%s needs at least one entry",
+				    k->name);
+			return 0;
+		}
+		return 1;
+	case K_STRING:
+	case K_ENUM:
+		if (type != CONFIG_TYPE_STRING)
+			break;
+		str = config_setting_get_string(s);
+		if (*str == '\0') {
+			if (report)
+				problem_at(ld, s, "%s must not be empty",
+				    k->name);
+			return 0;
+		}
+		if (k->type == K_STRING)
+			return 1;
+		for (c = k->choices; c != NULL; c = bar ? bar + 1 : NULL) {
+			bar = strchr(c, '|');
+			n = bar ? (int)(bar - c) : (int)strlen(c);
+			if ((int)strlen(str) == n && strncmp(str, c, n) == 0)
+				return 1;
+		}
+		if (report)
+			problem_at(ld, s, "%s: \"%s\" is not one of %s",
+			    k->name, str, k->choices);
+		return 0;
+	case K_BOOL:
+		if (type == CONFIG_TYPE_BOOL)
+			return 1;
+		break;
+	case K_INT:
+	case K_DURATION:
+		if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+			if (int_literal(ld, s, &v) == -1) {
+				if (report)
+					problem_at(ld, s, "%s: number too "
+					    "large", k->name);
+				return 0;
+			}
+		} else if (type == CONFIG_TYPE_STRING &&
+		    k->type == K_DURATION) {
+			str = config_setting_get_string(s);
+			if (config_parse_duration(str, &secs) == -1) {
+				if (report)
+					problem_at(ld, s, "%s: \"%s\" is not a "
+					    "duration (seconds, or a number "
+					    "followed by s, m, h or d)",
+					    k->name, str);
+				return 0;
+			}
+			v = secs;
+		} else
+			break;
+		if (v >= k->min && v <= k->max)
+			return 1;
+		if (!report)
+			return 0;
+		if (k->type == K_DURATION)
+			problem_at(ld, s, "%s: %s is out of range (%s..%s)",
+			    k->name, format_duration(v, val, sizeof(val)),
+			    format_duration(k->min, lo, sizeof(lo)),
+			    format_duration(k->max, hi, sizeof(hi)));
+		else
+			problem_at(ld, s, "%s: %lld is out of range "
+			    "(%lld..%lld)", k->name, (long long)v,
+			    (long long)k->min, (long long)k->max);
+		return 0;
+	case K_STRINGS:
+		if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+			break;
+		n = config_setting_length(s);
+		if ((k->flags & NONEMPTY) && n == 0) {
+			if (report)
+				problem_at(ld, s, "%s needs at least one entry",
+				    k->name);
+			return 0;
+		}
+		ok = 1;
+		for (i = 0; i < n; i++) {
+			const config_setting_t *e;
+
+			e = config_setting_get_elem(s, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+				if (report)
+					problem_at(ld, e, "%s: expected strings, "
+					    "found %s", k->name, found_type(e));
+				ok = 0;
+			} else if (*config_setting_get_string(e) == '\0') {
+				if (report)
+					problem_at(ld, e, "%s: empty string",
+					    k->name);
+				ok = 0;
+			}
+		}
+		return ok;
+	}
+	if (report)
+		problem_at(ld, s, "%s: expected %s, found %s", k->name,
+		    wanted_type(k), found_type(s));
+	return 0;
+}
+
+/*
+ * check_group - check every member of group g against keys[]; prefix is
+ * the group's dotted name (NULL for the top level). Recurses into groups
+ * and into each entry of lists of groups.
+ */
+static void
+check_group(struct loader *ld, const config_setting_t *g, const char *prefix)
+{
+	const config_setting_t *s, *e;
+	const struct config_key *k;
+	const char *name;
+	char *full;
+	int i, j, n;
+	size_t ki;
+
+	n = config_setting_length(g);
+	for (i = 0; i < n; i++) {
+		s = config_setting_get_elem(g, (unsigned)i);
+		name = config_setting_name(s);
+		full = prefix ? xasprintf("%s.%s", prefix, name) :
+		    xstrdup(name);
+		if ((k = key_find(full)) == NULL)
+			problem_at(ld, s, "unknown setting \"%s\"", full);
+		else if (!check_value(ld, k, s, 1))
+			;	/* reported */
+		else if (k->type == K_GROUP)
+			check_group(ld, s, k->name);
+		else if (k->type == K_LIST) {
+			for (j = 0; j < config_setting_length(s); j++) {
+				e = config_setting_get_elem(s, (unsigned)j);
+				if (config_setting_type(e) == CONFIG_TYPE_GROUP)
+					check_group(ld, e, k->name);
+				else
+					problem_at(ld, e, "%s: entries must be "
+					    "groups { ... }, found %s",
+					    k->name, found_type(e));
+			}
+		}
+		free(full);
+	}
+	for (ki = 0; ki < NKEYS; ki++) {
+		k = &keys[ki];
+		if (!(k->flags & REQ) || !key_in_group(k, prefix) ||
+		    config_setting_get_member(g, key_leaf(k->name)) != NULL)
+			continue;
+		problem_at(ld, prefix ? g : NULL,
+		    "missing required setting \"%s\"", k->name);
+	}
+}
+
+/* member - setting k of group g, or NULL (g may be NULL) */
+static const config_setting_t *
+member(const config_setting_t *g, const struct config_key *k)
+{
+	if (g == NULL || config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return NULL;
+	return config_setting_get_member(g, key_leaf(k->name));
+}
+
+/*
+ * get_string - string or enum setting name in group g: its value, else its
+ * default (also when the value was bad, already reported), else NULL.
+ * *sp gets the setting, NULL if absent. The result belongs to libconfig
+ * or to the table.
+ */
+static const char *
+get_string(struct loader *ld, const config_setting_t *g, const char *name,
+    const config_setting_t **sp)
+{
+	const struct config_key *k = key_get(name);
+	const config_setting_t *s;
+
+	s = member(g, k);
+	if (sp)
+		*sp = s;
+	if (s != NULL && check_value(ld, k, s, 0))
+		return config_setting_get_string(s);
+	return k->def;
+}
+
+/* get_bool - boolean setting name in group g, or its default */
+static int
+get_bool(struct loader *ld, const config_setting_t *g, const char *name)
+{
+	const struct config_key *k = key_get(name);
+	const config_setting_t *s;
+
+	s = member(g, k);
+	if (s != NULL && check_value(ld, k, s, 0))
+		return config_setting_get_bool(s);
+	return k->def != NULL && strcmp(k->def, "true") == 0;
+}
+
+/*
+ * get_number - integer or duration setting name in group g (seconds for
+ * durations), or its default; 0 for a required setting that is absent.
+ */
+static int64_t
+get_number(struct loader *ld, const config_setting_t *g, const char *name)
+{
+	const struct config_key *k = key_get(name);
+	const config_setting_t *s;
+	unsigned secs;
+	int64_t v;
+
+	s = member(g, k);
+	if (s != NULL && check_value(ld, k, s, 0)) {
+		if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+			(void)config_parse_duration(
+			    config_setting_get_string(s), &secs);
+			return secs;
+		}
+		(void)int_literal(ld, s, &v);
+		return v;
+	}
+	if (k->def == NULL)
+		return 0;
+	if (k->type == K_DURATION) {
+		if (config_parse_duration(k->def, &secs) == -1)
+			log_panic("config: bad default for %s", k->name);
+		return secs;
+	}
+	return strtoll(k->def, NULL, 10);
+}
+
+/* get_strings - usable array setting name of group g, or NULL */
+static const config_setting_t *
+get_strings(struct loader *ld, const config_setting_t *g, const char *name)
+{
+	const struct config_key *k = key_get(name);
+	const config_setting_t *s;
+
+	s = member(g, k);
+	if (s != NULL && check_value(ld, k, s, 0))
+		return s;
+	return NULL;
+}
+
+/* top - usable top-level group or list name, or NULL */
+static const config_setting_t *
+top(struct loader *ld, const char *name)
+{
+	const struct config_key *k = key_get(name);
+	const config_setting_t *s;
+
+	s = config_setting_get_member(config_root_setting(&ld->lc), name);
+	if (s != NULL && check_value(ld, k, s, 0))
+		return s;
+	return NULL;
+}
+
+/* lower - lower-case copy of s[0..n) */
+static char *
+lower(const char *s, size_t n)
+{
+	char *p;
+	size_t i;
+
+	p = xstrndup(s, n);
+	for (i = 0; p[i]; i++)
+		p[i] = (char)tolower((unsigned char)p[i]);
+	return p;
+}
+
+/*
+ * valid_domain - LDH labels of 1..63 octets, no hyphen at either end, at
+ * least two labels, 253 octets at most, and not all-numeric at the end
+ * (so an IPv4 address is not a domain). No trailing dot.
+ */
+static int
+valid_domain(const char *d)
+{
+	const char *p, *label = d;
+	int digits = 1, dots = 0;
+
+	if (*d == '\0' || strlen(d) > 253)
+		return 0;
+	for (p = d;; p++) {
+		if (*p == '.' || *p == '\0') {
+			if (p == label || p - label > 63 || *label == '-' ||
+			    p[-1] == '-')
+				return 0;
+			if (*p == '\0')
+				break;
+			dots++;
+			label = p + 1;
+			digits = 1;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return 0;
+		if (!isdigit((unsigned char)*p))
+			digits = 0;
+	}
+	return dots > 0 && !digits;
+}
+
+/* valid_local - dot-atom local part of at most 64 octets, not "*..." */
+static int
+valid_local(const char *s, size_t n)
+{
+	static const char atext[] = "!#$%&'+-/=?^_`{|}~";
+	size_t i;
+
+	if (n == 0 || n > 64 || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (s[i + 1] == '.')
+				return 0;
+		} else if (!isalnum((unsigned char)s[i]) &&
+		    strchr(atext, s[i]) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* path_clean - drop empty and "." components of an absolute path, in place */
+static char *
+path_clean(char *path)
+{
+	char *r = path, *w = path;
+
+	while (*r) {
+		while (*r == '/')
+			r++;
+		if (r[0] == '.' && (r[1] == '/' || r[1] == '\0')) {
+			r++;
+			continue;
+		}
+		if (*r == '\0')
+			break;
+		*w++ = '/';
+		while (*r && *r != '/')
+			*w++ = *r++;
+	}
+	if (w == path)
+		*w++ = '/';
+	*w = '\0';
+	return path;
+}
+
+/* path_join - rel if absolute, else base/rel; cleaned, in new memory */
+static char *
+path_join(const char *base, const char *rel)
+{
+	if (rel[0] == '/')
+		return path_clean(xstrdup(rel));
+	return path_clean(xasprintf("%s/%s", base, rel));
+}
+
+/* config_dir - absolute directory of the file path; NULL if unknown */
+static char *
+config_dir(const char *path)
+{
+	const char *slash;
+	char *dir, *cwd, *abs;
+
+	slash = strrchr(path, '/');
+	if (slash == path)
+		return xstrdup("/");
+	dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	if (dir[0] == '/')
+		return path_clean(dir);
+	if ((cwd = getcwd(NULL, 0)) == NULL) {
+		free(dir);
+		return NULL;
+	}
+	abs = path_join(cwd, dir);
+	free(cwd);
+	free(dir);
+	return abs;
+}
+
+/* readable - 0 if path is a regular file we can open, else errno text */
+static const char *
+readable(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) == -1)
+		return strerror(errno);
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return strerror(errno);
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode))
+		return "not a regular file";
+	return NULL;
+}
+
+/*
+ * system_hostname - gethostname(), qualified through the resolver
+ * (/etc/hosts first, usually) when it has no dot, as Postfix does.
+ * New memory, or NULL.
+ */
+static char *
+system_hostname(void)
+{
+	struct addrinfo hints, *res;
+	char name[HOST_NAME_MAX + 1];
+	char *fqdn = NULL;
+
+	if (gethostname(name, sizeof(name)) == -1)
+		return NULL;
+	name[sizeof(name) - 1] = '\0';
+	if (strchr(name, '.') == NULL) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_flags = AI_CANONNAME;
+		hints.ai_socktype = SOCK_STREAM;
+		if (getaddrinfo(name, NULL, &hints, &res) == 0) {
+			if (res->ai_canonname &&
+			    strchr(res->ai_canonname, '.') != NULL)
+				fqdn = xstrdup(res->ai_canonname);
+			freeaddrinfo(res);
+		}
+	}
+	return fqdn ? fqdn : xstrdup(name);
+}
+
+/* domain_name - lower-case, one trailing dot dropped; new memory */
+static char *
+domain_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 1 && s[n - 1] == '.')
+		n--;
+	return lower(s, n);
+}
+
+/* build_basics - hostname, state_dir, user */
+static void
+build_basics(struct loader *ld)
+{
+	const config_setting_t *root = config_root_setting(&ld->lc), *s;
+	struct config *c = ld->c;
+	const char *v;
+	char *sys;
+
+	if ((v = get_string(ld, root, "hostname", &s)) != NULL) {
+		c->hostname = domain_name(v);
+		if (!valid_domain(c->hostname))
+			problem_at(ld, s, "hostname: \"%s\" is not a "
+			    "fully-qualified domain name", v);
+	} else if (s == NULL) {
+		if ((sys = system_hostname()) == NULL) {
+			problem_at(ld, NULL, "hostname: cannot get the system "
+			    "host name (%s); set hostname", strerror(errno));
+		} else {
+			c->hostname = domain_name(sys);
+			if (!valid_domain(c->hostname))
+				problem_at(ld, NULL, "hostname: the system host "
+				    "name \"%s\" is not a fully-qualified "
+				    "domain name; set hostname", sys);
+			free(sys);
+		}
+	}
+
+	v = get_string(ld, root, "state_dir", NULL);
+	if (ld->confdir)
+		c->state_dir = path_join(ld->confdir, v);
+
+	if ((v = get_string(ld, root, "user", NULL)) != NULL)
+		c->user = xstrdup(v);
+}
+
+/* build_domains - the hosted domains */
+static void
+build_domains(struct loader *ld)
+{
+	const config_setting_t *list, *e, *s;
+	struct config *c = ld->c;
+	int i, n, *lines;
+	size_t j;
+	char *name;
+	const char *v;
+
+	if ((list = top(ld, "domains")) == NULL)
+		return;
+	n = config_setting_length(list);
+	c->domains = xcalloc((size_t)n, sizeof(*c->domains));
+	lines = xcalloc((size_t)n, sizeof(*lines));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(list, (unsigned)i);
+		if ((v = get_string(ld, e, "domains.name", &s)) == NULL)
+			continue;
+		name = domain_name(v);
+		if (!valid_domain(name)) {
+			problem_at(ld, s, "domains.name: \"%s\" is not a valid "
+			    "domain name", v);
+			free(name);
+			continue;
+		}
+		for (j = 0; j < c->ndomains; j++)
+			if (strcmp(c->domains[j].name, name) == 0)
+				break;
+		if (j < c->ndomains) {
+			problem_at(ld, s, "domains.name: %s is already declared "
+			    "at line %d", name, lines[j]);
+			free(name);
+			continue;
+		}
+		lines[c->ndomains] = config_setting_source_line(s);
+		c->domains[c->ndomains++].name = name;
+	}
+	free(lines);
+}
+
+/*
+ * sender_patterns - check the "user@domain" or "*@domain" strings of
+ * array s (named key) against the hosted domains; lower-case copies go
+ * to *out and *nout. Problems are recorded; bad entries are skipped.
+ */
+static void
+sender_patterns(struct loader *ld, const config_setting_t *s,
+    const char *key, char ***out, size_t *nout)
+{
+	const config_setting_t *e;
+	const char *v, *at;
+	char *dom;
+	int i, n;
+
+	n = config_setting_length(s);
+	*out = xcalloc((size_t)n, sizeof(**out));
+	*nout = 0;
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned)i);
+		v = config_setting_get_string(e);
+		if ((at = strrchr(v, '@')) == NULL || at == v) {
+			problem_at(ld, e, "%s: \"%s\" is not an address "
+			    "(user@domain or *@domain)", key, v);
+			continue;
+		}
+		if (!(at - v == 1 && v[0] == '*') &&
+		    !valid_local(v, (size_t)(at - v))) {
+			problem_at(ld, e, "%s: \"%s\": bad local part (use "
+			    "letters, digits, dots and !#$%%&'+-/=?^_`{|}~, or "
+			    "\"*\" alone for the whole domain)", key, v);
+			continue;
+		}
+		dom = lower(at + 1, strlen(at + 1));
+		if (!valid_domain(dom)) {
+			problem_at(ld, e, "%s: \"%s\": \"%s\" is not a valid "
+			    "domain name", key, v, at + 1);
+			free(dom);
+			continue;
+		}
+		if (!config_domain_hosted(ld->c, dom)) {
+			problem_at(ld, e, "%s: \"%s\": %s is not a hosted "
+			    "domain; Postern can only sign for the domains "
+			    "listed in domains", key, v, dom);
+			free(dom);
+			continue;
+		}
+		free(dom);
+		(*out)[(*nout)++] = lower(v, strlen(v));
+	}
+}
+
+/* is_loopback - 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104 */
+static int
+is_loopback(const struct bound *b)
+{
+	static const unsigned char mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+
+	if (b->family == AF_INET)
+		return b->addr[0] == 127;
+	if (b->family == AF_INET6)
+		return memcmp(b->addr, &in6addr_loopback, 16) == 0 ||
+		    (memcmp(b->addr, mapped, 12) == 0 && b->addr[12] == 127);
+	return 0;
+}
+
+/* build_listener - one entry e of the listen list */
+static void
+build_listener(struct loader *ld, const config_setting_t *e,
+    struct bound *bounds, size_t nb)
+{
+	struct config *c = ld->c;
+	struct listen_config *l = &c->listen[c->nlisten++];
+	struct bound *b = &bounds[nb];
+	const config_setting_t *s, *senders;
+	const char *v;
+	size_t i;
+
+	l->line = config_setting_source_line(e);
+	b->line = l->line;
+	if ((v = get_string(ld, e, "listen.address", &s)) != NULL) {
+		l->address = xstrdup(v);
+		if (inet_pton(AF_INET, v, b->addr) == 1)
+			b->family = AF_INET;
+		else if (inet_pton(AF_INET6, v, b->addr) == 1)
+			b->family = AF_INET6;
+		else
+			problem_at(ld, s, "listen.address: \"%s\" is not a "
+			    "numeric IPv4 or IPv6 address", v);
+	}
+	l->port = (int)get_number(ld, e, "listen.port");
+	b->port = l->port;
+
+	v = get_string(ld, e, "listen.tls", NULL);
+	if (strcmp(v, "implicit") == 0)
+		l->tls = LISTEN_TLS_IMPLICIT;
+	else if (strcmp(v, "none") == 0)
+		l->tls = LISTEN_TLS_NONE;
+	else
+		l->tls = LISTEN_TLS_STARTTLS;
+	if (l->tls != LISTEN_TLS_NONE && ld->tls_line == 0)
+		ld->tls_line = l->line;
+
+	l->trusted = get_bool(ld, e, "listen.trusted");
+	s = member(e, key_get("listen.senders"));
+	senders = get_strings(ld, e, "listen.senders");
+	if (s != NULL && !l->trusted)
+		problem_at(ld, s, "listen.senders is only allowed on a trusted "
+		    "listener (trusted = true)");
+	else if (l->trusted && s == NULL)
+		problem_at(ld, e, "a trusted listener needs senders: the "
+		    "addresses its clients may use");
+	else if (l->trusted && senders != NULL &&
+	    config_setting_length(senders) == 0)
+		problem_at(ld, s, "listen.senders needs at least one entry on a "
+		    "trusted listener");
+	else if (l->trusted && senders != NULL)
+		sender_patterns(ld, senders, "listen.senders", &l->senders,
+		    &l->nsenders);
+
+	l->allow_plaintext_auth = get_bool(ld, e, "listen.allow_plaintext_auth");
+	if (l->allow_plaintext_auth && b->family != 0 && !is_loopback(b))
+		problem_at(ld, member(e, key_get("listen.allow_plaintext_auth")),
+		    "listen.allow_plaintext_auth is only allowed on a loopback "
+		    "address (127.0.0.0/8 or ::1), not %s", l->address);
+
+	if (b->family == 0 || b->port == 0)
+		return;
+	for (i = 0; i < nb; i++)
+		if (bounds[i].family == b->family && bounds[i].port == b->port &&
+		    memcmp(bounds[i].addr, b->addr, sizeof(b->addr)) == 0) {
+			problem_at(ld, e, "listen: %s port %d is already "
+			    "declared at line %d", l->address, l->port,
+			    bounds[i].line);
+			break;
+		}
+}
+
+/* build_listen - all listeners */
+static void
+build_listen(struct loader *ld)
+{
+	const config_setting_t *list, *e;
+	struct bound *bounds;
+	int i, n;
+
+	if ((list = top(ld, "listen")) == NULL)
+		return;
+	n = config_setting_length(list);
+	ld->c->listen = xcalloc((size_t)n, sizeof(*ld->c->listen));
+	bounds = xcalloc((size_t)n, sizeof(*bounds));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(list, (unsigned)i);
+		if (config_setting_type(e) == CONFIG_TYPE_GROUP)
+			build_listener(ld, e, bounds, ld->c->nlisten);
+	}
+	free(bounds);
+}
+
+/* tls_file - one of tls.certificate and tls.key, when a listener needs it */
+static char *
+tls_file(struct loader *ld, const config_setting_t *g, const char *name)
+{
+	const config_setting_t *s;
+	const char *v, *why;
+	char *path;
+
+	if ((v = get_string(ld, g, name, &s)) == NULL) {
+		if (s == NULL)
+			problem_at(ld, g, "%s is required: the listener at "
+			    "line %d uses TLS", name, ld->tls_line);
+		return NULL;
+	}
+	if (ld->c->state_dir == NULL)
+		return NULL;
+	path = path_join(ld->c->state_dir, v);
+	if ((why = readable(path)) != NULL)
+		problem_at(ld, s, "%s: cannot read %s: %s", name, path, why);
+	return path;
+}
+
+/* build_tls - certificate and key, only if some listener uses TLS */
+static void
+build_tls(struct loader *ld)
+{
+	const config_setting_t *g;
+
+	if (ld->tls_line == 0)
+		return;
+	g = top(ld, "tls");
+	if (g == NULL &&
+	    config_setting_get_member(config_root_setting(&ld->lc), "tls"))
+		return;		/* wrong type, already reported */
+	ld->c->tls_certificate = tls_file(ld, g, "tls.certificate");
+	ld->c->tls_key = tls_file(ld, g, "tls.key");
+}
+
+/* add_mechanism - check and append one mechanism name (any case) */
+static void
+add_mechanism(struct loader *ld, const config_setting_t *e, const char *v)
+{
+	struct config *c = ld->c;
+	char *m;
+	size_t i;
+
+	m = xstrdup(v);
+	for (i = 0; m[i]; i++)
+		m[i] = (char)toupper((unsigned char)m[i]);
+	if (strcmp(m, "CRAM-MD5") == 0 || strcmp(m, "DIGEST-MD5") == 0) {
+		problem_at(ld, e, "auth.mechanisms: %s is not supported: it "
+		    "needs every password stored in a plaintext-equivalent "
+		    "form, and clients such as Python's smtplib prefer it "
+		    "over PLAIN when offered; use SCRAM-SHA-256", m);
+		free(m);
+		return;
+	}
+	for (i = 0; i < sizeof(mechanisms_allowed) /
+	    sizeof(mechanisms_allowed[0]); i++)
+		if (strcmp(m, mechanisms_allowed[i]) == 0)
+			break;
+	if (i == sizeof(mechanisms_allowed) / sizeof(mechanisms_allowed[0])) {
+		problem_at(ld, e, "auth.mechanisms: unknown mechanism \"%s\" "
+		    "(known: PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256)", v);
+		free(m);
+		return;
+	}
+	for (i = 0; i < c->nauth_mechanisms; i++)
+		if (strcmp(c->auth_mechanisms[i], m) == 0) {
+			problem_at(ld, e, "auth.mechanisms: %s is listed twice",
+			    m);
+			free(m);
+			return;
+		}
+	c->auth_mechanisms = xreallocarray(c->auth_mechanisms,
+	    c->nauth_mechanisms + 1, sizeof(*c->auth_mechanisms));
+	c->auth_mechanisms[c->nauth_mechanisms++] = m;
+}
+
+/* build_auth - mechanisms and the sasldb path */
+static void
+build_auth(struct loader *ld)
+{
+	const config_setting_t *g, *s, *arr;
+	const char *v, *p, *sp;
+	struct config *c = ld->c;
+	struct stat st;
+	char *word, *dir;
+	int i, n;
+
+	g = top(ld, "auth");
+	if ((arr = get_strings(ld, g, "auth.mechanisms")) != NULL) {
+		n = config_setting_length(arr);
+		for (i = 0; i < n; i++) {
+			s = config_setting_get_elem(arr, (unsigned)i);
+			add_mechanism(ld, s, config_setting_get_string(s));
+		}
+	} else if (member(g, key_get("auth.mechanisms")) == NULL) {
+		for (p = key_get("auth.mechanisms")->def; *p; p = sp) {
+			if ((sp = strchr(p, ' ')) == NULL)
+				sp = p + strlen(p);
+			word = xstrndup(p, (size_t)(sp - p));
+			add_mechanism(ld, NULL, word);
+			free(word);
+			sp += strspn(sp, " ");
+		}
+	}
+
+	v = get_string(ld, g, "auth.sasldb", &s);
+	if (c->state_dir == NULL)
+		return;
+	c->sasldb = path_join(c->state_dir, v);
+	dir = xstrndup(c->sasldb, (size_t)(strrchr(c->sasldb, '/') -
+	    c->sasldb));
+	if (*dir == '\0') {
+		free(dir);
+		dir = xstrdup("/");
+	}
+	/* state_dir itself is created by the daemon */
+	if (strcmp(dir, c->state_dir) != 0) {
+		if (stat(dir, &st) == -1)
+			problem_at(ld, s ? s : g, "auth.sasldb: directory %s: "
+			    "%s", dir, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			problem_at(ld, s ? s : g, "auth.sasldb: %s is not a "
+			    "directory", dir);
+	}
+	free(dir);
+}
+
+/* build_senders - the sender grants */
+static void
+build_senders(struct loader *ld)
+{
+	const config_setting_t *list, *e, *s, *arr;
+	struct config *c = ld->c;
+	struct sender_grant *g;
+	const char *login;
+	int i, n, *lines;
+	size_t j;
+
+	if ((list = top(ld, "senders")) == NULL)
+		return;
+	n = config_setting_length(list);
+	c->senders = xcalloc((size_t)n, sizeof(*c->senders));
+	lines = xcalloc((size_t)n, sizeof(*lines));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(list, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			continue;
+		login = get_string(ld, e, "senders.login", &s);
+		arr = get_strings(ld, e, "senders.addresses");
+		if (login == NULL || arr == NULL)
+			continue;
+		for (j = 0; j < c->nsenders; j++)
+			if (strcmp(c->senders[j].login, login) == 0)
+				break;
+		if (j < c->nsenders) {
+			problem_at(ld, s, "senders.login: \"%s\" already has a "
+			    "grant at line %d", login, lines[j]);
+			continue;
+		}
+		lines[c->nsenders] = config_setting_source_line(e);
+		g = &c->senders[c->nsenders++];
+		g->login = xstrdup(login);
+		sender_patterns(ld, arr, "senders.addresses", &g->addresses,
+		    &g->naddresses);
+	}
+	free(lines);
+}
+
+/* build_limits - the limits group */
+static void
+build_limits(struct loader *ld)
+{
+	const config_setting_t *g = top(ld, "limits");
+	struct limits_config *l = &ld->c->limits;
+
+	l->message_size = (uint64_t)get_number(ld, g, "limits.message_size");
+	l->recipients = (unsigned)get_number(ld, g, "limits.recipients");
+	l->line_length = (size_t)get_number(ld, g, "limits.line_length");
+	l->header_size = (size_t)get_number(ld, g, "limits.header_size");
+	l->errors_per_session =
+	    (unsigned)get_number(ld, g, "limits.errors_per_session");
+	l->command_timeout =
+	    (unsigned)get_number(ld, g, "limits.command_timeout");
+	l->data_timeout = (unsigned)get_number(ld, g, "limits.data_timeout");
+	l->session_lifetime =
+	    (unsigned)get_number(ld, g, "limits.session_lifetime");
+	l->connections = (unsigned)get_number(ld, g, "limits.connections");
+	l->connections_per_ip =
+	    (unsigned)get_number(ld, g, "limits.connections_per_ip");
+}
+
+/* read_file - parse path; 0, or -1 with the problem recorded */
+static int
+read_file(struct loader *ld)
+{
+	FILE *fp;
+
+	if ((fp = fopen(ld->path, "r")) == NULL) {
+		problem_line(ld, ld->path, 0, "cannot open: %s",
+		    strerror(errno));
+		return -1;
+	}
+	fclose(fp);
+	if (ld->confdir)
+		config_set_include_dir(&ld->lc, ld->confdir);
+	if (config_read_file(&ld->lc, ld->path) == CONFIG_TRUE)
+		return 0;
+	if (config_error_type(&ld->lc) == CONFIG_ERR_FILE_IO)
+		problem_line(ld, ld->path, 0, "cannot read: %s",
+		    strerror(errno));
+	else
+		problem_line(ld, config_error_file(&ld->lc),
+		    (unsigned)config_error_line(&ld->lc), "%s",
+		    config_error_text(&ld->lc));
+	return -1;
+}
+
+/* config_load - parse and check path; see config.h */
+struct config *
+config_load(const char *path, struct config_errors *errs)
+{
+	struct loader ld;
+	struct config *c;
+	size_t i;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path;
+	c = ld.c = xcalloc(1, sizeof(*c));
+	c->path = xstrdup(path);
+	config_init(&ld.lc);
+	if ((ld.confdir = config_dir(path)) == NULL)
+		problem_line(&ld, path, 0, "cannot find the current "
+		    "directory: %s", strerror(errno));
+
+	if (read_file(&ld) == 0) {
+		check_group(&ld, config_root_setting(&ld.lc), NULL);
+		build_basics(&ld);
+		build_domains(&ld);
+		build_listen(&ld);
+		build_tls(&ld);
+		build_auth(&ld);
+		build_senders(&ld);
+		build_limits(&ld);
+	}
+
+	config_destroy(&ld.lc);
+	free(ld.confdir);
+	if (ld.nprobs > 1)
+		qsort(ld.probs, ld.nprobs, sizeof(*ld.probs), problem_cmp);
+	for (i = 0; i < ld.nprobs; i++) {
+		if (errs) {
+			errs->v = xreallocarray(errs->v, errs->n + 1,
+			    sizeof(*errs->v));
+			errs->v[errs->n++] = ld.probs[i].text;
+		} else
+			free(ld.probs[i].text);
+	}
+	for (i = 0; i < ld.nfiles; i++)
+		free(ld.files[i]);
+	free(ld.files);
+	free(ld.probs);
+	if (ld.nprobs > 0) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* free_strings - free an array of n strings and the array */
+static void
+free_strings(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* config_free - release a config from config_load; NULL is fine */
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->hostname);
+	free(c->state_dir);
+	free(c->user);
+	for (i = 0; i < c->nlisten; i++) {
+		free(c->listen[i].address);
+		free_strings(c->listen[i].senders, c->listen[i].nsenders);
+	}
+	free(c->listen);
+	free(c->tls_certificate);
+	free(c->tls_key);
+	free_strings(c->auth_mechanisms, c->nauth_mechanisms);
+	free(c->sasldb);
+	for (i = 0; i < c->ndomains; i++)
+		free(c->domains[i].name);
+	free(c->domains);
+	for (i = 0; i < c->nsenders; i++) {
+		free(c->senders[i].login);
+		free_strings(c->senders[i].addresses, c->senders[i].naddresses);
+	}
+	free(c->senders);
+	free(c);
+}
+
+/* config_errors_free - release the messages; the struct can be reused */
+void
+config_errors_free(struct config_errors *errs)
+{
+	if (errs == NULL)
+		return;
+	free_strings(errs->v, errs->n);
+	errs->v = NULL;
+	errs->n = 0;
+}
+
+/* config_parse_duration - "300", "45s", "5m", "2h", "1d" -> seconds */
+int
+config_parse_duration(const char *s, unsigned *secs)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return -1;
+	for (p = s; isdigit((unsigned char)*p); p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			return -1;
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 's':
+		p++;
+		break;
+	case 'm':
+		mult = 60;
+		p++;
+		break;
+	case 'h':
+		mult = 3600;
+		p++;
+		break;
+	case 'd':
+		mult = 86400;
+		p++;
+		break;
+	default:
+		return -1;
+	}
+	if (*p != '\0' || v > UINT32_MAX / mult)
+		return -1;
+	*secs = (unsigned)(v * mult);
+	return 0;
+}
+
+/* config_domain_hosted - is domain (any case, one trailing dot) hosted? */
+bool
+config_domain_hosted(const struct config *c, const char *domain)
+{
+	size_t i, n;
+
+	if (c == NULL || domain == NULL)
+		return false;
+	n = strlen(domain);
+	if (n > 0 && domain[n - 1] == '.')
+		n--;
+	if (n == 0)
+		return false;
+	for (i = 0; i < c->ndomains; i++)
+		if (strlen(c->domains[i].name) == n &&
+		    strncasecmp(c->domains[i].name, domain, n) == 0)
+			return true;
+	return false;
+}

@@ -1,0 +1,108 @@
+/*
+ * config - the Postern configuration: one typed, read-only struct
+ *
+ * config_load() parses a libconfig file, checks every setting (types,
+ * ranges, files that must exist, ports, hosted domains, sender grants) and
+ * returns a complete struct config, or NULL with every problem found listed
+ * in errs as "FILE:LINE: message" (line 0 when the setting is missing).
+ * Unknown settings are errors. The returned struct and all its strings
+ * belong to the caller until config_free(); nothing changes it afterwards.
+ *
+ * Every setting, its default and its bounds are declared once, in config.c,
+ * and documented in config/postern.conf.example (a test keeps them in step).
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH	"/etc/postern/postern.conf"
+
+enum listen_tls {
+	LISTEN_TLS_NONE,	/* plaintext; AUTH only if allow_plaintext_auth */
+	LISTEN_TLS_STARTTLS,	/* RFC 3207; AUTH after STARTTLS */
+	LISTEN_TLS_IMPLICIT,	/* RFC 8314: TLS from the first byte */
+};
+
+struct listen_config {
+	char		*address;	/* numeric IPv4 or IPv6 address */
+	int		 port;
+	enum listen_tls	 tls;
+	bool		 trusted;	/* relay without AUTH, senders only */
+	char		**senders;	/* trusted: addresses clients may use */
+	size_t		 nsenders;
+	bool		 allow_plaintext_auth;	/* loopback address only */
+	int		 line;		/* where it was declared */
+};
+
+struct domain_config {
+	char		*name;		/* lower case, no trailing dot */
+};
+
+struct sender_grant {
+	char		*login;		/* SASL login, as the client sends it */
+	char		**addresses;	/* "user@dom" or "*@dom", lower case */
+	size_t		 naddresses;
+};
+
+struct limits_config {
+	uint64_t	 message_size;		/* bytes after dot-unstuffing */
+	unsigned	 recipients;		/* per message */
+	size_t		 line_length;		/* command line, CRLF included */
+	size_t		 header_size;		/* whole header section */
+	unsigned	 errors_per_session;	/* then 421 and close */
+	unsigned	 command_timeout;	/* seconds waiting for a command */
+	unsigned	 data_timeout;		/* seconds between DATA bytes */
+	unsigned	 session_lifetime;	/* seconds, whole connection */
+	unsigned	 connections;		/* concurrent, in total */
+	unsigned	 connections_per_ip;	/* concurrent, per client address */
+};
+
+struct config {
+	char			*path;		/* file it came from */
+	char			*hostname;	/* banner, EHLO, Received */
+	char			*state_dir;	/* absolute; queue lives here */
+	char			*user;		/* NULL: stay who we are */
+
+	struct listen_config	*listen;
+	size_t			 nlisten;
+
+	char			*tls_certificate;	/* NULL if no listener uses TLS */
+	char			*tls_key;
+
+	char			**auth_mechanisms;	/* upper case, never CRAM/DIGEST-MD5 */
+	size_t			 nauth_mechanisms;
+	char			*sasldb;	/* absolute path */
+
+	struct domain_config	*domains;
+	size_t			 ndomains;
+
+	struct sender_grant	*senders;
+	size_t			 nsenders;
+
+	struct limits_config	 limits;
+};
+
+/* A list of "FILE:LINE: message" strings, owned by the list. */
+struct config_errors {
+	char	**v;
+	size_t	  n;
+};
+
+struct config	*config_load(const char *path, struct config_errors *errs);
+void		 config_free(struct config *);
+void		 config_errors_free(struct config_errors *);
+
+/*
+ * config_parse_duration - "300", "45s", "5m", "2h", "1d" -> seconds.
+ * Returns 0 and sets *secs, or -1 for anything else (empty, negative,
+ * unknown unit, overflow past UINT32_MAX).
+ */
+int		 config_parse_duration(const char *, unsigned *secs);
+
+/* config_domain_hosted - true if domain (any case) is a hosted domain */
+bool		 config_domain_hosted(const struct config *, const char *domain);
+
+#endif

@@ -1,0 +1,43 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages Postern's build and tests
+# need. With --if-missing, do nothing when they are all installed already
+# (the Makefile calls it that way before every build).
+set -eu
+
+PACKAGES="
+build-essential pkg-config
+libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
+libsasl2-modules libsasl2-modules-db sasl2-bin
+libcmocka-dev
+openssl ca-certificates
+swaks msmtp python3 python3-pytest python3-aiosmtpd python3-dkim
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	    grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	[ "${1:-}" = "--if-missing" ] || echo "install-deps: all packages present"
+	exit 0
+fi
+
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "install-deps: run as root: apt-get install$missing" >&2
+		exit 1
+	fi
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,456 @@
+/*
+ * postern - outbound submission relay: command-line entry point
+ *
+ * main() only parses the command line and wires modules together; every
+ * piece of logic lives in a module that links into the test binaries.
+ *
+ *	postern serve        [-c FILE] [-d]
+ *	postern check-config [-c FILE]
+ *	postern users add|passwd|delete LOGIN [-c FILE]
+ *	postern users list   [-c FILE]
+ *	postern queue list   [-c FILE]
+ *	postern queue show ID [-c FILE]
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <openssl/crypto.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "relay/envelope.h"
+#include "relay/queue.h"
+#include "submit/auth.h"
+#include "submit/server.h"
+#include "submit/session.h"
+
+#define PASSWORD_MAX	1024
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: postern serve        [-c FILE] [-d]\n"
+	    "       postern check-config [-c FILE]\n"
+	    "       postern users add|passwd|delete LOGIN [-c FILE]\n"
+	    "       postern users list   [-c FILE]\n"
+	    "       postern queue list   [-c FILE]\n"
+	    "       postern queue show ID [-c FILE]\n"
+	    "Passwords are read from the terminal, or from standard input "
+	    "when it is not one.\n");
+	exit(2);
+}
+
+/*
+ * parse_args - collect -c FILE, -d and the positional words after the
+ * subcommand, in any order. words gets at most maxwords entries.
+ */
+static size_t
+parse_args(int argc, char **argv, const char **cfgpath, int *debug,
+    const char **words, size_t maxwords)
+{
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			if (++i >= argc)
+				usage();
+			*cfgpath = argv[i];
+		} else if (strcmp(argv[i], "-d") == 0 && debug)
+			*debug = 1;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			usage();
+		else if (n < maxwords)
+			words[n++] = argv[i];
+		else
+			usage();
+	}
+	return n;
+}
+
+/* load_config - load or print every error and exit 1 */
+static struct config *
+load_config(const char *path)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct config *cfg;
+	size_t i;
+
+	if ((cfg = config_load(path, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.v[i]);
+		if (errs.n == 0)
+			fprintf(stderr, "%s: cannot load configuration\n",
+			    path);
+		config_errors_free(&errs);
+		exit(1);
+	}
+	return cfg;
+}
+
+/* make_dir - mkdir -p with mode 0700 for the parts we create */
+static void
+make_dir(const char *path)
+{
+	char *p = xstrdup(path), *q;
+
+	for (q = p + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0700) == -1 && errno != EEXIST)
+			log_fatal("mkdir %s", p);
+		*q = '/';
+	}
+	if (mkdir(p, 0700) == -1 && errno != EEXIST)
+		log_fatal("mkdir %s", p);
+	free(p);
+}
+
+/* drop_privileges - become cfg->user for good, and check it took */
+static void
+drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (cfg->user == NULL) {
+		if (geteuid() == 0)
+			log_warnx("running as root: set `user` in %s to drop "
+			    "privileges after binding", cfg->path);
+		return;
+	}
+	if (geteuid() != 0) {
+		log_info("not root: keeping uid %d (user = %s is for a daemon "
+		    "started as root)", (int)geteuid(), cfg->user);
+		return;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		log_fatalx("user %s: no such user", cfg->user);
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		log_fatal("cannot switch to user %s", cfg->user);
+	if (getresuid(&r, &e, &s) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
+	    r != pw->pw_uid || e != pw->pw_uid || s != pw->pw_uid ||
+	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid)
+		log_fatalx("privilege drop to %s did not take", cfg->user);
+	log_info("running as user=%s uid=%d", cfg->user, (int)pw->pw_uid);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *base = arg;
+
+	(void)what;
+	log_info("signal %d: stopping", (int)sig);
+	event_base_loopbreak(base);
+}
+
+/* cmd_serve - run the daemon in the foreground */
+static int
+cmd_serve(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH, *words[1];
+	struct event *sigterm, *sigint;
+	struct event_base *base;
+	struct config *cfg;
+	struct server srv;
+	struct queue *q;
+	unsigned nq = 0, nrm = 0, ncorrupt = 0;
+	char *err = NULL;
+	int debug = 0;
+
+	if (parse_args(argc, argv, &path, &debug, words, 0) != 0)
+		usage();
+	log_init("postern", debug);
+	cfg = load_config(path);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1)
+		log_fatalx("libevent without thread support");
+	if ((base = event_base_new()) == NULL)
+		log_fatalx("cannot create event base");
+
+	make_dir(cfg->state_dir);
+	if ((q = queue_open(cfg->state_dir, 1, &err)) == NULL)
+		log_fatalx("queue: %s", err);
+	if (queue_recover(q, &nq, &nrm, &ncorrupt) == -1)
+		log_fatal("queue recovery in %s", cfg->state_dir);
+	log_info("queue dir=%s queued=%u removed=%u corrupt=%u",
+	    cfg->state_dir, nq, nrm, ncorrupt);
+	if (server_open(&srv, cfg, base, q, &err) == -1)
+		log_fatalx("%s", err);
+	if (access(cfg->sasldb, R_OK) == -1)
+		log_warnx("sasldb %s: %s; add users with `postern users add`",
+		    cfg->sasldb, strerror(errno));
+	drop_privileges(cfg);
+	if (queue_start(q, base) == -1)
+		log_fatal("cannot start the queue committer");
+
+	sigterm = evsignal_new(base, SIGTERM, signal_cb, base);
+	sigint = evsignal_new(base, SIGINT, signal_cb, base);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("ready hostname=%s", cfg->hostname);
+	event_base_dispatch(base);
+
+	session_close_all();
+	server_close(&srv);
+	queue_close(q);		/* waits for commits in progress */
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	config_free(cfg);
+	log_info("stopped");
+	return 0;
+}
+
+/* cmd_check_config - validate and say so */
+static int
+cmd_check_config(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH, *words[1];
+	struct config *cfg;
+
+	if (parse_args(argc, argv, &path, NULL, words, 0) != 0)
+		usage();
+	cfg = load_config(path);
+	printf("%s: configuration OK\n", path);
+	config_free(cfg);
+	return 0;
+}
+
+/*
+ * read_password - from the terminal without echo (asked twice), or one
+ * line of standard input. Returns newly allocated memory the caller wipes.
+ */
+static char *
+read_password(const char *prompt)
+{
+	struct termios old, noecho;
+	char *pw = xmalloc(PASSWORD_MAX), *again = NULL;
+	int tty = isatty(STDIN_FILENO);
+	size_t len;
+
+	for (int round = 0; round < (tty ? 2 : 1); round++) {
+		char *dst = round == 0 ? pw : (again = xmalloc(PASSWORD_MAX));
+
+		if (tty) {
+			fprintf(stderr, "%s%s: ", round ? "Again, " : "",
+			    prompt);
+			tcgetattr(STDIN_FILENO, &old);
+			noecho = old;
+			noecho.c_lflag &= ~(tcflag_t)ECHO;
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+		}
+		if (fgets(dst, PASSWORD_MAX, stdin) == NULL)
+			dst[0] = '\0';
+		if (tty) {
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+			fputc('\n', stderr);
+		}
+		len = strcspn(dst, "\r\n");
+		if (dst[len] == '\0' && len == PASSWORD_MAX - 1)
+			log_fatalx("password longer than %d bytes",
+			    PASSWORD_MAX - 2);
+		dst[len] = '\0';
+	}
+	if (again) {
+		int same = strcmp(pw, again) == 0;
+
+		freezero_(again, PASSWORD_MAX);
+		if (!same) {
+			freezero_(pw, PASSWORD_MAX);
+			log_fatalx("passwords do not match");
+		}
+	}
+	if (pw[0] == '\0') {
+		freezero_(pw, PASSWORD_MAX);
+		log_fatalx("empty password");
+	}
+	return pw;
+}
+
+static void
+print_user(const char *login, void *arg)
+{
+	(void)arg;
+	printf("%s\n", login);
+}
+
+/* cmd_users - manage the sasldb */
+static int
+cmd_users(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH, *words[2], *err;
+	struct config *cfg;
+	char *pw;
+	size_t n;
+	int rc = 0;
+
+	n = parse_args(argc, argv, &path, NULL, words, 2);
+	if (n == 0)
+		usage();
+	log_init("postern", 0);
+	log_set_quiet(1);
+	if (strcmp(words[0], "list") == 0) {
+		if (n != 1)
+			usage();
+		cfg = load_config(path);
+		if (auth_user_list(cfg, print_user, NULL, &err) == -1) {
+			fprintf(stderr, "postern: %s\n", err);
+			rc = 1;
+		}
+		config_free(cfg);
+		return rc;
+	}
+	if (n != 2)
+		usage();
+	cfg = load_config(path);
+	if (strcmp(words[0], "add") == 0 || strcmp(words[0], "passwd") == 0) {
+		bool replace = words[0][0] == 'p';
+
+		pw = read_password("Password");
+		if (auth_user_set(cfg, words[1], pw, replace, &err) == -1) {
+			fprintf(stderr, "postern: %s: %s\n", words[1], err);
+			rc = 1;
+		} else
+			printf("%s %s\n", replace ? "changed password of" :
+			    "added", words[1]);
+		freezero_(pw, PASSWORD_MAX);
+	} else if (strcmp(words[0], "delete") == 0) {
+		if (auth_user_delete(cfg, words[1], &err) == -1) {
+			fprintf(stderr, "postern: %s: %s\n", words[1], err);
+			rc = 1;
+		} else
+			printf("deleted %s\n", words[1]);
+	} else
+		usage();
+	config_free(cfg);
+	return rc;
+}
+
+static void
+print_queued(const struct envelope *e, void *arg)
+{
+	char when[32];
+	struct tm tm;
+	size_t i;
+
+	(void)arg;
+	localtime_r(&e->time, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%s %8llu %s <%s>", e->id, (unsigned long long)e->size, when,
+	    e->sender);
+	for (i = 0; i < e->nrcpts; i++)
+		printf("%s<%s>%s", i ? ", " : " -> ", e->rcpts[i].addr,
+		    e->rcpts[i].status == RCPT_DELIVERED ? " (delivered)" :
+		    e->rcpts[i].status == RCPT_FAILED ? " (failed)" : "");
+	printf("\n");
+}
+
+static void
+print_bad(const char *id, const char *why, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "postern: %s: damaged envelope: %s\n", id, why);
+}
+
+/* cmd_queue - look at the queue */
+static int
+cmd_queue(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH, *words[2], *why;
+	struct envelope e;
+	struct buf b;
+	struct config *cfg;
+	struct queue *q;
+	char *err = NULL, chunk[65536];
+	ssize_t r;
+	size_t n;
+	int fd;
+
+	n = parse_args(argc, argv, &path, NULL, words, 2);
+	if (n == 0)
+		usage();
+	log_init("postern", 0);
+	log_set_quiet(1);
+	cfg = load_config(path);
+	if ((q = queue_open(cfg->state_dir, 0, &err)) == NULL) {
+		fprintf(stderr, "postern: queue: %s\n", err);
+		return 1;
+	}
+	if (strcmp(words[0], "list") == 0 && n == 1) {
+		if (queue_foreach(q, print_queued, print_bad, NULL) == -1) {
+			fprintf(stderr, "postern: cannot read queue: %s\n",
+			    strerror(errno));
+			return 1;
+		}
+	} else if (strcmp(words[0], "show") == 0 && n == 2) {
+		if (!queue_id_valid(words[1])) {
+			fprintf(stderr, "postern: %s: not a queue id\n",
+			    words[1]);
+			return 1;
+		}
+		if (queue_load_envelope(q, words[1], &e, &why) == -1) {
+			fprintf(stderr, "postern: %s: %s\n", words[1], why);
+			return 1;
+		}
+		buf_init(&b, 1 << 24);
+		if (envelope_format(&e, &b) == -1)
+			log_fatalx("envelope too large to show");
+		fwrite(b.data, 1, b.len, stdout);
+		buf_free(&b);
+		envelope_free(&e);
+		printf("\n");
+		if ((fd = queue_open_message(q, words[1])) == -1) {
+			fprintf(stderr, "postern: %s: message: %s\n", words[1],
+			    strerror(errno));
+			return 1;
+		}
+		while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+			fwrite(chunk, 1, (size_t)r, stdout);
+		close(fd);
+	} else
+		usage();
+	queue_close(q);
+	config_free(cfg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2)
+		usage();
+	cmd = argv[1];
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 2, argv + 2);
+	if (strcmp(cmd, "check-config") == 0)
+		return cmd_check_config(argc - 2, argv + 2);
+	if (strcmp(cmd, "users") == 0)
+		return cmd_users(argc - 2, argv + 2);
+	if (strcmp(cmd, "queue") == 0)
+		return cmd_queue(argc - 2, argv + 2);
+	usage();
+}

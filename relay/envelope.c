@@ -1,0 +1,422 @@
+/*
+ * envelope - format and parse the on-disk envelope; see envelope.h and the
+ * format in relay/QUEUE.md.
+ *
+ * The parser works on a (pointer, length) pair and never looks past len:
+ * every line is found with memchr, every value is checked byte by byte
+ * before it is copied. It keeps no state between calls.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "relay/envelope.h"
+
+#define ENVELOPE_MAGIC	"postern-envelope"
+
+/* which one-only records were seen */
+#define SEEN_ID		0x001
+#define SEEN_TIME	0x002
+#define SEEN_SENDER	0x004
+#define SEEN_LOGIN	0x008
+#define SEEN_CLIENT	0x010
+#define SEEN_HELO	0x020
+#define SEEN_BODY	0x040
+#define SEEN_SMTPUTF8	0x080
+#define SEEN_SIZE	0x100
+#define SEEN_REQUIRED	(SEEN_ID | SEEN_TIME | SEEN_SENDER | SEEN_CLIENT | \
+			 SEEN_HELO | SEEN_BODY | SEEN_SMTPUTF8 | SEEN_SIZE)
+
+static const char *rcpt_status_names[] = {
+	[RCPT_PENDING] = "pending",
+	[RCPT_DELIVERED] = "delivered",
+	[RCPT_FAILED] = "failed",
+};
+
+/* queue_id_valid - exactly QUEUE_ID_LEN characters of [0-9A-Za-z] */
+bool
+queue_id_valid(const char *id)
+{
+	size_t i;
+
+	if (id == NULL)
+		return false;
+	for (i = 0; i < QUEUE_ID_LEN; i++) {
+		char c = id[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+		    (c >= 'a' && c <= 'z')))
+			return false;
+	}
+	return id[QUEUE_ID_LEN] == '\0';
+}
+
+/* value_ok - no control characters (NUL, CR, LF, ... and DEL) in s[0..len) */
+static bool
+value_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* put_record - append "key value\n" ("key\n" for an empty value) */
+static int
+put_record(struct buf *b, const char *key, const char *value)
+{
+	if (buf_puts(b, key) == -1)
+		return -1;
+	if (*value != '\0' && (buf_append(b, " ", 1) == -1 ||
+	    buf_puts(b, value) == -1))
+		return -1;
+	return buf_append(b, "\n", 1);
+}
+
+/* envelope_check - can e be written so that envelope_parse reads it back? */
+static bool
+envelope_check(const struct envelope *e)
+{
+	size_t i;
+
+	if (!queue_id_valid(e->id) || e->time < 0)
+		return false;
+	if (e->sender == NULL || e->client == NULL || e->helo == NULL)
+		return false;
+	if (!value_ok(e->sender, strlen(e->sender)) ||
+	    !value_ok(e->client, strlen(e->client)) ||
+	    !value_ok(e->helo, strlen(e->helo)))
+		return false;
+	if (e->login != NULL && !value_ok(e->login, strlen(e->login)))
+		return false;
+	if (e->nrcpts == 0 || e->rcpts == NULL)
+		return false;
+	for (i = 0; i < e->nrcpts; i++) {
+		const struct envelope_rcpt *r = &e->rcpts[i];
+
+		if (r->addr == NULL || *r->addr == '\0' ||
+		    !value_ok(r->addr, strlen(r->addr)))
+			return false;
+		if ((unsigned)r->status > RCPT_FAILED)
+			return false;
+	}
+	return true;
+}
+
+/* envelope_format - append the on-disk text of e to b */
+int
+envelope_format(const struct envelope *e, struct buf *b)
+{
+	size_t i, oldlen = b->len;
+
+	if (!envelope_check(e)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (buf_printf(b, "%s %d\n", ENVELOPE_MAGIC, ENVELOPE_VERSION) == -1 ||
+	    put_record(b, "id", e->id) == -1 ||
+	    buf_printf(b, "time %lld\n", (long long)e->time) == -1 ||
+	    put_record(b, "sender", e->sender) == -1 ||
+	    (e->login != NULL && put_record(b, "login", e->login) == -1) ||
+	    put_record(b, "client", e->client) == -1 ||
+	    put_record(b, "helo", e->helo) == -1 ||
+	    put_record(b, "body", e->body_8bit ? "8bitmime" : "7bit") == -1 ||
+	    put_record(b, "smtputf8", e->smtputf8 ? "1" : "0") == -1 ||
+	    buf_printf(b, "size %" PRIu64 "\n", e->size) == -1)
+		goto toobig;
+	for (i = 0; i < e->nrcpts; i++)
+		if (buf_printf(b, "rcpt %s %s\n",
+		    rcpt_status_names[e->rcpts[i].status],
+		    e->rcpts[i].addr) == -1)
+			goto toobig;
+	if (buf_puts(b, "end\n") == -1)
+		goto toobig;
+	return 0;
+
+toobig:
+	b->len = oldlen;
+	if (b->data)
+		b->data[oldlen] = '\0';
+	errno = E2BIG;
+	return -1;
+}
+
+/* parse_u64 - plain decimal digits, no leading zeros, fits in max */
+static int
+parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		d = (unsigned)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* key_is - does the record key k[0..klen) equal the literal name? */
+static bool
+key_is(const char *k, size_t klen, const char *name)
+{
+	return strlen(name) == klen && memcmp(k, name, klen) == 0;
+}
+
+/* value_is - does v[0..vlen) equal the literal s? */
+static bool
+value_is(const char *v, size_t vlen, const char *s)
+{
+	return strlen(s) == vlen && memcmp(v, s, vlen) == 0;
+}
+
+/* parse_rcpt - "STATUS ADDR" into a new recipient of e */
+static const char *
+parse_rcpt(const char *v, size_t vlen, struct envelope *e, size_t *cap)
+{
+	const char *sp;
+	size_t slen;
+	int st;
+
+	if ((sp = memchr(v, ' ', vlen)) == NULL)
+		return "recipient record without status and address";
+	slen = (size_t)(sp - v);
+	for (st = RCPT_PENDING; st <= RCPT_FAILED; st++)
+		if (value_is(v, slen, rcpt_status_names[st]))
+			break;
+	if (st > RCPT_FAILED)
+		return "unknown recipient status";
+	if (slen + 1 == vlen)
+		return "empty recipient address";
+	if (e->nrcpts == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		e->rcpts = xreallocarray(e->rcpts, *cap, sizeof(*e->rcpts));
+	}
+	e->rcpts[e->nrcpts].addr = xstrndup(sp + 1, vlen - slen - 1);
+	e->rcpts[e->nrcpts].status = (enum rcpt_status)st;
+	e->nrcpts++;
+	return NULL;
+}
+
+/* parse_record - one "key value" line into e; NULL or a static reason */
+static const char *
+parse_record(const char *k, size_t klen, const char *v, size_t vlen,
+    struct envelope *e, unsigned *seen, size_t *rcap)
+{
+	uint64_t n;
+	unsigned bit;
+	char **strp = NULL;
+
+	if (key_is(k, klen, "rcpt"))
+		return parse_rcpt(v, vlen, e, rcap);
+	if (key_is(k, klen, "end"))
+		return "end record with a value";
+
+	if (key_is(k, klen, "id"))
+		bit = SEEN_ID;
+	else if (key_is(k, klen, "time"))
+		bit = SEEN_TIME;
+	else if (key_is(k, klen, "sender"))
+		bit = SEEN_SENDER, strp = &e->sender;
+	else if (key_is(k, klen, "login"))
+		bit = SEEN_LOGIN, strp = &e->login;
+	else if (key_is(k, klen, "client"))
+		bit = SEEN_CLIENT, strp = &e->client;
+	else if (key_is(k, klen, "helo"))
+		bit = SEEN_HELO, strp = &e->helo;
+	else if (key_is(k, klen, "body"))
+		bit = SEEN_BODY;
+	else if (key_is(k, klen, "smtputf8"))
+		bit = SEEN_SMTPUTF8;
+	else if (key_is(k, klen, "size"))
+		bit = SEEN_SIZE;
+	else
+		return "unknown record";
+	if (*seen & bit)
+		return "duplicate record";
+	*seen |= bit;
+
+	if (strp != NULL) {
+		*strp = xstrndup(v, vlen);
+		return NULL;
+	}
+	switch (bit) {
+	case SEEN_ID:
+		if (vlen != QUEUE_ID_LEN)
+			return "bad queue id";
+		memcpy(e->id, v, QUEUE_ID_LEN);
+		e->id[QUEUE_ID_LEN] = '\0';
+		if (!queue_id_valid(e->id))
+			return "bad queue id";
+		return NULL;
+	case SEEN_TIME:
+		if (parse_u64(v, vlen, INT64_MAX, &n) == -1 ||
+		    (time_t)n < 0 || (uint64_t)(time_t)n != n)
+			return "bad time";
+		e->time = (time_t)n;
+		return NULL;
+	case SEEN_BODY:
+		if (value_is(v, vlen, "7bit"))
+			e->body_8bit = false;
+		else if (value_is(v, vlen, "8bitmime"))
+			e->body_8bit = true;
+		else
+			return "bad body type";
+		return NULL;
+	case SEEN_SMTPUTF8:
+		if (value_is(v, vlen, "0"))
+			e->smtputf8 = false;
+		else if (value_is(v, vlen, "1"))
+			e->smtputf8 = true;
+		else
+			return "bad smtputf8 flag";
+		return NULL;
+	case SEEN_SIZE:
+		if (parse_u64(v, vlen, UINT64_MAX, &n) == -1)
+			return "bad size";
+		e->size = n;
+		return NULL;
+	}
+	return "unknown record";	/* not reached */
+}
+
+/* parse_magic - the first line: "postern-envelope VERSION" */
+static const char *
+parse_magic(const char *line, size_t len)
+{
+	static const char magic[] = ENVELOPE_MAGIC " ";
+	uint64_t version;
+
+	if (len < sizeof(magic) - 1 || memcmp(line, magic, sizeof(magic) - 1))
+		return "not a postern envelope";
+	if (parse_u64(line + sizeof(magic) - 1, len - (sizeof(magic) - 1),
+	    UINT64_MAX, &version) == -1 || version != ENVELOPE_VERSION)
+		return "unsupported envelope version";
+	return NULL;
+}
+
+/* envelope_parse - text[0..len) into *e, or -1 with a static reason */
+int
+envelope_parse(const char *text, size_t len, struct envelope *e,
+    const char **err)
+{
+	const char *p, *end, *why = NULL;
+	unsigned seen = 0;
+	size_t rcap = 0;
+	bool first = true, ended = false;
+
+	memset(e, 0, sizeof(*e));
+	if (text == NULL)
+		text = "", len = 0;
+	p = text;
+	end = text + len;
+	while (p < end) {
+		const char *nl, *sp;
+		size_t linelen, klen;
+
+		if (ended) {
+			why = "data after end record";
+			goto bad;
+		}
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			why = "truncated line (no newline)";
+			goto bad;
+		}
+		linelen = (size_t)(nl - p);
+		if (!value_ok(p, linelen)) {
+			why = memchr(p, '\r', linelen) ? "carriage return in envelope" :
+			    memchr(p, '\0', linelen) ? "NUL byte in envelope" :
+			    "control character in envelope";
+			goto bad;
+		}
+		if (first) {
+			if ((why = parse_magic(p, linelen)) != NULL)
+				goto bad;
+			first = false;
+		} else if (linelen == 0) {
+			why = "empty line";
+			goto bad;
+		} else if (key_is(p, linelen, "end")) {
+			ended = true;
+		} else {
+			sp = memchr(p, ' ', linelen);
+			klen = sp ? (size_t)(sp - p) : linelen;
+			why = parse_record(p, klen, sp ? sp + 1 : nl,
+			    sp ? (size_t)(nl - sp - 1) : 0, e, &seen, &rcap);
+			if (why != NULL)
+				goto bad;
+		}
+		p = nl + 1;
+	}
+	if (first) {
+		why = "empty envelope";
+		goto bad;
+	}
+	if (!ended) {
+		why = "missing end record (truncated)";
+		goto bad;
+	}
+	if ((seen & SEEN_REQUIRED) != SEEN_REQUIRED) {
+		why = !(seen & SEEN_ID) ? "missing id record" :
+		    !(seen & SEEN_TIME) ? "missing time record" :
+		    !(seen & SEEN_SENDER) ? "missing sender record" :
+		    !(seen & SEEN_CLIENT) ? "missing client record" :
+		    !(seen & SEEN_HELO) ? "missing helo record" :
+		    !(seen & SEEN_BODY) ? "missing body record" :
+		    !(seen & SEEN_SMTPUTF8) ? "missing smtputf8 record" :
+		    "missing size record";
+		goto bad;
+	}
+	if (e->nrcpts == 0) {
+		why = "no recipients";
+		goto bad;
+	}
+	return 0;
+
+bad:
+	envelope_free(e);
+	if (err != NULL)
+		*err = why;
+	return -1;
+}
+
+/* envelope_add_rcpt - append a pending recipient (copies addr) */
+void
+envelope_add_rcpt(struct envelope *e, const char *addr)
+{
+	e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1, sizeof(*e->rcpts));
+	e->rcpts[e->nrcpts].addr = xstrdup(addr);
+	e->rcpts[e->nrcpts].status = RCPT_PENDING;
+	e->nrcpts++;
+}
+
+/* envelope_free - release every heap string and the recipient array */
+void
+envelope_free(struct envelope *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->nrcpts; i++)
+		free(e->rcpts[i].addr);
+	free(e->rcpts);
+	free(e->sender);
+	free(e->login);
+	free(e->client);
+	free(e->helo);
+	memset(e, 0, sizeof(*e));
+}

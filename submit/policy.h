@@ -1,0 +1,39 @@
+/*
+ * policy - who may send as which address (promises 1 and 2)
+ *
+ * Pure decisions over the loaded configuration; no I/O, no logging.
+ *
+ * A login owns an envelope sender or From: address when:
+ *  - the login is itself an address in a hosted domain and the address is
+ *    that login, or that login with a "+tag" on its local part;
+ *  - a `senders` grant for that login lists the address (an exact address,
+ *    which also covers its +tag forms, or "*@domain" for the whole domain).
+ * Comparison ignores case in local part and domain. The null sender "<>"
+ * is owned by nobody (bounces come from the relay, not from submitters).
+ * On a trusted listener, the owned addresses are the listener's `senders`
+ * list, matched the same way.
+ */
+#ifndef POSTERN_POLICY_H
+#define POSTERN_POLICY_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "submit/address.h"
+
+/* policy_login_owns - may this authenticated login use this address? */
+bool	policy_login_owns(const struct config *, const char *login,
+	    const struct address *);
+
+/* policy_listener_owns - may an unauthenticated client of this trusted
+   listener use this address? false for a listener that is not trusted */
+bool	policy_listener_owns(const struct listen_config *,
+	    const struct address *);
+
+/*
+ * policy_pattern_matches - does one grant pattern ("user@dom" or "*@dom",
+ * lower case) cover the address? Exposed for tests and config checks.
+ */
+bool	policy_pattern_matches(const char *pattern, const struct address *);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * server - the submission listeners and what all sessions share
+ *
+ * server_open() binds every configured listener (IPv4 and IPv6, the
+ * latter IPV6_V6ONLY), builds the TLS context when a listener needs one and
+ * learns the AUTH mechanisms to advertise; failures return -1 with *err
+ * (newly allocated) and are fatal at startup. Accepted connections are
+ * checked against limits.connections and limits.connections_per_ip before
+ * any session memory is spent: over a limit, a plaintext listener gets a
+ * best-effort "421 4.7.0" and the socket is closed; an implicit-TLS one is
+ * just closed (no handshake is spent on a client we refuse).
+ *
+ * Everything here runs on the event loop thread.
+ */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "config/config.h"
+
+struct event_base;
+struct evconnlistener;
+struct queue;
+struct ipcount;
+
+struct listener_arg {
+	struct server			*srv;
+	const struct listen_config	*lc;
+};
+
+struct server {
+	const struct config	*cfg;
+	struct event_base	*base;
+	struct queue		*queue;
+	SSL_CTX			*ssl_ctx;	/* NULL if no listener uses TLS */
+	char			*auth_mechs;	/* to advertise; "" if none */
+	struct evconnlistener	**listeners;
+	struct listener_arg	*largs;		/* one per listener */
+	size_t			 nlisteners;
+	unsigned		 nsessions;
+	struct ipcount		**ipcounts;	/* hash of per-IP counts */
+};
+
+int	server_open(struct server *, const struct config *,
+	    struct event_base *, struct queue *, char **err);
+void	server_close(struct server *);
+
+/* server_session_done - a session for client address ip has ended */
+void	server_session_done(struct server *, const char *ip);
+
+#endif

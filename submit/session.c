@@ -1,0 +1,1354 @@
+/*
+ * session - the SMTP submission state machine; see session.h and
+ * submit/REPLIES.md for every reply it gives.
+ *
+ * Session state (who the client is, TLS, login) is kept apart from
+ * transaction state (struct txn: sender, recipients, the message being
+ * written), which is freed on RSET, EHLO, STARTTLS, commit and abort.
+ *
+ * Input is processed as long as it is available and the session is in a
+ * state that reads (STATE_COMMAND, STATE_AUTH, STATE_DATA), so pipelined
+ * commands are answered in order; replies collect in the output buffer and
+ * leave together when the callback returns (RFC 2920). A state that waits
+ * (the queue commit, the STARTTLS switch, the TLS handshake) stops the
+ * processing; it resumes where it left off.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "relay/envelope.h"
+#include "relay/queue.h"
+#include "submit/address.h"
+#include "submit/auth.h"
+#include "submit/dataread.h"
+#include "submit/msghdr.h"
+#include "submit/policy.h"
+#include "submit/server.h"
+#include "submit/session.h"
+#include "submit/smtp_parse.h"
+#include "submit/tls.h"
+
+#define REGISTRY_BUCKETS	4096
+#define DATA_CHUNK		65536	/* bytes fed to dataread at a time */
+#define OUTPUT_HIGHWATER	65536	/* stop reading while replies pile up */
+#define READ_HIGHWATER_MIN	65536
+
+enum session_state {
+	STATE_HANDSHAKE,	/* implicit TLS or STARTTLS handshake */
+	STATE_COMMAND,		/* reading command lines */
+	STATE_AUTH,		/* reading an AUTH response line */
+	STATE_DATA,		/* reading message data */
+	STATE_COMMIT,		/* waiting for the queue; input paused */
+	STATE_TLS_FLUSH,	/* flushing "220" before STARTTLS */
+	STATE_CLOSING,		/* flushing the last reply */
+};
+
+struct txn {
+	struct address		 from;
+	struct smtp_mail_params	 params;
+	char			**rcpts;	/* "local@domain" */
+	size_t			 nrcpts;
+	struct queue_msg	*qm;		/* from DATA to commit */
+	struct dataread		 dr;
+	struct buf		 hdr;		/* header section so far */
+	bool			 in_header;
+	char			*reject;	/* first refusal of the data */
+};
+
+struct session {
+	uint64_t			 id;
+	struct session			*hnext;		/* registry chain */
+	struct server			*srv;
+	const struct config		*cfg;
+	const struct listen_config	*lc;
+	int				 fd;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	enum session_state		 state;
+	char				 ip[INET6_ADDRSTRLEN];
+	char				 sasl_remote[INET6_ADDRSTRLEN + 8];
+	char				 sasl_local[INET6_ADDRSTRLEN + 8];
+	char				 helo[256];	/* sanitized */
+	int				 helo_seen;	/* 0, 'H' or 'E' */
+	bool				 tls;
+	char				 tls_info[128];
+	struct auth_session		*auth;
+	char				 auth_mech[21];
+	char				*login;
+	bool				 discard_line;	/* in an over-long line */
+	bool				 output_blocked;
+	bool				 expired;	/* lifetime passed in commit */
+	const char			*close_reason;	/* static text */
+	unsigned			 errors;
+	unsigned			 ncommands;
+	unsigned			 naccepted;
+	struct event			*lifetime;
+	struct txn			*txn;
+};
+
+struct command {
+	enum smtp_verb	  verb;
+	int		(*check)(struct session *, const char *);
+	void		(*run)(struct session *, const char *);
+};
+
+static struct session	*registry[REGISTRY_BUCKETS];
+static uint64_t		 next_session_id = 1;
+static char		*linebuf;		/* one command line */
+static size_t		 linebuf_size;
+static char		 databuf[DATA_CHUNK];	/* dataread output */
+
+static void	session_read_cb(struct bufferevent *, void *);
+static void	session_write_cb(struct bufferevent *, void *);
+static void	session_event_cb(struct bufferevent *, short, void *);
+static void	session_process(struct session *);
+static void	session_free(struct session *, const char *reason);
+
+/* session_strstate - state name for logs */
+static const char *
+session_strstate(enum session_state st)
+{
+	switch (st) {
+	case STATE_HANDSHAKE:	return "handshake";
+	case STATE_COMMAND:	return "command";
+	case STATE_AUTH:	return "auth";
+	case STATE_DATA:	return "data";
+	case STATE_COMMIT:	return "commit";
+	case STATE_TLS_FLUSH:	return "tls-flush";
+	case STATE_CLOSING:	return "closing";
+	}
+	return "?";
+}
+
+/* session_enter_state - the one place the state changes; traced */
+static void
+session_enter_state(struct session *s, enum session_state st)
+{
+	log_debug("session=%" PRIu64 " state %s -> %s", s->id,
+	    session_strstate(s->state), session_strstate(st));
+	s->state = st;
+}
+
+/* registry_add, registry_remove, session_lookup - sessions by id */
+static void
+registry_add(struct session *s)
+{
+	struct session **pp = &registry[s->id % REGISTRY_BUCKETS];
+
+	s->hnext = *pp;
+	*pp = s;
+}
+
+static void
+registry_remove(struct session *s)
+{
+	struct session **pp = &registry[s->id % REGISTRY_BUCKETS];
+
+	for (; *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			return;
+		}
+	log_panic("session %" PRIu64 " not in registry", s->id);
+}
+
+static struct session *
+session_lookup(uint64_t id)
+{
+	struct session *s;
+
+	for (s = registry[id % REGISTRY_BUCKETS]; s; s = s->hnext)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* session_set_timeout - read timeout for the current state */
+static void
+session_set_timeout(struct session *s, unsigned read_secs)
+{
+	struct timeval rtv = { read_secs, 0 };
+	struct timeval wtv = { s->cfg->limits.command_timeout, 0 };
+
+	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
+}
+
+/* session_attach_bev - callbacks, timeouts and watermarks of a new bev */
+static void
+session_attach_bev(struct session *s)
+{
+	size_t hw = s->cfg->limits.line_length;
+
+	if (hw < AUTH_LINE_MAX + 2)
+		hw = AUTH_LINE_MAX + 2;
+	hw = hw + 1 < READ_HIGHWATER_MIN ? READ_HIGHWATER_MIN : hw + 1;
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, hw);
+	session_set_timeout(s, s->cfg->limits.command_timeout);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* session_vreply - queue one reply line; count and log refusals */
+static void
+session_vreply(struct session *s, const char *fmt, va_list ap)
+{
+	char line[1024], esc[256];
+	int n;
+
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	if (n < 0)
+		log_panic("reply format");
+	if ((size_t)n > sizeof(line) - 3)
+		n = sizeof(line) - 3;
+	if (line[0] == '4' || line[0] == '5') {
+		s->errors++;
+		log_info("session=%" PRIu64 " reply client=%s login=%s "
+		    "text=\"%s\"", s->id, s->ip, s->login ? s->login : "-",
+		    log_escape(line, (size_t)n, esc, sizeof(esc)));
+	}
+	line[n++] = '\r';
+	line[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
+}
+
+/* session_reply - printf-style reply line (without CRLF) */
+static void __attribute__((format(printf, 2, 3)))
+session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+}
+
+/* session_reply_error - a parser's error as a reply */
+static void
+session_reply_error(struct session *s, const struct smtp_error *e)
+{
+	session_reply(s, "%d %s %s", e->code, e->status, e->text);
+}
+
+/*
+ * session_close - stop reading and free the session once the reply
+ * already queued has been written (session_write_cb). Never frees here,
+ * so callers may still touch s until they return to the loop.
+ */
+static void
+session_close(struct session *s, const char *reason)
+{
+	s->close_reason = reason;
+	session_enter_state(s, STATE_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* txn_free - forget the transaction; an unfinished message file goes */
+static void
+txn_free(struct session *s)
+{
+	struct txn *t = s->txn;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	if (t->qm)
+		queue_msg_abort(t->qm);
+	for (i = 0; i < t->nrcpts; i++)
+		free(t->rcpts[i]);
+	free(t->rcpts);
+	buf_free(&t->hdr);
+	free(t->reject);
+	free(t);
+	s->txn = NULL;
+}
+
+/* txn_reject - remember the first reason to refuse the message data */
+static void __attribute__((format(printf, 2, 3)))
+txn_reject(struct txn *t, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	if (t->reject)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) == -1)
+		log_panic("out of memory");
+	va_end(ap);
+	t->reject = text;
+}
+
+/* session_owns - may this client use this address (login or listener)? */
+static bool
+session_owns(struct session *s, const struct address *a)
+{
+	if (s->login)
+		return policy_login_owns(s->cfg, s->login, a);
+	return policy_listener_owns(s->lc, a);
+}
+
+/* session_auth_offered - is AUTH available in this session now? */
+static bool
+session_auth_offered(struct session *s)
+{
+	if (s->srv->auth_mechs[0] == '\0')
+		return false;
+	if (s->lc->trusted)
+		return s->lc->allow_plaintext_auth;
+	return s->tls || s->lc->allow_plaintext_auth;
+}
+
+/* session_sanitize_helo - keep the client's name printable for headers */
+static void
+session_sanitize_helo(struct session *s, const char *arg)
+{
+	size_t i;
+
+	for (i = 0; arg[i] && arg[i] != ' ' && i < sizeof(s->helo) - 1; i++)
+		s->helo[i] = (arg[i] > ' ' && arg[i] < 0x7f) ? arg[i] : '?';
+	s->helo[i] = '\0';
+}
+
+/* --- commands: check ("may it run now?") and run ("do it") --- */
+
+static int
+check_helo_seen(struct session *s, const char *args)
+{
+	(void)args;
+	if (!s->helo_seen) {
+		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_helo(struct session *s, const char *args)
+{
+	struct smtp_error e;
+
+	if (smtp_parse_helo(args, &e) == -1) {
+		session_reply_error(s, &e);
+		return;
+	}
+	txn_free(s);
+	session_sanitize_helo(s, args);
+	s->helo_seen = 'H';
+	session_reply(s, "250 %s", s->cfg->hostname);
+}
+
+static void
+cmd_ehlo(struct session *s, const char *args)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct smtp_error e;
+
+	if (smtp_parse_helo(args, &e) == -1) {
+		session_reply_error(s, &e);
+		return;
+	}
+	txn_free(s);
+	session_sanitize_helo(s, args);
+	s->helo_seen = 'E';
+	evbuffer_add_printf(out, "250-%s\r\n250-PIPELINING\r\n"
+	    "250-SIZE %" PRIu64 "\r\n250-8BITMIME\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n",
+	    s->cfg->hostname, s->cfg->limits.message_size);
+	if (s->lc->tls == LISTEN_TLS_STARTTLS && !s->tls)
+		evbuffer_add_printf(out, "250-STARTTLS\r\n");
+	if (session_auth_offered(s))
+		evbuffer_add_printf(out, "250-AUTH %s\r\n",
+		    s->srv->auth_mechs);
+	evbuffer_add_printf(out, "250 HELP\r\n");
+}
+
+static int
+check_starttls(struct session *s, const char *args)
+{
+	if (s->tls) {
+		session_reply(s, "503 5.5.1 Error: TLS already active");
+		return -1;
+	}
+	if (s->lc->tls != LISTEN_TLS_STARTTLS || s->srv->ssl_ctx == NULL) {
+		session_reply(s, "454 4.7.0 TLS not available");
+		return -1;
+	}
+	if (*args) {
+		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_starttls(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	/* Anything pipelined after STARTTLS is plaintext injection. */
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	bufferevent_disable(s->bev, EV_READ);
+	session_enter_state(s, STATE_TLS_FLUSH);
+}
+
+static int
+check_auth(struct session *s, const char *args)
+{
+	(void)args;
+	if (!session_auth_offered(s)) {
+		if (!s->lc->trusted && s->lc->tls == LISTEN_TLS_STARTTLS &&
+		    !s->tls)
+			session_reply(s, "530 5.7.0 Must issue a STARTTLS "
+			    "command first");
+		else
+			session_reply(s, "503 5.5.1 Error: authentication "
+			    "not enabled");
+		return -1;
+	}
+	if (s->login) {
+		session_reply(s, "503 5.5.1 Error: already authenticated");
+		return -1;
+	}
+	if (s->txn) {
+		session_reply(s, "503 5.5.1 Error: MAIL transaction in "
+		    "progress");
+		return -1;
+	}
+	return 0;
+}
+
+/* session_auth_result - answer one AUTH step */
+static void
+session_auth_result(struct session *s, enum auth_result r,
+    const char *challenge, const char *login)
+{
+	if (r != AUTH_CONTINUE)
+		session_enter_state(s, STATE_COMMAND);
+	switch (r) {
+	case AUTH_CONTINUE:
+		session_reply(s, "334 %s", challenge ? challenge : "");
+		session_enter_state(s, STATE_AUTH);
+		return;
+	case AUTH_OK:
+		s->login = xstrdup(login);
+		log_info("session=%" PRIu64 " auth client=%s mech=%s login=%s "
+		    "result=ok", s->id, s->ip, s->auth_mech, s->login);
+		session_reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_FAIL:
+		log_info("session=%" PRIu64 " auth client=%s mech=%s "
+		    "result=fail", s->id, s->ip, s->auth_mech);
+		session_reply(s, "535 5.7.8 Error: authentication failed");
+		break;
+	case AUTH_CANCEL:
+		session_reply(s, "501 5.0.0 Authentication cancelled");
+		break;
+	case AUTH_BAD:
+		session_reply(s, "501 5.5.2 Error: malformed authentication "
+		    "response");
+		break;
+	case AUTH_NOMECH:
+		session_reply(s, "504 5.5.4 Unrecognized authentication type");
+		break;
+	case AUTH_TEMP:
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
+	/* A finished or failed exchange starts afresh next time. */
+	auth_free(s->auth);
+	s->auth = NULL;
+}
+
+static void
+cmd_auth(struct session *s, const char *args)
+{
+	const char *initial, *challenge = NULL, *login = NULL;
+	struct smtp_error e;
+	enum auth_result r;
+
+	if (smtp_parse_auth(args, s->auth_mech, &initial, &e) == -1) {
+		session_reply_error(s, &e);
+		return;
+	}
+	if ((s->auth = auth_new(s->sasl_local, s->sasl_remote)) == NULL) {
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	r = auth_start(s->auth, s->auth_mech, initial, &challenge, &login);
+	session_auth_result(s, r, challenge, login);
+}
+
+/* session_auth_line - the client's answer to a 334 challenge */
+static void
+session_auth_line(struct session *s, const char *line)
+{
+	const char *challenge = NULL, *login = NULL;
+	enum auth_result r;
+
+	r = auth_step(s->auth, line, &challenge, &login);
+	session_auth_result(s, r, challenge, login);
+}
+
+static int
+check_mail(struct session *s, const char *args)
+{
+	if (check_helo_seen(s, args) == -1)
+		return -1;
+	if (s->login == NULL && !s->lc->trusted) {
+		session_reply(s, "530 5.7.0 Authentication required");
+		return -1;
+	}
+	if (s->txn) {
+		session_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_mail(struct session *s, const char *args)
+{
+	struct smtp_mail_params p;
+	struct smtp_error e;
+	struct address from;
+	char addr[ADDRESS_MAX + 1];
+
+	if (smtp_parse_mail(args, &from, &p, &e) == -1) {
+		session_reply_error(s, &e);
+		return;
+	}
+	if (p.size_given && p.size > s->cfg->limits.message_size) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed limit "
+		    "of %" PRIu64 " bytes", s->cfg->limits.message_size);
+		return;
+	}
+	if (from.domain[0] == '\0' && from.local[0] == '\0') {
+		session_reply(s, "553 5.7.1 Null sender not allowed for "
+		    "submission");
+		return;
+	}
+	address_format(&from, addr, sizeof(addr));
+	if (!session_owns(s, &from)) {
+		if (s->login)
+			session_reply(s, "553 5.7.1 Sender address <%s> not "
+			    "owned by user %s", addr, s->login);
+		else
+			session_reply(s, "553 5.7.1 Sender address <%s> not "
+			    "allowed on this listener", addr);
+		return;
+	}
+	s->txn = xcalloc(1, sizeof(*s->txn));
+	s->txn->from = from;
+	s->txn->params = p;
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static int
+check_rcpt(struct session *s, const char *args)
+{
+	(void)args;
+	if (s->txn == NULL) {
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct session *s, const char *args)
+{
+	struct txn *t = s->txn;
+	struct smtp_error e;
+	struct address to;
+	char addr[ADDRESS_MAX + 1];
+
+	if (smtp_parse_rcpt(args, t->params.smtputf8, &to, &e) == -1) {
+		session_reply_error(s, &e);
+		return;
+	}
+	if (t->nrcpts >= s->cfg->limits.recipients) {
+		session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	address_format(&to, addr, sizeof(addr));
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts++] = xstrdup(addr);
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static int
+check_data(struct session *s, const char *args)
+{
+	if (*args) {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		return -1;
+	}
+	if (s->txn == NULL) {
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	if (s->txn->nrcpts == 0) {
+		session_reply(s, "554 5.5.1 Error: no valid recipients");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_data(struct session *s, const char *args)
+{
+	struct txn *t = s->txn;
+
+	(void)args;
+	if ((t->qm = queue_msg_new(s->srv->queue)) == NULL) {
+		log_warn("session=%" PRIu64 " cannot create queue file",
+		    s->id);
+		session_reply(s, "451 4.3.0 Error: queue file write error");
+		return;
+	}
+	dataread_init(&t->dr, s->cfg->limits.message_size);
+	buf_init(&t->hdr, s->cfg->limits.header_size);
+	t->in_header = true;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter_state(s, STATE_DATA);
+	session_set_timeout(s, s->cfg->limits.data_timeout);
+}
+
+static void
+cmd_rset(struct session *s, const char *args)
+{
+	(void)args;
+	txn_free(s);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "221 2.0.0 Bye");
+	session_close(s, "quit");
+}
+
+static void
+cmd_vrfy(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept "
+	    "message and attempt delivery");
+}
+
+static void
+cmd_not_implemented(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "502 5.5.1 Error: command not implemented");
+}
+
+static void
+cmd_help(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL "
+	    "RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+static void
+cmd_unknown(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "502 5.5.2 Error: command not recognized");
+}
+
+static void
+cmd_http(struct session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, "554 5.7.0 Error: this is an SMTP server, not HTTP");
+	session_close(s, "http command");
+}
+
+static const struct command commands[] = {
+	{ SMTP_HELO,	 NULL,			cmd_helo },
+	{ SMTP_EHLO,	 NULL,			cmd_ehlo },
+	{ SMTP_STARTTLS, check_starttls,	cmd_starttls },
+	{ SMTP_AUTH,	 check_auth,		cmd_auth },
+	{ SMTP_MAIL,	 check_mail,		cmd_mail },
+	{ SMTP_RCPT,	 check_rcpt,		cmd_rcpt },
+	{ SMTP_DATA,	 check_data,		cmd_data },
+	{ SMTP_RSET,	 NULL,			cmd_rset },
+	{ SMTP_NOOP,	 NULL,			cmd_noop },
+	{ SMTP_QUIT,	 NULL,			cmd_quit },
+	{ SMTP_VRFY,	 NULL,			cmd_vrfy },
+	{ SMTP_EXPN,	 NULL,			cmd_not_implemented },
+	{ SMTP_BDAT,	 NULL,			cmd_not_implemented },
+	{ SMTP_HELP,	 NULL,			cmd_help },
+	{ SMTP_HTTP,	 NULL,			cmd_http },
+	{ SMTP_UNKNOWN,	 NULL,			cmd_unknown },
+};
+
+/* session_command - dispatch one command line */
+static void
+session_command(struct session *s, const char *line)
+{
+	const struct command *c;
+	struct smtp_command cmd;
+	size_t i;
+
+	s->ncommands++;
+	smtp_parse_command(line, &cmd);
+	for (i = 0, c = NULL; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (commands[i].verb == cmd.verb) {
+			c = &commands[i];
+			break;
+		}
+	if (c == NULL)
+		log_panic("no handler for verb %d", (int)cmd.verb);
+	if (c->check == NULL || c->check(s, cmd.args) == 0)
+		c->run(s, cmd.args);
+}
+
+/* --- message data --- */
+
+/* session_write_msg - append message bytes to the queue file */
+static void
+session_write_msg(struct session *s, const void *p, size_t len)
+{
+	struct txn *t = s->txn;
+
+	if (t->reject || len == 0)
+		return;
+	if (queue_msg_write(t->qm, p, len) == -1) {
+		log_warn("session=%" PRIu64 " id=%s queue write", s->id,
+		    queue_msg_id(t->qm));
+		txn_reject(t, "451 4.3.0 Error: queue file write error");
+	}
+}
+
+/*
+ * session_header_done - the header section is complete in t->hdr (end is
+ * where the body starts, or hdr.len for a message without one): check the
+ * From: header against the login, then write our Received, the client's
+ * header fields, any Message-ID and Date we add, and what followed.
+ */
+static void
+session_header_done(struct session *s, size_t end)
+{
+	struct txn *t = s->txn;
+	struct msghdr_info info;
+	struct msghdr_received rcv;
+	struct address from[2];
+	struct buf add;
+	char addr[ADDRESS_MAX + 1];
+	const char *err;
+	size_t n;
+	time_t now = time(NULL);
+
+	t->in_header = false;
+	if (t->reject)
+		return;
+	if (msghdr_scan(t->hdr.data, end, &info, &err) == -1) {
+		txn_reject(t, "550 5.6.0 Message header section is malformed: "
+		    "%s", err);
+		return;
+	}
+	if (info.nfrom != 1) {
+		txn_reject(t, "550 5.6.0 Message must have exactly one From: "
+		    "address");
+		return;
+	}
+	if (address_header_mailboxes(info.from, info.from_len,
+	    t->params.smtputf8, from, 2, &n, &err) == -1) {
+		txn_reject(t, "550 5.6.0 Malformed From: header: %s", err);
+		return;
+	}
+	if (n != 1) {
+		txn_reject(t, "550 5.6.0 Message must have exactly one From: "
+		    "address");
+		return;
+	}
+	address_format(&from[0], addr, sizeof(addr));
+	if (!session_owns(s, &from[0])) {
+		if (s->login)
+			txn_reject(t, "550 5.7.1 From: address <%s> not owned "
+			    "by user %s", addr, s->login);
+		else
+			txn_reject(t, "550 5.7.1 From: address <%s> not "
+			    "allowed on this listener", addr);
+		return;
+	}
+
+	memset(&rcv, 0, sizeof(rcv));
+	rcv.helo = s->helo;
+	rcv.client_addr = s->ip;
+	rcv.hostname = s->cfg->hostname;
+	rcv.protocol = s->login ? (s->tls ? "ESMTPSA" : "ESMTPA") :
+	    (s->tls ? "ESMTPS" : "ESMTP");
+	if (s->helo_seen == 'H')
+		rcv.protocol = s->tls ? "SMTPS" : "SMTP";
+	rcv.tls = s->tls ? s->tls_info : NULL;
+	rcv.queue_id = queue_msg_id(t->qm);
+	rcv.recipient = t->nrcpts == 1 ? t->rcpts[0] : NULL;
+	rcv.time = now;
+
+	buf_init(&add, 4096);
+	if (msghdr_add_received(&add, &rcv) == -1)
+		log_panic("Received header does not fit");
+	session_write_msg(s, add.data, add.len);
+	session_write_msg(s, t->hdr.data, info.len);
+	buf_reset(&add);
+	if (info.nmessage_id == 0 && msghdr_add_message_id(&add,
+	    queue_msg_id(t->qm), s->cfg->hostname) == -1)
+		log_panic("Message-ID header does not fit");
+	if (info.ndate == 0 && msghdr_add_date(&add, now) == -1)
+		log_panic("Date header does not fit");
+	session_write_msg(s, add.data, add.len);
+	buf_free(&add);
+	session_write_msg(s, t->hdr.data + info.len, t->hdr.len - info.len);
+	buf_free(&t->hdr);
+}
+
+/* session_data_bytes - message bytes from the DATA reader */
+static void
+session_data_bytes(struct session *s, const char *p, size_t len)
+{
+	struct txn *t = s->txn;
+	size_t take, end;
+
+	if (!t->in_header) {
+		session_write_msg(s, p, len);
+		return;
+	}
+	take = t->hdr.max - t->hdr.len;
+	if (take > len)
+		take = len;
+	if (buf_append(&t->hdr, p, take) == -1)
+		log_panic("header buffer accounting");
+	if ((end = msghdr_end(t->hdr.data, t->hdr.len)) != 0) {
+		session_header_done(s, end);
+		session_write_msg(s, p + take, len - take);
+	} else if (take < len) {
+		txn_reject(t, "552 5.3.4 Message header section exceeds %zu "
+		    "bytes", t->hdr.max);
+		t->in_header = false;
+		buf_free(&t->hdr);
+	}
+}
+
+/* commit_done - the queue's answer, on the loop thread */
+static void
+commit_done(uint64_t cookie, int error, const char *id)
+{
+	struct session *s = session_lookup(cookie);
+
+	if (s == NULL) {
+		if (error == 0)
+			log_info("id=%s committed after its client left", id);
+		return;
+	}
+	if (error) {
+		log_warnx("session=%" PRIu64 " id=%s commit failed: %s", s->id,
+		    id, strerror(error));
+		session_reply(s, "451 4.3.0 Error: queue file write error");
+	} else {
+		s->naccepted++;
+		log_info("session=%" PRIu64 " id=%s accept client=%s login=%s "
+		    "from=<%s@%s> nrcpt=%zu", s->id, id, s->ip,
+		    s->login ? s->login : "-", s->txn->from.local,
+		    s->txn->from.domain, s->txn->nrcpts);
+		session_reply(s, "250 2.0.0 Ok: queued as %s", id);
+	}
+	txn_free(s);
+	session_enter_state(s, STATE_COMMAND);
+	session_set_timeout(s, s->cfg->limits.command_timeout);
+	if (s->expired) {
+		session_reply(s, "421 4.4.2 %s Error: session lifetime "
+		    "exceeded", s->cfg->hostname);
+		session_close(s, "lifetime");
+		return;
+	}
+	session_process(s);
+}
+
+/* session_data_end - the final dot: refuse, or commit and wait */
+static void
+session_data_end(struct session *s)
+{
+	struct txn *t = s->txn;
+	struct envelope e;
+	size_t i;
+
+	if (t->in_header && !t->reject)
+		session_header_done(s, t->hdr.len);
+	if (t->dr.too_big)
+		txn_reject(t, "552 5.3.4 Message size exceeds fixed limit of "
+		    "%" PRIu64 " bytes", s->cfg->limits.message_size);
+	if (t->dr.line_too_long)
+		txn_reject(t, "550 5.6.0 Message has a line longer than 998 "
+		    "characters");
+	session_set_timeout(s, s->cfg->limits.command_timeout);
+	if (t->reject) {
+		session_reply(s, "%s", t->reject);
+		txn_free(s);
+		session_enter_state(s, STATE_COMMAND);
+		return;
+	}
+
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	e.sender = xasprintf("%s@%s", t->from.local, t->from.domain);
+	e.login = s->login;
+	e.client = s->ip;
+	e.helo = s->helo;
+	e.body_8bit = t->params.body == SMTP_BODY_8BITMIME;
+	e.smtputf8 = t->params.smtputf8;
+	e.size = queue_msg_size(t->qm);
+	e.rcpts = xcalloc(t->nrcpts, sizeof(*e.rcpts));
+	for (i = 0; i < t->nrcpts; i++)
+		e.rcpts[i].addr = t->rcpts[i];
+	e.nrcpts = t->nrcpts;
+	session_enter_state(s, STATE_COMMIT);
+	if (queue_msg_commit(t->qm, &e, commit_done, s->id) == -1) {
+		log_warn("session=%" PRIu64 " commit", s->id);
+		t->qm = NULL;
+		session_reply(s, "451 4.3.0 Error: queue file write error");
+		txn_free(s);
+		session_enter_state(s, STATE_COMMAND);
+	} else
+		t->qm = NULL;
+	free(e.rcpts);
+	free(e.sender);
+}
+
+/* session_data_input - feed buffered input to the DATA reader; returns
+   true if the state changed (data ended), false if more is needed */
+static bool
+session_data_input(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	enum dataread_status st;
+	size_t outlen, consumed, len;
+
+	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		len = v.iov_len < DATA_CHUNK ? v.iov_len : DATA_CHUNK;
+		outlen = 0;
+		st = dataread_feed(&s->txn->dr, v.iov_base, len, databuf,
+		    &outlen, &consumed);
+		session_data_bytes(s, databuf, outlen);
+		evbuffer_drain(in, consumed);
+		if (st == DATAREAD_DONE) {
+			session_data_end(s);
+			return true;
+		}
+		if (st == DATAREAD_BARE) {
+			session_reply(s, "521 5.5.2 Error: bare <LF> or <CR> "
+			    "in message data");
+			txn_free(s);
+			session_close(s, "bare newline");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* --- input --- */
+
+/*
+ * session_read_line - take one line from the input and act on it.
+ * Returns false when no complete line is buffered. A line longer than
+ * the limit is answered at once and discarded up to its LF.
+ */
+static bool
+session_read_line(struct session *s, struct evbuffer *in)
+{
+	size_t max, eol_len, len;
+	struct evbuffer_ptr p;
+
+	max = s->state == STATE_AUTH ? AUTH_LINE_MAX + 2 :
+	    s->cfg->limits.line_length;
+	p = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+	if (p.pos == -1) {
+		if (evbuffer_get_length(in) > max) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			if (!s->discard_line) {
+				s->discard_line = true;
+				goto too_long;
+			}
+		}
+		return false;
+	}
+	len = (size_t)p.pos + eol_len;
+	if (s->discard_line) {
+		evbuffer_drain(in, len);
+		s->discard_line = false;
+		return true;
+	}
+	if (len > max) {
+		evbuffer_drain(in, len);
+		goto too_long;
+	}
+	evbuffer_remove(in, linebuf, len);
+	len -= eol_len;
+	if (len > 0 && linebuf[len - 1] == '\r')
+		len--;
+	linebuf[len] = '\0';
+	if (memchr(linebuf, '\0', len) != NULL) {
+		if (s->state == STATE_AUTH)
+			session_auth_result(s, AUTH_BAD, NULL, NULL);
+		else
+			session_reply(s, "500 5.5.2 Error: NUL character in "
+			    "command");
+		return true;
+	}
+	if (s->state == STATE_AUTH)
+		session_auth_line(s, linebuf);
+	else
+		session_command(s, linebuf);
+	return true;
+
+too_long:
+	if (s->state == STATE_AUTH) {
+		session_enter_state(s, STATE_COMMAND);
+		auth_free(s->auth);
+		s->auth = NULL;
+		session_reply(s, "500 5.5.6 Error: authentication exchange "
+		    "line too long");
+	} else
+		session_reply(s, "500 5.5.2 Error: line too long");
+	return true;
+}
+
+/* session_process - act on buffered input while the state allows */
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	for (;;) {
+		if (s->state == STATE_DATA) {
+			if (!session_data_input(s, in))
+				break;
+		} else if (s->state == STATE_COMMAND ||
+		    s->state == STATE_AUTH) {
+			if (evbuffer_get_length(out) > OUTPUT_HIGHWATER) {
+				/* The client does not read its replies. */
+				s->output_blocked = true;
+				bufferevent_disable(s->bev, EV_READ);
+				break;
+			}
+			if (!session_read_line(s, in))
+				break;
+		} else
+			break;
+		if (s->state != STATE_CLOSING &&
+		    s->errors >= s->cfg->limits.errors_per_session) {
+			session_reply(s, "421 4.7.0 %s Error: too many errors",
+			    s->cfg->hostname);
+			session_close(s, "too many errors");
+			break;
+		}
+	}
+}
+
+/* --- TLS --- */
+
+/* session_start_tls - replace the plaintext bufferevent by a TLS one */
+static void
+session_start_tls(struct session *s)
+{
+	if ((s->ssl = tls_session_new(s->srv->ssl_ctx)) == NULL) {
+		session_free(s, "tls setup failed");
+		return;
+	}
+	if (s->bev)
+		bufferevent_free(s->bev);
+	s->bev = bufferevent_openssl_socket_new(s->srv->base, s->fd, s->ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (s->bev == NULL) {
+		session_free(s, "tls setup failed");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	session_enter_state(s, STATE_HANDSHAKE);
+	session_attach_bev(s);
+}
+
+/* session_tls_ready - handshake finished */
+static void
+session_tls_ready(struct session *s)
+{
+	bool implicit = !s->tls && s->helo_seen == 0 &&
+	    s->lc->tls == LISTEN_TLS_IMPLICIT;
+
+	s->tls = true;
+	tls_describe(s->ssl, s->tls_info, sizeof(s->tls_info));
+	log_info("session=%" PRIu64 " tls client=%s %s", s->id, s->ip,
+	    s->tls_info);
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	txn_free(s);
+	s->helo_seen = 0;
+	s->helo[0] = '\0';
+	session_enter_state(s, STATE_COMMAND);
+	if (implicit)
+		session_reply(s, "220 %s ESMTP Postern", s->cfg->hostname);
+	session_process(s);
+}
+
+/* --- callbacks --- */
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	session_process(s);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	switch (s->state) {
+	case STATE_CLOSING:
+		session_free(s, s->close_reason);
+		return;
+	case STATE_TLS_FLUSH:
+		session_start_tls(s);
+		return;
+	default:
+		break;
+	}
+	if (s->output_blocked) {
+		s->output_blocked = false;
+		bufferevent_enable(s->bev, EV_READ);
+		session_process(s);
+	}
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	unsigned long e;
+	char reason[160];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		session_tls_ready(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state == STATE_COMMIT) {
+			/* The client waits for us, not we for it. */
+			bufferevent_enable(s->bev, EV_READ);
+			return;
+		}
+		if (s->state == STATE_CLOSING || s->state == STATE_HANDSHAKE ||
+		    (what & BEV_EVENT_WRITING)) {
+			session_free(s, "timeout");
+			return;
+		}
+		txn_free(s);
+		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->cfg->hostname);
+		session_close(s, "timeout");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		session_free(s, s->state == STATE_DATA ? "eof in data" :
+		    "eof");
+		return;
+	}
+	e = bufferevent_get_openssl_error(bev);
+	if (e) {
+		snprintf(reason, sizeof(reason), "tls error: ");
+		ERR_error_string_n(e, reason + strlen(reason),
+		    sizeof(reason) - strlen(reason));
+		session_free(s, reason);
+	} else
+		session_free(s, "connection error");
+}
+
+/* session_lifetime_cb - the connection has lived long enough */
+static void
+session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state == STATE_COMMIT) {
+		s->expired = true;
+		return;
+	}
+	if (s->state == STATE_CLOSING)
+		return;
+	if (s->state == STATE_HANDSHAKE || s->state == STATE_TLS_FLUSH) {
+		session_free(s, "lifetime");
+		return;
+	}
+	txn_free(s);
+	session_reply(s, "421 4.4.2 %s Error: session lifetime exceeded",
+	    s->cfg->hostname);
+	session_close(s, "lifetime");
+}
+
+/* --- life cycle --- */
+
+/* session_new - take over an accepted connection */
+void
+session_new(struct server *srv, const struct listen_config *lc, int fd,
+    const struct sockaddr *sa, const char *ip)
+{
+	struct sockaddr_storage local;
+	socklen_t locallen = sizeof(local);
+	char lip[INET6_ADDRSTRLEN] = "0.0.0.0";
+	struct timeval life;
+	struct session *s;
+	size_t need;
+	int port = 0;
+
+	need = srv->cfg->limits.line_length > AUTH_LINE_MAX + 2 ?
+	    srv->cfg->limits.line_length : AUTH_LINE_MAX + 2;
+	if (linebuf_size < need + 1) {
+		free(linebuf);
+		linebuf = xmalloc(need + 1);
+		linebuf_size = need + 1;
+	}
+
+	s = xcalloc(1, sizeof(*s));
+	s->id = next_session_id++;
+	s->srv = srv;
+	s->cfg = srv->cfg;
+	s->lc = lc;
+	s->fd = fd;
+	s->state = STATE_COMMAND;
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	if (sa->sa_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	else if (sa->sa_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	snprintf(s->sasl_remote, sizeof(s->sasl_remote), "%s;%d", ip, port);
+	if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0) {
+		if (local.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->
+			    sin_addr, lip, sizeof(lip));
+		else if (local.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->
+			    sin6_addr, lip, sizeof(lip));
+	}
+	snprintf(s->sasl_local, sizeof(s->sasl_local), "%s;%d", lip,
+	    lc->port);
+	registry_add(s);
+	log_info("session=%" PRIu64 " connect client=%s port=%d listener=%s:%d",
+	    s->id, s->ip, port, lc->address, lc->port);
+
+	s->lifetime = evtimer_new(srv->base, session_lifetime_cb, s);
+	life.tv_sec = s->cfg->limits.session_lifetime;
+	life.tv_usec = 0;
+	evtimer_add(s->lifetime, &life);
+
+	if (lc->tls == LISTEN_TLS_IMPLICIT) {
+		session_start_tls(s);
+		return;
+	}
+	s->bev = bufferevent_socket_new(srv->base, fd, 0);
+	if (s->bev == NULL) {
+		session_free(s, "bufferevent failed");
+		return;
+	}
+	session_attach_bev(s);
+	session_reply(s, "220 %s ESMTP Postern", s->cfg->hostname);
+}
+
+/* session_free - end the connection and release everything */
+static void
+session_free(struct session *s, const char *reason)
+{
+	if (reason == NULL)
+		reason = "closed";
+	log_info("session=%" PRIu64 " disconnect client=%s reason=\"%s\" "
+	    "commands=%u accepted=%u errors=%u", s->id, s->ip, reason,
+	    s->ncommands, s->naccepted, s->errors);
+	registry_remove(s);
+	txn_free(s);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->ssl)
+		SSL_free(s->ssl);
+	close(s->fd);
+	if (s->lifetime)
+		event_free(s->lifetime);
+	auth_free(s->auth);
+	free(s->login);
+	server_session_done(s->srv, s->ip);
+	free(s);
+}
+
+/* session_auth_mechanisms - what SASL offers, asked once */
+char *
+session_auth_mechanisms(void)
+{
+	struct auth_session *a;
+	char *mechs;
+
+	if ((a = auth_new("127.0.0.1;0", "127.0.0.1;0")) == NULL)
+		return xstrdup("");
+	mechs = xstrdup(auth_mechanisms(a));
+	auth_free(a);
+	return mechs;
+}
+
+/* session_close_all - free every session (daemon shutdown) */
+void
+session_close_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < REGISTRY_BUCKETS; i++)
+		while (registry[i])
+			session_free(registry[i], "shutdown");
+	free(linebuf);
+	linebuf = NULL;
+	linebuf_size = 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * session - one SMTP submission connection: an explicit state machine
+ * (RFC 5321, 6409, 3207, 4954, 2920) on a libevent bufferevent
+ *
+ * session_new() takes over an accepted, non-blocking socket; from then on
+ * the session lives on its own callbacks and frees itself when the client
+ * quits, disconnects, times out or is closed after a fatal error. Nothing a
+ * client does is fatal to the daemon: every problem becomes a reply (the
+ * table in submit/REPLIES.md) or a closed connection.
+ *
+ * The queue's commit callback finds its session by id (session_lookup), so
+ * a session that is gone before its message is durable is simply not
+ * answered; the message stays queued (at worst delivered twice, never lost).
+ *
+ * Everything here runs on the event loop thread.
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include <sys/socket.h>
+
+#include "config/config.h"
+
+struct server;
+
+void	session_new(struct server *, const struct listen_config *, int fd,
+	    const struct sockaddr *, const char *ip);
+
+/* session_auth_mechanisms - the AUTH mechanisms to advertise, learnt from
+   SASL once at startup (auth_init must have run); new memory */
+char	*session_auth_mechanisms(void);
+
+/* session_close_all - free every session now (shutdown) */
+void	session_close_all(void);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * tls - the server side OpenSSL context for the listeners
+ *
+ * One SSL_CTX per process configuration, TLS 1.2 or newer, the configured
+ * certificate chain and key, SSL_MODE_RELEASE_BUFFERS so an idle session
+ * does not keep OpenSSL's read/write buffers. The context is read-only once
+ * built; each session gets its own SSL from tls_session_new().
+ */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+/*
+ * tls_server_ctx - load certificate chain and key; NULL with *err (newly
+ * allocated text naming the file and OpenSSL's reason) on failure.
+ */
+SSL_CTX	*tls_server_ctx(const char *certificate, const char *key, char **err);
+
+/* tls_session_new - a fresh SSL for one accepted connection; NULL on
+   failure (logged) */
+SSL	*tls_session_new(SSL_CTX *);
+
+/* tls_describe - "TLSv1.3:TLS_AES_256_GCM_SHA384" into out */
+char	*tls_describe(SSL *, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,600 @@
+/*
+ * test_envelope - envelope_format/envelope_parse: the golden text, round
+ * trips, every parse error with its reason (a table), refusal of values
+ * the parser would reject, truncation at every byte, and random damage.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "relay/envelope.h"
+
+#define ID_A	"1c2QbT3ZxAbCdEfGhIjK"
+#define ID_B	"1c2QbT3ZyLmNoPqRsTuV"
+
+static const char golden[] =
+    "postern-envelope 1\n"
+    "id " ID_A "\n"
+    "time 1732390000\n"
+    "sender alice@example.org\n"
+    "login alice@example.org\n"
+    "client 192.0.2.10\n"
+    "helo alices-laptop.example.org\n"
+    "body 8bitmime\n"
+    "smtputf8 0\n"
+    "size 4817\n"
+    "rcpt pending bob@example.net\n"
+    "rcpt delivered \"carol smith\"@example.com\n"
+    "rcpt failed dave@example.invalid\n"
+    "end\n";
+
+/* sample - the envelope whose text is golden */
+static void
+sample(struct envelope *e)
+{
+	memset(e, 0, sizeof(*e));
+	strcpy(e->id, ID_A);
+	e->time = 1732390000;
+	e->sender = strdup("alice@example.org");
+	e->login = strdup("alice@example.org");
+	e->client = strdup("192.0.2.10");
+	e->helo = strdup("alices-laptop.example.org");
+	e->body_8bit = true;
+	e->smtputf8 = false;
+	e->size = 4817;
+	envelope_add_rcpt(e, "bob@example.net");
+	envelope_add_rcpt(e, "\"carol smith\"@example.com");
+	envelope_add_rcpt(e, "dave@example.invalid");
+	e->rcpts[1].status = RCPT_DELIVERED;
+	e->rcpts[2].status = RCPT_FAILED;
+}
+
+/* assert_str_or_null_equal - both NULL or equal strings */
+static void
+assert_str_or_null_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* assert_envelope_equal - field by field */
+static void
+assert_envelope_equal(const struct envelope *a, const struct envelope *b)
+{
+	size_t i;
+
+	assert_string_equal(a->id, b->id);
+	assert_int_equal(a->time, b->time);
+	assert_str_or_null_equal(a->sender, b->sender);
+	assert_str_or_null_equal(a->login, b->login);
+	assert_str_or_null_equal(a->client, b->client);
+	assert_str_or_null_equal(a->helo, b->helo);
+	assert_int_equal(a->body_8bit, b->body_8bit);
+	assert_int_equal(a->smtputf8, b->smtputf8);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->nrcpts, b->nrcpts);
+	for (i = 0; i < a->nrcpts; i++) {
+		assert_string_equal(a->rcpts[i].addr, b->rcpts[i].addr);
+		assert_int_equal(a->rcpts[i].status, b->rcpts[i].status);
+	}
+}
+
+/* roundtrip - format e, parse it back, compare, format again: same bytes */
+static void
+roundtrip(const struct envelope *e)
+{
+	struct envelope back;
+	struct buf b, b2;
+	const char *err = NULL;
+
+	buf_init(&b, 1 << 20);
+	buf_init(&b2, 1 << 20);
+	assert_int_equal(envelope_format(e, &b), 0);
+	if (envelope_parse(b.data, b.len, &back, &err) != 0)
+		fail_msg("parse of formatted envelope failed: %s\n%s", err,
+		    b.data);
+	assert_envelope_equal(e, &back);
+	assert_int_equal(envelope_format(&back, &b2), 0);
+	assert_int_equal(b.len, b2.len);
+	assert_memory_equal(b.data, b2.data, b.len);
+	envelope_free(&back);
+	buf_free(&b);
+	buf_free(&b2);
+}
+
+/* test_format_golden - the exact on-disk text, as documented in QUEUE.md */
+static void
+test_format_golden(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	sample(&e);
+	buf_init(&b, 4096);
+	assert_int_equal(envelope_format(&e, &b), 0);
+	assert_string_equal(b.data, golden);
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+/* test_parse_golden - the golden text parses into the sample envelope */
+static void
+test_parse_golden(void **state)
+{
+	struct envelope want, got;
+	const char *err = NULL;
+
+	(void)state;
+	sample(&want);
+	assert_int_equal(envelope_parse(golden, strlen(golden), &got, &err), 0);
+	assert_envelope_equal(&want, &got);
+	envelope_free(&got);
+	envelope_free(&want);
+	/* envelope_free leaves it zeroed, and a second free is harmless */
+	assert_null(got.rcpts);
+	assert_int_equal(got.nrcpts, 0);
+	envelope_free(&got);
+}
+
+/* test_roundtrip - variations: no login, <>, 7bit, utf8, odd values */
+static void
+test_roundtrip(void **state)
+{
+	struct envelope e;
+	size_t i;
+
+	(void)state;
+	sample(&e);
+	roundtrip(&e);
+
+	free(e.login);
+	e.login = NULL;			/* trusted listener */
+	free(e.sender);
+	e.sender = strdup("");		/* MAIL FROM:<> */
+	e.body_8bit = false;
+	e.smtputf8 = true;
+	e.time = 0;
+	e.size = UINT64_MAX;
+	roundtrip(&e);
+
+	free(e.helo);
+	e.helo = strdup("");		/* empty value: the bare key */
+	free(e.client);
+	e.client = strdup(" 2001:db8::1 ");	/* spaces kept verbatim */
+	envelope_add_rcpt(&e, "j\xc3\xbcrgen@b\xc3\xbc" "cher.example");
+	envelope_add_rcpt(&e, "\"a  b\\\" c\"@example.org");
+	roundtrip(&e);
+	envelope_free(&e);
+
+	/* many recipients */
+	sample(&e);
+	for (i = 0; i < 1000; i++) {
+		char addr[64];
+
+		snprintf(addr, sizeof(addr), "user%zu@example.net", i);
+		envelope_add_rcpt(&e, addr);
+		e.rcpts[e.nrcpts - 1].status = (enum rcpt_status)(i % 3);
+	}
+	roundtrip(&e);
+	envelope_free(&e);
+}
+
+/* test_format_refuses - values the parser would reject are never written */
+static void
+test_format_refuses(void **state)
+{
+	static const struct {
+		const char *what;
+		int field;	/* 0 sender 1 login 2 client 3 helo 4 rcpt */
+		const char *value;
+	} bad[] = {
+		{ "CR in sender", 0, "a\r@example.org" },
+		{ "LF in sender", 0, "a@example.org\nrcpt pending x@y" },
+		{ "CRLF in login", 1, "alice\r\n" },
+		{ "LF in client", 2, "192.0.2.1\n" },
+		{ "CR in helo", 3, "host\rname" },
+		{ "LF in helo", 3, "host\nend" },
+		{ "tab in helo", 3, "host\tname" },
+		{ "DEL in helo", 3, "host\x7f" },
+		{ "ESC in sender", 0, "\x1b[31m@example.org" },
+		{ "LF in rcpt", 4, "bob@example.net\nrcpt pending eve@x" },
+		{ "empty rcpt", 4, "" },
+	};
+	struct envelope e;
+	struct buf b;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char **slot;
+
+		sample(&e);
+		slot = bad[i].field == 0 ? &e.sender :
+		    bad[i].field == 1 ? &e.login :
+		    bad[i].field == 2 ? &e.client :
+		    bad[i].field == 3 ? &e.helo : &e.rcpts[0].addr;
+		free(*slot);
+		*slot = strdup(bad[i].value);
+		buf_init(&b, 4096);
+		buf_puts(&b, "keep");
+		errno = 0;
+		if (envelope_format(&e, &b) != -1)
+			fail_msg("%s: written:\n%s", bad[i].what, b.data);
+		assert_int_equal(errno, EINVAL);
+		assert_string_equal(b.data, "keep");	/* b unchanged */
+		assert_int_equal(b.len, 4);
+		buf_free(&b);
+		envelope_free(&e);
+	}
+
+	/* structural refusals */
+	sample(&e);
+	buf_init(&b, 4096);
+	strcpy(e.id, "short");
+	assert_int_equal(envelope_format(&e, &b), -1);
+	assert_int_equal(errno, EINVAL);
+	strcpy(e.id, "../../../etc/passwd!");
+	assert_int_equal(envelope_format(&e, &b), -1);
+	strcpy(e.id, ID_A);
+	free(e.client);
+	e.client = NULL;
+	assert_int_equal(envelope_format(&e, &b), -1);
+	e.client = strdup("192.0.2.1");
+	e.rcpts[0].status = (enum rcpt_status)7;
+	assert_int_equal(envelope_format(&e, &b), -1);
+	e.rcpts[0].status = RCPT_PENDING;
+	e.time = -1;
+	assert_int_equal(envelope_format(&e, &b), -1);
+	e.time = 1;
+	assert_int_equal(b.len, 0);
+	assert_int_equal(envelope_format(&e, &b), 0);	/* now fine */
+	envelope_free(&e);
+
+	memset(&e, 0, sizeof(e));		/* no recipients */
+	strcpy(e.id, ID_A);
+	e.sender = strdup("");
+	e.client = strdup("x");
+	e.helo = strdup("x");
+	buf_reset(&b);
+	assert_int_equal(envelope_format(&e, &b), -1);
+	assert_int_equal(errno, EINVAL);
+	envelope_free(&e);
+	buf_free(&b);
+}
+
+/* test_format_too_big - past the buffer's max: E2BIG, buffer unchanged */
+static void
+test_format_too_big(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	sample(&e);
+	buf_init(&b, strlen(golden) - 1);
+	buf_puts(&b, "x");
+	assert_int_equal(envelope_format(&e, &b), -1);
+	assert_int_equal(errno, E2BIG);
+	assert_int_equal(b.len, 1);
+	assert_string_equal(b.data, "x");
+	buf_free(&b);
+	buf_init(&b, strlen(golden));
+	assert_int_equal(envelope_format(&e, &b), 0);	/* exactly fits */
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+#define HEAD	"postern-envelope 1\nid " ID_A "\n"
+#define REST	"time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n" \
+		"smtputf8 0\nsize 0\n"
+#define RCPT	"rcpt pending r@x\n"
+
+/* test_parse_errors - each damaged envelope fails with its own reason */
+static void
+test_parse_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t len;	/* 0: strlen(text) */
+		const char *why;
+	} cases[] = {
+		{ "", 0, "empty envelope" },
+		{ "hello\n", 0, "not a postern envelope" },
+		{ "postern-envelope\n", 0, "not a postern envelope" },
+		{ "Postern-envelope 1\n", 0, "not a postern envelope" },
+		{ "postern-envelope 2\n" "id " ID_A "\n" REST RCPT "end\n", 0,
+		    "unsupported envelope version" },
+		{ "postern-envelope 01\n", 0, "unsupported envelope version" },
+		{ "postern-envelope 1 \n", 0, "unsupported envelope version" },
+		{ "postern-envelope 99999999999999999999999\n", 0,
+		    "unsupported envelope version" },
+		{ "postern-envelope 1", 0, "truncated line (no newline)" },
+		{ HEAD REST RCPT, 0, "missing end record (truncated)" },
+		{ HEAD REST RCPT "end", 0, "truncated line (no newline)" },
+		{ HEAD REST RCPT "en", 0, "truncated line (no newline)" },
+		{ HEAD REST RCPT "end\n\n", 0, "data after end record" },
+		{ HEAD REST RCPT "end\nend\n", 0, "data after end record" },
+		{ HEAD REST RCPT "end\nrcpt pending x@y\n", 0,
+		    "data after end record" },
+		{ HEAD REST RCPT "end x\n", 0, "end record with a value" },
+		{ HEAD REST "\n" RCPT "end\n", 0, "empty line" },
+		{ HEAD REST "colour blue\n" RCPT "end\n", 0, "unknown record" },
+		{ HEAD REST "ID x\n" RCPT "end\n", 0, "unknown record" },
+		{ HEAD REST " rcpt pending x@y\n" "end\n", 0,
+		    "unknown record" },
+		{ HEAD REST "time 2\n" RCPT "end\n", 0, "duplicate record" },
+		{ HEAD REST "id " ID_A "\n" RCPT "end\n", 0,
+		    "duplicate record" },
+		{ HEAD REST "sender x@y\n" RCPT "end\n", 0,
+		    "duplicate record" },
+		{ HEAD REST "login a\nlogin b\n" RCPT "end\n", 0,
+		    "duplicate record" },
+		{ HEAD REST "size 1\n" RCPT "end\n", 0, "duplicate record" },
+		{ "postern-envelope 1\n" REST RCPT "end\n", 0,
+		    "missing id record" },
+		{ HEAD "sender a@b\nclient c\nhelo h\nbody 7bit\nsmtputf8 0\n"
+		    "size 0\n" RCPT "end\n", 0, "missing time record" },
+		{ HEAD "time 1\nclient c\nhelo h\nbody 7bit\nsmtputf8 0\n"
+		    "size 0\n" RCPT "end\n", 0, "missing sender record" },
+		{ HEAD "time 1\nsender a@b\nhelo h\nbody 7bit\nsmtputf8 0\n"
+		    "size 0\n" RCPT "end\n", 0, "missing client record" },
+		{ HEAD "time 1\nsender a@b\nclient c\nbody 7bit\nsmtputf8 0\n"
+		    "size 0\n" RCPT "end\n", 0, "missing helo record" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nsmtputf8 0\n"
+		    "size 0\n" RCPT "end\n", 0, "missing body record" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "size 0\n" RCPT "end\n", 0, "missing smtputf8 record" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\n" RCPT "end\n", 0, "missing size record" },
+		{ HEAD REST "end\n", 0, "no recipients" },
+		{ "postern-envelope 1\nid short\n" REST RCPT "end\n", 0,
+		    "bad queue id" },
+		{ "postern-envelope 1\nid 1c2QbT3ZxAbCdEfGhIj/\n" REST RCPT
+		    "end\n", 0, "bad queue id" },
+		{ "postern-envelope 1\nid " ID_A "x\n" REST RCPT "end\n", 0,
+		    "bad queue id" },
+		{ "postern-envelope 1\nid\n" REST RCPT "end\n", 0,
+		    "bad queue id" },
+		{ HEAD "time -1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize 0\n" RCPT "end\n", 0, "bad time" },
+		{ HEAD "time 01\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize 0\n" RCPT "end\n", 0, "bad time" },
+		{ HEAD "time 9223372036854775808\nsender a@b\nclient c\n"
+		    "helo h\nbody 7bit\nsmtputf8 0\nsize 0\n" RCPT "end\n", 0,
+		    "bad time" },
+		{ HEAD "time\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize 0\n" RCPT "end\n", 0, "bad time" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize 18446744073709551616\n" RCPT "end\n", 0,
+		    "bad size" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize 1k\n" RCPT "end\n", 0, "bad size" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 0\nsize +1\n" RCPT "end\n", 0, "bad size" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 8BITMIME\n"
+		    "smtputf8 0\nsize 0\n" RCPT "end\n", 0, "bad body type" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody binarymime\n"
+		    "smtputf8 0\nsize 0\n" RCPT "end\n", 0, "bad body type" },
+		{ HEAD "time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n"
+		    "smtputf8 yes\nsize 0\n" RCPT "end\n", 0,
+		    "bad smtputf8 flag" },
+		{ HEAD REST "rcpt pending\n" "end\n", 0,
+		    "recipient record without status and address" },
+		{ HEAD REST "rcpt\n" "end\n", 0,
+		    "recipient record without status and address" },
+		{ HEAD REST "rcpt sent r@x\n" "end\n", 0,
+		    "unknown recipient status" },
+		{ HEAD REST "rcpt r@x\n" "end\n", 0,
+		    "recipient record without status and address" },
+		{ HEAD REST "rcpt pending \n" "end\n", 0,
+		    "empty recipient address" },
+		{ HEAD REST "rcpt pending r@x\r\n" "end\n", 0,
+		    "carriage return in envelope" },
+		{ "postern-envelope 1\r\n", 0, "carriage return in envelope" },
+		{ HEAD REST RCPT "end\r\n", 0, "carriage return in envelope" },
+		{ HEAD REST "rcpt pending r\0@x\n" "end\n",
+		    sizeof(HEAD REST "rcpt pending r\0@x\n" "end\n") - 1,
+		    "NUL byte in envelope" },
+		{ HEAD REST RCPT "end\n\0", sizeof(HEAD REST RCPT "end\n\0") - 1,
+		    "data after end record" },
+		{ HEAD REST "helo a\tb\n" RCPT "end\n", 0,
+		    "control character in envelope" },
+	};
+	struct envelope e;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = NULL;
+		size_t len = cases[i].len ? cases[i].len :
+		    strlen(cases[i].text);
+		char *copy = malloc(len ? len : 1);
+
+		/* exact-size heap copy: ASan catches any read past len */
+		memcpy(copy, cases[i].text, len);
+		if (envelope_parse(copy, len, &e, &err) != -1)
+			fail_msg("case %zu parsed, want \"%s\"", i,
+			    cases[i].why);
+		if (err == NULL || strcmp(err, cases[i].why) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i,
+			    err ? err : "(null)", cases[i].why);
+		/* *e is left empty */
+		assert_null(e.sender);
+		assert_null(e.rcpts);
+		assert_int_equal(e.nrcpts, 0);
+		free(copy);
+	}
+	/* the building blocks themselves are fine */
+	{
+		static const char ok[] = HEAD REST RCPT "end\n";
+		const char *err = NULL;
+
+		assert_int_equal(envelope_parse(ok, strlen(ok), &e, &err), 0);
+		assert_string_equal(e.sender, "a@b");
+		assert_null(e.login);
+		envelope_free(&e);
+	}
+	/* empty sender: bare key, or key and a space */
+	{
+		static const char bare[] = HEAD "time 1\nsender\nclient c\n"
+		    "helo h\nbody 7bit\nsmtputf8 0\nsize 0\n" RCPT "end\n";
+		static const char sp[] = HEAD "time 1\nsender \nclient c\n"
+		    "helo h\nbody 7bit\nsmtputf8 0\nsize 0\n" RCPT "end\n";
+		const char *err = NULL;
+
+		assert_int_equal(envelope_parse(bare, strlen(bare), &e, &err),
+		    0);
+		assert_string_equal(e.sender, "");
+		envelope_free(&e);
+		assert_int_equal(envelope_parse(sp, strlen(sp), &e, &err), 0);
+		assert_string_equal(e.sender, "");
+		envelope_free(&e);
+	}
+	/* NULL text is an empty envelope, not a crash */
+	{
+		const char *err = NULL;
+
+		assert_int_equal(envelope_parse(NULL, 0, &e, &err), -1);
+		assert_string_equal(err, "empty envelope");
+	}
+}
+
+/* test_parse_truncated - every proper prefix of a good envelope fails */
+static void
+test_parse_truncated(void **state)
+{
+	struct envelope e;
+	size_t len, n = strlen(golden);
+
+	(void)state;
+	for (len = 0; len < n; len++) {
+		const char *err = NULL;
+		char *copy = malloc(len ? len : 1);
+
+		memcpy(copy, golden, len);
+		if (envelope_parse(copy, len, &e, &err) != -1)
+			fail_msg("prefix of %zu bytes parsed", len);
+		assert_non_null(err);
+		free(copy);
+	}
+}
+
+/* test_parse_random_damage - flipped, dropped and random bytes: no crash */
+static void
+test_parse_random_damage(void **state)
+{
+	struct envelope e;
+	size_t n = strlen(golden), i, len;
+	unsigned seed = 12345;
+	int round, ok = 0;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		const char *err = NULL;
+		char *copy;
+
+		len = n;
+		copy = malloc(n);
+		memcpy(copy, golden, n);
+		for (i = 0; i < 1 + (unsigned)round % 4; i++) {
+			seed = seed * 1103515245 + 12345;
+			switch ((seed >> 16) % 3) {
+			case 0:		/* random byte */
+				copy[(seed >> 8) % len] = (char)(seed >> 20);
+				break;
+			case 1:		/* cut */
+				len = (seed >> 8) % len + 1;
+				break;
+			case 2:		/* newline somewhere */
+				copy[(seed >> 8) % len] = '\n';
+				break;
+			}
+		}
+		if (round % 50 == 0)	/* pure noise too */
+			for (i = 0; i < len; i++) {
+				seed = seed * 1103515245 + 12345;
+				copy[i] = (char)(seed >> 16);
+			}
+		if (envelope_parse(copy, len, &e, &err) == 0) {
+			ok++;
+			envelope_free(&e);
+		} else
+			assert_non_null(err);
+		free(copy);
+	}
+	/* some mutations (in an address, say) still give a valid envelope */
+	assert_true(ok > 0);
+	assert_true(ok < 20000);
+}
+
+/* test_queue_id_valid - the id check that guards every path */
+static void
+test_queue_id_valid(void **state)
+{
+	(void)state;
+	assert_true(queue_id_valid(ID_A));
+	assert_true(queue_id_valid("00000000000000000000"));
+	assert_true(queue_id_valid("zzzzzzzzzzzzzzzzzzzz"));
+	assert_false(queue_id_valid(NULL));
+	assert_false(queue_id_valid(""));
+	assert_false(queue_id_valid("1c2QbT3ZxAbCdEfGhIj"));	/* 19 */
+	assert_false(queue_id_valid(ID_A "K"));			/* 21 */
+	assert_false(queue_id_valid("1c2QbT3ZxAbCdEfGhI.."));
+	assert_false(queue_id_valid("../../etc/passwd0000"));
+	assert_false(queue_id_valid("1c2QbT3ZxAbCdEfGhIj/"));
+	assert_false(queue_id_valid("1c2QbT3ZxAbCdEfGhIj "));
+	assert_false(queue_id_valid("1c2QbT3ZxAbCdEfGhIj\xc3"));
+	assert_false(queue_id_valid("1c2QbT3Zx-bCdEfGhIjK"));
+	assert_false(queue_id_valid("1c2QbT3Zx_bCdEfGhIjK"));
+}
+
+/* test_add_rcpt - copies, pending, in order */
+static void
+test_add_rcpt(void **state)
+{
+	struct envelope e;
+	char addr[] = "x@example.org";
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	envelope_add_rcpt(&e, addr);
+	addr[0] = 'y';
+	envelope_add_rcpt(&e, addr);
+	assert_int_equal(e.nrcpts, 2);
+	assert_string_equal(e.rcpts[0].addr, "x@example.org");
+	assert_string_equal(e.rcpts[1].addr, "y@example.org");
+	assert_int_equal(e.rcpts[0].status, RCPT_PENDING);
+	envelope_free(&e);
+	assert_int_equal(e.nrcpts, 0);
+	assert_null(e.rcpts);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format_golden),
+		cmocka_unit_test(test_parse_golden),
+		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_format_refuses),
+		cmocka_unit_test(test_format_too_big),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_truncated),
+		cmocka_unit_test(test_parse_random_damage),
+		cmocka_unit_test(test_queue_id_valid),
+		cmocka_unit_test(test_add_rcpt),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
