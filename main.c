@@ -289,6 +289,27 @@ read_password(const char *prompt)
 	return pw;
 }
 
+/*
+ * give_sasldb - a sasldb written by root must stay readable by the
+ * daemon's user: hand it (and Berkeley DB's lock file, if any) over.
+ */
+static void
+give_sasldb(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		fprintf(stderr, "postern: user %s does not exist; %s stays "
+		    "owned by root\n", cfg->user, cfg->sasldb);
+		return;
+	}
+	if (chown(cfg->sasldb, pw->pw_uid, pw->pw_gid) == -1)
+		fprintf(stderr, "postern: chown %s: %s\n", cfg->sasldb,
+		    strerror(errno));
+}
+
 static void
 print_user(const char *login, void *arg)
 {
@@ -332,9 +353,11 @@ cmd_users(int argc, char **argv)
 		if (auth_user_set(cfg, words[1], pw, replace, &err) == -1) {
 			fprintf(stderr, "postern: %s: %s\n", words[1], err);
 			rc = 1;
-		} else
+		} else {
+			give_sasldb(cfg);
 			printf("%s %s\n", replace ? "changed password of" :
 			    "added", words[1]);
+		}
 		freezero_(pw, PASSWORD_MAX);
 	} else if (strcmp(words[0], "delete") == 0) {
 		if (auth_user_delete(cfg, words[1], &err) == -1) {

@@ -339,9 +339,12 @@ envelope_parse(const char *text, size_t len, struct envelope *e,
 		}
 		linelen = (size_t)(nl - p);
 		if (!value_ok(p, linelen)) {
-			why = memchr(p, '\r', linelen) ? "carriage return in envelope" :
-			    memchr(p, '\0', linelen) ? "NUL byte in envelope" :
-			    "control character in envelope";
+			if (memchr(p, '\r', linelen) != NULL)
+				why = "carriage return in envelope";
+			else if (memchr(p, '\0', linelen) != NULL)
+				why = "NUL byte in envelope";
+			else
+				why = "control character in envelope";
 			goto bad;
 		}
 		if (first) {

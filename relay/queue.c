@@ -7,10 +7,9 @@
  * appends the result to q->done. q->lock protects pending, done, stopping,
  * last_usec and stats; inflight and ev's add/del belong to the loop
  * thread, and the committer only calls event_active(). Nothing else is
- * shared. The three directory fds are
- * set once in queue_open() and only read afterwards; every file is named
- * relative to them (*at calls), and every name is built from an id that
- * passed queue_id_valid().
+ * shared. The three directory fds are set once in queue_open() and only
+ * read afterwards; every file is named relative to them (*at calls), and
+ * every name is built from an id that passed queue_id_valid().
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -166,7 +165,8 @@ open_dir(int dfd, const char *state_dir, const char *name, int create,
 		    strerror(errno));
 		return -1;
 	}
-	if ((fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1) {
 		*err = xasprintf("%s/%s: %s", state_dir, name, strerror(errno));
 		return -1;
 	}
@@ -195,10 +195,14 @@ queue_open(const char *state_dir, int create, char **err)
 	}
 	q = xcalloc(1, sizeof(*q));
 	q->tmpfd = q->queuefd = q->corruptfd = -1;
-	if ((q->tmpfd = open_dir(dfd, state_dir, "tmp", create, err)) == -1 ||
-	    (q->queuefd = open_dir(dfd, state_dir, "queue", create, err)) == -1 ||
-	    (q->corruptfd = open_dir(dfd, state_dir, "corrupt", create,
-	    err)) == -1)
+	q->tmpfd = open_dir(dfd, state_dir, "tmp", create, err);
+	if (q->tmpfd == -1)
+		goto fail;
+	q->queuefd = open_dir(dfd, state_dir, "queue", create, err);
+	if (q->queuefd == -1)
+		goto fail;
+	q->corruptfd = open_dir(dfd, state_dir, "corrupt", create, err);
+	if (q->corruptfd == -1)
 		goto fail;
 	if (create && fsync(dfd) == -1) {
 		*err = xasprintf("%s: fsync: %s", state_dir, strerror(errno));
@@ -372,20 +376,22 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
 }
 
 /*
- * Committing one message (S1 -> S3 in QUEUE.md) takes three phases, and
- * the committer runs each phase for every message of a batch before the
- * next phase, so one ext4 journal commit covers the metadata of the whole
- * batch instead of two per message:
- *   queue_commit_write	flush the message; write tmp/ID.env; start the
- *			writeback of both (sync_file_range, no waiting)
+ * Committing one message (S1 -> S3 in QUEUE.md) takes three phases; the
+ * committer runs each phase for every message of a batch before the next:
+ *   queue_commit_write	flush the message; write tmp/ID.env
  *   queue_commit_fsync	fsync and close the message, then the envelope,
  *			checking close()
  *   queue_commit_rename	tmp/ID.msg -> queue/ID.msg, then tmp/ID.env ->
  *			queue/ID.env: the commit point
- * then the caller fsyncs queue/ once. No rename happens before both files
- * of that message are durable, which is all the order that matters. Each
- * phase returns 0 or an errno; queue_commit_undo() then removes whatever
- * of m exists, in tmp/ or queue/.
+ * then the caller fsyncs queue/ once for the batch. No rename happens
+ * before both files of that message are durable, which is the order that
+ * matters. Each phase returns 0 or an errno; queue_commit_undo() then
+ * removes whatever of m exists, in tmp/ or queue/.
+ *
+ * XXX Two fsyncs of new files per message remain, and on ext4 each forces
+ * its own journal commit: they, not the directory fsync, bound throughput
+ * (see QUEUE.md, "Group commit"). Phase 2 is where a batch-wide syncfs()
+ * or parallel fsyncs would go.
  */
 
 /* queue_commit_write - phase 1: message flushed, envelope written */
@@ -406,9 +412,6 @@ queue_commit_write(struct queue_msg *m)
 	m->env_created = true;
 	if (write_all(m->envfd, m->envtext, m->envlen) == -1)
 		return errno;
-	/* only a hint: the fsyncs below are what make it durable */
-	(void)sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	(void)sync_file_range(m->envfd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 
@@ -589,7 +592,7 @@ queue_done(evutil_socket_t fd, short what, void *arg)
 		queue_msg_free(m);
 	}
 	if (q->inflight == 0)
-		event_del(q->ev);	/* nothing outstanding: let the loop idle */
+		event_del(q->ev);	/* nothing owed: the loop may idle */
 }
 
 /* queue_start - start the committer thread, reporting to base */
@@ -898,10 +901,12 @@ queue_scan(struct queue *q, bool warn, size_t *n)
 		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if ((ext = queue_split_name(de->d_name, id)) == NULL) {
-			if (warn)
+			if (warn) {
+				log_escape(de->d_name, (size_t)-1, esc,
+				    sizeof(esc));
 				log_warnx("queue: recover: unknown file "
-				    "queue/%s left alone", log_escape(de->d_name,
-				    (size_t)-1, esc, sizeof(esc)));
+				    "queue/%s left alone", esc);
+			}
 			continue;
 		}
 		if (len == cap) {
@@ -1028,7 +1033,8 @@ queue_recover(struct queue *q, unsigned *queued, unsigned *removed,
 				    "message without envelope", id);
 			else {
 				log_info("queue: recover: %s: removed message "
-				    "without envelope (never acknowledged)", id);
+				    "without envelope (never acknowledged)",
+				    id);
 				nr++;
 			}
 			continue;

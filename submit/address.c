@@ -185,8 +185,8 @@ scan_quoted_local(struct scan *sc)
 		} else if (c < 32 || c == 127)
 			return scan_fail(sc,
 			    "bad character in quoted local part");
-		else
-			sc->pos++;	/* qtextSMTP: %d32-33 / %d35-91 / %d93-126 */
+		else			/* qtextSMTP */
+			sc->pos++;
 	}
 }
 
@@ -214,7 +214,8 @@ scan_dot_string(struct scan *sc)
 					return scan_fail(sc,
 					    "local part starts with a dot");
 				if (c == -1 || c == '@' || c == '>')
-					return scan_fail(sc, "empty local part");
+					return scan_fail(sc,
+					    "empty local part");
 				return scan_fail(sc,
 				    "bad character in local part");
 			}
@@ -702,7 +703,8 @@ hdr_group(struct hdr *h)
 			return -1;
 		c = scan_peek(sc);
 		if (c == -1)
-			return scan_fail(sc, "unterminated group (missing ';')");
+			return scan_fail(sc,
+			    "unterminated group (missing ';')");
 		if (c == ';') {
 			sc->pos++;
 			return 0;
@@ -715,7 +717,8 @@ hdr_group(struct hdr *h)
 			return -1;
 		c = scan_peek(sc);
 		if (c == -1)
-			return scan_fail(sc, "unterminated group (missing ';')");
+			return scan_fail(sc,
+			    "unterminated group (missing ';')");
 		if (c != ';' && c != ',')
 			return scan_fail(sc, "missing comma between addresses");
 	}

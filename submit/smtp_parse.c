@@ -279,8 +279,8 @@ parse_mail_params(const char *s, struct smtp_mail_params *p,
 				    "Duplicate AUTH parameter");
 			seen_auth = true;
 			if (val == NULL || vlen == 0 || !is_xtext(val, vlen))
-				return fail(err, 501, "5.5.4",
-				    "Syntax: AUTH=<mailbox as xtext> or AUTH=<>");
+				return fail(err, 501, "5.5.4", "Syntax: "
+				    "AUTH=<mailbox as xtext> or AUTH=<>");
 		} else
 			return fail(err, 555, "5.5.4",
 			    "Unsupported MAIL parameter");

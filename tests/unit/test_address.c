@@ -160,7 +160,8 @@ static const struct path_case path_cases[] = {
 	    false },
 	{ "<a@192.0.2.1]>", 0, NULL, NULL, "bad character in domain", 0,
 	    false },
-	{ "<a@[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:1]>",
+	{ "<a@[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:"
+	    "0000:0000:1]>",
 	    0, NULL, NULL, "bad address literal", 0, false },
 	/* brackets and structure */
 	{ "", 0, NULL, NULL, "missing address", 0, false },

@@ -821,7 +821,8 @@ test_recover(void **state)
 		snprintf(want, sizeof(want), "%s: envelope without message; "
 		    "moving it to corrupt/", nomsg);
 		assert_true(grep_file(logp, want));
-		snprintf(want, sizeof(want), "%s: NUL byte in envelope", garbage);
+		snprintf(want, sizeof(want), "%s: NUL byte in envelope",
+		    garbage);
 		assert_true(grep_file(logp, want));
 		snprintf(want, sizeof(want), "%s: truncated line", trunc);
 		assert_true(grep_file(logp, want));

@@ -151,7 +151,8 @@ static const struct mail_case mail_cases[] = {
 	MAIL_ERR("", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
 	MAIL_ERR("TO:<a@b.org>", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
 	MAIL_ERR("FROM<a@b.org>", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
-	MAIL_ERR("FROM :<a@b.org>", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
+	MAIL_ERR("FROM :<a@b.org>", 501, "5.5.4",
+	    "Syntax: MAIL FROM:<address>"),
 	MAIL_ERR("FROM:", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
 	MAIL_ERR("FROM:   ", 501, "5.5.4", "Syntax: MAIL FROM:<address>"),
 	/* sender address */
@@ -314,7 +315,8 @@ static const struct rcpt_case rcpt_cases[] = {
 	    "Non-ASCII recipient address needs SMTPUTF8 at MAIL"),
 	RCPT_ERR("", false, 501, "5.5.4", "Syntax: RCPT TO:<address>"),
 	RCPT_ERR("TO", false, 501, "5.5.4", "Syntax: RCPT TO:<address>"),
-	RCPT_ERR("FROM:<a@b.org>", false, 501, "5.5.4", "Syntax: RCPT TO:<address>"),
+	RCPT_ERR("FROM:<a@b.org>", false, 501, "5.5.4",
+	    "Syntax: RCPT TO:<address>"),
 	RCPT_ERR("TO:", false, 501, "5.5.4", "Syntax: RCPT TO:<address>"),
 	RCPT_ERR("TO:<>", false, 501, "5.1.3",
 	    "Bad recipient address syntax: null address not allowed"),
@@ -388,13 +390,13 @@ test_address_texts(void **state)
 		"<a b@b.org>",
 		"<\"a",
 		"<\"a\tb\"@b.org>",
-		"<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		    "aaa@b.org>",
+		"<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaa@b.org>",		/* 65 octets */
 		"<a@>",
 		"<a@b..org>",
 		"<a@b_c.org>",
-		"<a@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		    "aaaaaa.org>",
+		"<a@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaa.org>",	/* 64-octet label */
 		"<a@-b.org>",
 		"<a@[1.2.3.4 ]>",
 		"<a@[1.2.3.4",
@@ -457,6 +459,11 @@ test_path_too_long(void **state)
 	assert_int_equal(smtp_parse_rcpt(line, false, &a, &e), -1);
 	check_err("rcpt", 0, line, &e, 501, "5.1.3",
 	    "Bad recipient address syntax: path too long");
+	/* a 256-octet domain is refused as such, before the path length */
+	snprintf(line, sizeof(line), "FROM:<a@%s.%.66s>", dom, dom);
+	assert_int_equal(smtp_parse_mail(line, &a, &p, &e), -1);
+	check_err("mail", 1, line, &e, 501, "5.1.7",
+	    "Bad sender address syntax: domain too long");
 }
 
 static const struct {
