@@ -127,6 +127,7 @@ make_dir(const char *path)
 static void
 drop_privileges(const struct config *cfg)
 {
+	static const char *subdirs[] = { "", "/tmp", "/queue", "/corrupt" };
 	struct passwd *pw;
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
@@ -144,6 +145,15 @@ drop_privileges(const struct config *cfg)
 	}
 	if ((pw = getpwnam(cfg->user)) == NULL)
 		log_fatalx("user %s: no such user", cfg->user);
+	/* The queue directories were made (or checked) as root: the user
+	   must own them to write the queue after the switch. */
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char *dir = xasprintf("%s%s", cfg->state_dir, subdirs[i]);
+
+		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
+			log_fatal("chown %s to %s", dir, cfg->user);
+		free(dir);
+	}
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)

@@ -1160,6 +1160,7 @@ tls_file(struct loader *ld, const config_setting_t *g, const char *name)
 {
 	const config_setting_t *s;
 	const char *v, *why;
+	struct stat st;
 	char *path;
 
 	if ((v = get_string(ld, g, name, &s)) == NULL) {
@@ -1173,6 +1174,11 @@ tls_file(struct loader *ld, const config_setting_t *g, const char *name)
 	path = path_join(ld->c->state_dir, v);
 	if ((why = readable(path)) != NULL)
 		problem_at(ld, s, "%s: cannot read %s: %s", name, path, why);
+	else if (strcmp(name, "tls.key") == 0 && stat(path, &st) == 0 &&
+	    (st.st_mode & S_IRWXO))
+		problem_at(ld, s, "%s: %s is accessible by others (mode %04o); "
+		    "a private key must not be: chmod o-rwx %s", name, path,
+		    (unsigned)(st.st_mode & 07777), path);
 	return path;
 }
 

@@ -10,7 +10,7 @@ libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
 libsasl2-modules libsasl2-modules-db sasl2-bin
 libcmocka-dev
 openssl ca-certificates
-swaks msmtp python3 python3-pytest python3-aiosmtpd python3-dkim
+swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
 "
 
 missing=""

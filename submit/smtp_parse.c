@@ -419,8 +419,8 @@ smtp_parse_auth(const char *args, char mech[21], const char **initial,
 		c = (unsigned char)args[i];
 		if (!is_alnum(c) && c != '+' && c != '/' && c != '=') {
 			mech[0] = '\0';
-			return fail(err, 501, "5.5.4",
-			    "Invalid AUTH initial response: not base64");
+			return fail(err, 501, "5.5.2",
+			    "Error: malformed authentication response");
 		}
 	}
 	if (args[n] != '\0') {

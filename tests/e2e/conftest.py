@@ -1,0 +1,468 @@
+"""
+End-to-end test fixtures: the real ./postern on real sockets.
+
+Every test that needs a daemon gets its own: a fresh temporary directory
+with a configuration written from a template (free ports on 127.0.0.1), a
+copy of a SASL database whose users were created with `postern users add`,
+and the session's self-signed certificate. The daemon runs in the
+foreground with its stderr captured to a file; readiness is polled (every
+listening port accepts TCP), never waited for with a fixed sleep.
+
+On failure the test's directory is kept and its path, the daemon's stderr
+and the queue's contents are added to the pytest report; on success the
+directory is removed. A daemon that died during a test (crash) fails the
+test even if every assertion passed.
+
+Helpers for the tests themselves live in helpers.py.
+"""
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POSTERN = os.path.join(ROOT, "postern")
+
+from helpers import HOSTNAME, USERS, client_context, parse_envelope
+
+DEFAULT_LIMITS = {
+    "message_size": 1048576,
+    "recipients": 5,
+    "line_length": 4096,
+    "header_size": 65536,
+    "errors_per_session": 10,
+    "command_timeout": '"10s"',
+    "data_timeout": '"10s"',
+    "session_lifetime": '"1h"',
+    "connections": 1000,
+    "connections_per_ip": 20,
+}
+
+
+# Every daemon process a test started, so that an interrupted run (Ctrl-C,
+# a crash of pytest itself) leaves none behind.
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in list(_LIVE):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def free_port(family=socket.AF_INET, addr="127.0.0.1"):
+    """A port nobody listens on right now (bind to port 0, then release)."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def run_postern(args, config=None, stdin=None, timeout=30, cwd=None):
+    """Run a `postern` subcommand; returns CompletedProcess (text)."""
+    cmd = [POSTERN] + list(args)
+    if config is not None:
+        cmd += ["-c", config]
+    return subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout,
+                          cwd=cwd or ROOT)
+
+
+def _q(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Listener:
+    def __init__(self, name, tls, address="127.0.0.1", trusted=False,
+                 senders=None, allow_plaintext_auth=False, port=None):
+        self.name = name
+        self.tls = tls
+        self.address = address
+        self.trusted = trusted
+        self.senders = senders or []
+        self.allow_plaintext_auth = allow_plaintext_auth
+        self.port = port
+
+    def render(self):
+        parts = [f"address = {_q(self.address)};", f"port = {self.port};",
+                 f"tls = {_q(self.tls)};"]
+        if self.trusted:
+            parts.append("trusted = true;")
+            parts.append("senders = [ " +
+                         ", ".join(_q(s) for s in self.senders) + " ];")
+        if self.allow_plaintext_auth:
+            parts.append("allow_plaintext_auth = true;")
+        return "{ " + " ".join(parts) + " }"
+
+
+def default_listeners():
+    return [
+        Listener("submission", "starttls"),
+        Listener("smtps", "implicit"),
+        Listener("trusted", "none", trusted=True,
+                 senders=["app@example.test"]),
+    ]
+
+
+def render_config(d, listeners, limits, mechanisms, senders, domains,
+                  extra=""):
+    lines = []
+    lines.append(f"# written by tests/e2e/conftest.py for {d.name}")
+    lines.append(f"hostname = {_q(HOSTNAME)};")
+    lines.append(f"state_dir = {_q(d.state_dir)};")
+    lines.append("listen = (")
+    lines.append(",\n".join("  " + l.render() for l in listeners))
+    lines.append(");")
+    lines.append(f"tls = {{ certificate = {_q(d.cert)}; key = {_q(d.key)}; }};")
+    lines.append("auth = { mechanisms = [ " +
+                 ", ".join(_q(m) for m in mechanisms) +
+                 f" ]; sasldb = {_q(d.sasldb)}; }};")
+    lines.append("domains = ( " +
+                 ", ".join("{ name = %s; }" % _q(n) for n in domains) + " );")
+    if senders:
+        lines.append("senders = (")
+        lines.append(",\n".join(
+            "  { login = %s; addresses = [ %s ]; }" %
+            (_q(login), ", ".join(_q(a) for a in addrs))
+            for login, addrs in senders))
+        lines.append(");")
+    lines.append("limits = { " +
+                 " ".join(f"{k} = {v};" for k, v in limits.items()) + " };")
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+class Postern:
+    """One daemon instance in its own directory."""
+
+    def __init__(self, workdir, name, cert, key, sasldb_template,
+                 listeners=None, limits=None,
+                 mechanisms=("PLAIN", "LOGIN", "SCRAM-SHA-256"),
+                 senders=(("admin@example.test", ["*@example.test"]),),
+                 domains=("example.test",), extra=""):
+        self.name = name
+        self.dir = workdir
+        self.state_dir = os.path.join(workdir, "state")
+        self.queue_dir = os.path.join(self.state_dir, "queue")
+        self.tmp_dir = os.path.join(self.state_dir, "tmp")
+        self.cert = cert
+        self.key = key
+        self.sasldb = os.path.join(workdir, "sasldb2")
+        self.conf = os.path.join(workdir, "postern.conf")
+        self.log_path = os.path.join(workdir, "postern.log")
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        if sasldb_template:
+            shutil.copy(sasldb_template, self.sasldb)
+            os.chmod(self.sasldb, 0o600)
+        self.listeners = listeners if listeners is not None else default_listeners()
+        for l in self.listeners:
+            if l.port is None:
+                fam = socket.AF_INET6 if ":" in l.address else socket.AF_INET
+                l.port = free_port(fam, l.address)
+        self.limits = dict(DEFAULT_LIMITS)
+        self.limits.update(limits or {})
+        self.mechanisms = list(mechanisms)
+        self.senders = list(senders)
+        self.domains = list(domains)
+        self.extra = extra
+        self.proc = None
+        self.log_file = None
+        self.starts = 0
+        self.exits = []          # return codes of earlier runs
+        self.write_config()
+
+    # -- configuration --------------------------------------------------
+    def write_config(self):
+        text = render_config(self, self.listeners, self.limits,
+                             self.mechanisms, self.senders, self.domains,
+                             self.extra)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def port(self, name):
+        for l in self.listeners:
+            if l.name == name:
+                return l.port
+        raise KeyError(name)
+
+    def address(self, name):
+        for l in self.listeners:
+            if l.name == name:
+                return l.address
+        raise KeyError(name)
+
+    @property
+    def ports(self):
+        return {l.name: l.port for l in self.listeners}
+
+    # -- process --------------------------------------------------------
+    def start(self, timeout=15):
+        assert self.proc is None or self.proc.poll() is not None
+        self.log_file = open(self.log_path, "ab")
+        self.log_file.write(f"==== start #{self.starts + 1} ====\n".encode())
+        self.log_file.flush()
+        self.proc = subprocess.Popen(
+            [POSTERN, "serve", "-c", self.conf], cwd=self.dir,
+            stdin=subprocess.DEVNULL, stdout=self.log_file,
+            stderr=self.log_file)
+        _LIVE.add(self.proc)
+        self.starts += 1
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        pending = list(self.listeners)
+        while pending:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError(
+                    f"postern serve exited with {rc} before listening; "
+                    f"stderr:\n{self.log()}")
+            l = pending[0]
+            fam = socket.AF_INET6 if ":" in l.address else socket.AF_INET
+            try:
+                with socket.socket(fam, socket.SOCK_STREAM) as s:
+                    s.settimeout(1)
+                    s.connect((l.address, l.port))
+                pending.pop(0)
+                continue
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"postern not listening on {l.address}:{l.port} after "
+                    f"{timeout}s; stderr:\n{self.log()}")
+            time.sleep(0.02)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL; returns the exit status (None if it was
+        not running)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.exits.append(rc)
+        _LIVE.discard(self.proc)
+        self.proc = None
+        if self.log_file:
+            self.log_file.close()
+            self.log_file = None
+        return rc
+
+    def kill9(self):
+        assert self.alive(), "daemon not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.exits.append(self.proc.returncode)
+        _LIVE.discard(self.proc)
+        self.proc = None
+        self.log_file.close()
+        self.log_file = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # -- queue ------------------------------------------------------------
+    def queue_files(self):
+        try:
+            return sorted(os.listdir(self.queue_dir))
+        except FileNotFoundError:
+            return []
+
+    def tmp_files(self):
+        try:
+            return sorted(os.listdir(self.tmp_dir))
+        except FileNotFoundError:
+            return []
+
+    def queue_ids(self):
+        """Ids with a committed envelope (the commit point)."""
+        return sorted(f[:-4] for f in self.queue_files() if f.endswith(".env"))
+
+    def envelope(self, qid):
+        with open(os.path.join(self.queue_dir, qid + ".env"), "rb") as f:
+            return parse_envelope(f.read())
+
+    def message(self, qid):
+        with open(os.path.join(self.queue_dir, qid + ".msg"), "rb") as f:
+            return f.read()
+
+    def wait_tmp_empty(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while self.tmp_files() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.tmp_files()
+
+    def wait_queued(self, n, timeout=5):
+        deadline = time.monotonic() + timeout
+        while len(self.queue_ids()) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.queue_ids()
+
+    def describe(self):
+        out = [f"directory: {self.dir}", f"config: {self.conf}",
+               f"ports: {self.ports}", f"queue/: {self.queue_files()}",
+               f"tmp/: {self.tmp_files()}"]
+        return "\n".join(out)
+
+
+# -- pytest plumbing ---------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+    if rep.failed:
+        for d in getattr(item, "posterns", []):
+            rep.sections.append((f"postern {d.name}", d.describe()))
+            log = d.log()
+            if len(log) > 20000:
+                log = "...\n" + log[-20000:]
+            rep.sections.append((f"postern {d.name} stderr", log))
+        wd = getattr(item, "workdir", None)
+        if wd:
+            rep.sections.append(("kept test directory", wd))
+
+
+@pytest.fixture(scope="session")
+def postern_bin():
+    if not (os.path.isfile(POSTERN) and os.access(POSTERN, os.X_OK)):
+        pytest.fail(f"{POSTERN} is missing: run `make` first", pytrace=False)
+    return POSTERN
+
+
+@pytest.fixture(scope="session")
+def session_dir():
+    d = tempfile.mkdtemp(prefix="postern-e2e-session-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_files(session_dir):
+    """A self-signed certificate for relay.example.test (also valid for
+    localhost, 127.0.0.1 and ::1, so clients can verify it by address)."""
+    cert = os.path.join(session_dir, "cert.pem")
+    key = os.path.join(session_dir, "key.pem")
+    p = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2",
+         "-subj", f"/CN={HOSTNAME}",
+         "-addext",
+         f"subjectAltName=DNS:{HOSTNAME},DNS:localhost,IP:127.0.0.1,IP:::1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert p.returncode == 0, p.stdout
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def sasldb_template(postern_bin, session_dir, tls_files):
+    """A sasldb with USERS, created through `postern users add` with the
+    password on stdin."""
+    d = os.path.join(session_dir, "template")
+    os.makedirs(d)
+    cert, key = tls_files
+    p = Postern(d, "template", cert, key, None)
+    for login, password in USERS.items():
+        r = run_postern(["users", "add", login], config=p.conf,
+                        stdin=password + "\n")
+        assert r.returncode == 0, (
+            f"postern users add {login} failed ({r.returncode}):\n"
+            f"{r.stdout}{r.stderr}")
+    assert os.path.exists(p.sasldb), "users add did not create the sasldb"
+    return p.sasldb
+
+
+@pytest.fixture
+def workdir(request):
+    d = tempfile.mkdtemp(prefix="postern-e2e-")
+    request.node.workdir = d
+    yield d
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.passed:
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        print(f"\nkept test directory: {d}")
+
+
+@pytest.fixture
+def postern_factory(request, workdir, tls_files, sasldb_template):
+    """make(**kw) -> a started Postern in its own subdirectory; kw go to
+    Postern() (listeners, limits, mechanisms, senders, domains, extra).
+    start=False returns it unstarted."""
+    made = []
+    request.node.posterns = made
+    cert, key = tls_files
+
+    def make(name=None, start=True, **kw):
+        name = name or f"d{len(made)}"
+        wd = os.path.join(workdir, name)
+        os.makedirs(wd)
+        d = Postern(wd, name, cert, key, sasldb_template, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    died = []
+    for d in made:
+        if d.proc is not None and d.proc.poll() is not None:
+            died.append(f"{d.name}: exited with {d.proc.returncode} during "
+                        f"the test")
+        d.stop()
+        log = d.log()
+        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+                    "]: panic "):
+            if bad in log:
+                died.append(f"{d.name}: '{bad}' in its stderr")
+    if died and not getattr(request.node, "allow_daemon_exit", False):
+        pytest.fail("daemon trouble: " + "; ".join(died), pytrace=False)
+
+
+@pytest.fixture
+def postern(postern_factory):
+    """A started daemon with the default configuration."""
+    return postern_factory()
+
+
+@pytest.fixture
+def ssl_ctx(tls_files):
+    return client_context(tls_files[0])

@@ -1,0 +1,459 @@
+"""
+Helpers for the end-to-end tests: a raw SMTP client (for exact replies,
+pipelining and abuse), message builders, the envelope parser and queue
+assertions. Real clients (smtplib, swaks, msmtp, gsasl) are used directly
+in the tests; this raw client exists for what they cannot do.
+"""
+import base64
+import re
+import socket
+import ssl
+import time
+
+HOSTNAME = "relay.example.test"
+
+# Users every test daemon's sasldb holds (created with `postern users add`).
+# Logins are addresses in the hosted domain example.test.
+USERS = {
+    "alice@example.test": "alice-secret-1",
+    "admin@example.test": "admin-secret-2",
+    "bob@example.test": "bob-secret-3",
+}
+
+ENH_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+QUEUED_RE = re.compile(r"Ok: queued as ([0-9A-Za-z]+)")
+
+
+def client_context(cafile):
+    """A client SSL context that trusts only the test certificate and checks
+    the host name (the certificate covers 127.0.0.1, ::1 and localhost)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s).decode()
+
+
+def plain_response(login, password):
+    return b64(b"\0" + login.encode() + b"\0" + password.encode())
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class Reply:
+    def __init__(self, code, lines):
+        self.code = code
+        self.lines = lines            # text after "NNN-" / "NNN "
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    @property
+    def enh(self):
+        first = self.lines[0].split(" ", 1)[0] if self.lines else ""
+        return first if ENH_RE.match(first) else None
+
+    def __repr__(self):
+        return "\n".join(f"{self.code} {l}" for l in self.lines) or f"{self.code}"
+
+
+class SMTP:
+    """A raw SMTP connection: send exactly the bytes a test wants, read
+    replies one at a time, keep a transcript for failure messages."""
+
+    def __init__(self, host, port, ctx=None, implicit=False, timeout=15):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host = host
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.ctx = ctx
+        self.tls = False
+        if implicit:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
+            self.tls = True
+        self.buf = b""
+        self.eof = False
+        self.transcript = []
+
+    # -- low level ------------------------------------------------------
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        shown = data if len(data) < 300 else data[:200] + b"...(%d bytes)" % len(data)
+        self.transcript.append("C: " + shown.decode("utf-8", "replace").rstrip("\r\n"))
+        self.sock.sendall(data)
+
+    def _fill(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError,
+                BrokenPipeError):
+            chunk = b""
+        except ssl.SSLError as e:
+            # unexpected EOF or a TLS alert after the server closed
+            self.transcript.append(f"S: (TLS error {e})")
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise ConnectionClosed("connection closed by server\n" +
+                                   self.dump())
+        self.buf += chunk
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.readline()
+            self.transcript.append("S: " + line)
+            if len(line) < 3 or not line[:3].isdigit():
+                raise AssertionError(f"malformed reply line {line!r}\n" +
+                                     self.dump())
+            lines.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return Reply(int(line[:3]), lines)
+            if line[3] != "-":
+                raise AssertionError(f"malformed reply line {line!r}\n" +
+                                     self.dump())
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        """True if the server closes the connection (EOF) within timeout,
+        with nothing else to say."""
+        if self.eof:
+            return True
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self._fill()
+                if self.buf:
+                    self.transcript.append(
+                        "S: (unexpected) " + self.buf.decode("utf-8", "replace"))
+                    return False
+        except ConnectionClosed:
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def dump(self):
+        return "transcript:\n  " + "\n  ".join(self.transcript[-60:])
+
+    # -- protocol steps -------------------------------------------------
+    def greeting(self):
+        r = self.reply()
+        expect(r, 220, None, "ESMTP", conn=self)
+        assert r.lines[0].startswith(HOSTNAME), r
+        return r
+
+    def ehlo(self, name="client.example.test"):
+        r = self.cmd("EHLO " + name)
+        expect(r, 250, conn=self)
+        return r
+
+    def starttls(self):
+        r = self.cmd("STARTTLS")
+        expect(r, 220, "2.0.0", conn=self)
+        assert not self.buf, "server sent data after 220 to STARTTLS"
+        self.sock = self.ctx.wrap_socket(self.sock, server_hostname=self.host)
+        self.tls = True
+        return r
+
+    def auth_plain(self, login, password=None):
+        if password is None:
+            password = USERS[login]
+        r = self.cmd("AUTH PLAIN " + plain_response(login, password))
+        return r
+
+    def login(self, login, password=None):
+        r = self.auth_plain(login, password)
+        expect(r, 235, "2.7.0", conn=self)
+        return r
+
+    def data(self, message, expect_354=True):
+        """DATA, then the message (bytes with CRLF, dot-stuffed here) and
+        the final dot; returns the reply to the final dot."""
+        r = self.cmd("DATA")
+        if expect_354:
+            expect(r, 354, None, conn=self)
+        elif r.code != 354:
+            return r
+        self.send(dot_stuff(message) + b".\r\n")
+        return self.reply()
+
+    def send_message(self, sender, rcpts, message):
+        expect(self.cmd(f"MAIL FROM:<{sender}>"), 250, "2.1.0", conn=self)
+        for rc in rcpts:
+            expect(self.cmd(f"RCPT TO:<{rc}>"), 250, "2.1.5", conn=self)
+        r = self.data(message)
+        expect(r, 250, "2.0.0", "queued as", conn=self)
+        return queued_id(r.text)
+
+
+def expect(reply, code, enh=None, *words, conn=None):
+    """Assert a reply's code, enhanced status code and key words of its
+    text (case-insensitive)."""
+    where = ("\n" + conn.dump()) if conn is not None else ""
+    assert reply is not None, "no reply" + where
+    assert reply.code == code, \
+        f"expected {code} {enh or ''} {' '.join(words)}, got:\n{reply!r}{where}"
+    if enh is not None:
+        assert reply.enh == enh, \
+            f"expected enhanced status {enh}, got:\n{reply!r}{where}"
+    for w in words:
+        assert w.lower() in reply.text.lower(), \
+            f"expected {w!r} in reply text, got:\n{reply!r}{where}"
+    return reply
+
+
+def queued_id(text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    m = QUEUED_RE.search(text)
+    assert m, f"no queue id in {text!r}"
+    return m.group(1)
+
+
+def dot_stuff(message):
+    if isinstance(message, str):
+        message = message.encode()
+    lines = message.split(b"\r\n")
+    out = [b"." + l if l.startswith(b".") else l for l in lines]
+    data = b"\r\n".join(out)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
+def make_message(sender, rcpts, subject="test", body="Hello.\r\n",
+                 message_id=True, date=True, extra_headers=(), from_header=None):
+    """A client's message as bytes with CRLF line ends."""
+    hdrs = []
+    hdrs.append(f"From: {from_header if from_header is not None else sender}")
+    hdrs.append("To: " + ", ".join(rcpts))
+    hdrs.append(f"Subject: {subject}")
+    if date:
+        hdrs.append("Date: Mon, 23 Nov 2026 10:00:00 +0000")
+    if message_id:
+        hdrs.append(f"Message-ID: <{abs(hash(subject))}.{time.time_ns()}@client.example.test>")
+    hdrs.extend(extra_headers)
+    if isinstance(body, str):
+        body = body.encode()
+    return ("\r\n".join(hdrs) + "\r\n\r\n").encode() + body
+
+
+# -- the queue on disk -----------------------------------------------------
+
+class Envelope:
+    def __init__(self, records):
+        self.records = records          # [(key, value)]
+
+    def all(self, key):
+        return [v for k, v in self.records if k == key]
+
+    def get(self, key):
+        v = self.all(key)
+        return v[0] if v else None
+
+    @property
+    def sender(self):
+        return self.get("sender")
+
+    @property
+    def login(self):
+        return self.get("login")
+
+    @property
+    def rcpts(self):
+        """[(status, address)]"""
+        out = []
+        for v in self.all("rcpt"):
+            status, _, addr = v.partition(" ")
+            out.append((status, addr))
+        return out
+
+    def __repr__(self):
+        return "Envelope(%r)" % (self.records,)
+
+
+def parse_envelope(data):
+    """Parse an ID.env file as the contract describes it: first line
+    "postern-envelope 1", "key value" records, last line "end"."""
+    text = data.decode("utf-8")
+    assert text.endswith("\n"), f"envelope does not end in a newline: {text!r}"
+    lines = text[:-1].split("\n")
+    assert lines[0] == "postern-envelope 1", f"bad first line: {text!r}"
+    assert lines[-1] == "end", f"envelope lacks the end marker: {text!r}"
+    records = []
+    for line in lines[1:-1]:
+        key, _, value = line.partition(" ")
+        assert key and key.isascii() and key.replace("_", "").replace("-", "").isalnum(), \
+            f"bad record {line!r} in {text!r}"
+        records.append((key, value))
+    return Envelope(records)
+
+
+def header_fields(header_text):
+    """[(name, value)] of an RFC 5322 header section (CRLF, unfolded)."""
+    fields = []
+    for line in header_text.split("\r\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            assert fields, f"continuation first in {header_text!r}"
+            name, value = fields[-1]
+            fields[-1] = (name, value + "\r\n" + line)
+            continue
+        name, sep, value = line.partition(":")
+        assert sep, f"not a header field: {line!r}"
+        fields.append((name, value))
+    return fields
+
+
+def split_message(msg):
+    """(header section incl. its final CRLF, rest from the empty line on)"""
+    if msg.startswith(b"\r\n"):
+        return b"", msg
+    k = msg.find(b"\r\n\r\n")
+    if k < 0:
+        return msg, b""
+    return msg[:k + 2], msg[k + 2:]
+
+
+def check_stored_message(d, qid, client_msg, added_message_id, added_date):
+    """The stored message is our Received field first, then the client's
+    message byte for byte, except that Message-ID and Date are added when
+    the client's message lacked them (and only then) - either right after
+    Received or at the end of the client's header section, where Postfix
+    puts them."""
+    stored = d.message(qid)
+    where = f"\nstored: {stored[:3000]!r}\nclient: {client_msg[:3000]!r}"
+    assert stored.startswith(b"Received:"), "Received not first" + where
+    # our Received field: the first line and its continuation lines
+    lines = stored.split(b"\r\n")
+    n = 1
+    while n < len(lines) and lines[n][:1] in (b" ", b"\t"):
+        n += 1
+    received = b"\r\n".join(lines[:n]).decode("utf-8", "replace")
+    rest = b"\r\n".join(lines[n:])
+    assert f"by {HOSTNAME}" in received, f"Received lacks 'by {HOSTNAME}': {received!r}"
+    assert qid in received, f"Received lacks the queue id: {received!r}"
+
+    hs, body = split_message(rest)
+    hc, bodyc = split_message(client_msg)
+    assert body == bodyc, "client's body changed" + where
+    if hs.startswith(hc):
+        added = hs[len(hc):]
+    elif hs.endswith(hc):
+        added = hs[:len(hs) - len(hc)]
+    else:
+        raise AssertionError("client's header section not intact" + where)
+    fields = header_fields(added.decode("utf-8", "replace"))
+    names = [n.lower() for n, _ in fields]
+    assert ("message-id" in names) == added_message_id, \
+        f"Message-ID added={added_message_id} expected; added: {added!r}" + where
+    assert ("date" in names) == added_date, \
+        f"Date added={added_date} expected; added: {added!r}" + where
+    assert sorted(names) == sorted(set(names)) and \
+        set(names) <= {"message-id", "date"}, \
+        f"unexpected added fields: {added!r}" + where
+    for name, v in fields:
+        if name.lower() == "message-id":
+            assert re.match(r"^\s*<[^<>\s]+@[^<>\s]+>\s*$", v), f"bad Message-ID {v!r}"
+        if name.lower() == "date":
+            assert re.match(r"^ ?(\w{3}, )?\d{1,2} \w{3} \d{4} \d\d:\d\d(:\d\d)? [+-]\d{4}", v), \
+                f"bad Date {v!r}"
+    # no line in the stored message longer than 998 octets
+    for line in stored.split(b"\r\n"):
+        assert len(line) <= 998
+    return stored
+
+
+def assert_queued(d, qid, sender, rcpts, login, client_msg=None,
+                  added_message_id=False, added_date=False):
+    assert qid in d.queue_ids(), f"{qid} not in queue/: {d.queue_files()}"
+    env = d.envelope(qid)
+    assert env.get("id") == qid, env
+    assert env.get("size") == str(len(d.message(qid))), \
+        f"size record {env.get('size')} != {len(d.message(qid))} bytes: {env}"
+    assert env.sender == sender, f"sender {env.sender!r} != {sender!r}: {env}"
+    assert env.rcpts == [("pending", r) for r in rcpts], \
+        f"rcpts {env.rcpts} != {rcpts}: {env}"
+    assert env.login == login, f"login {env.login!r} != {login!r}: {env}"
+    if client_msg is not None:
+        check_stored_message(d, qid, client_msg, added_message_id, added_date)
+    return env
+
+
+def assert_nothing_queued(d, before=(), conns=()):
+    """After the session(s): no new envelope or message in queue/, and
+    tmp/ empty (given a moment for the daemon to clean up after a close)."""
+    for c in conns:
+        c.close()
+    left = d.wait_tmp_empty()
+    assert not left, f"tmp/ not empty after the session: {left}"
+    new = [f for f in d.queue_files()
+           if f.rsplit(".", 1)[0] not in set(before)]
+    assert not new, f"unexpected files in queue/: {new}"
+
+
+def smtps(d, ctx, login=None, listener="smtps"):
+    """A raw connection on an implicit-TLS listener, after EHLO (and AUTH
+    PLAIN when login is given)."""
+    c = SMTP(d.address(listener), d.port(listener), ctx, implicit=True)
+    c.greeting()
+    c.ehlo()
+    if login:
+        c.login(login)
+    return c
+
+
+def submission(d, ctx, login=None, listener="submission"):
+    """A raw connection on a STARTTLS listener, after EHLO, STARTTLS, EHLO
+    (and AUTH PLAIN when login is given)."""
+    c = SMTP(d.address(listener), d.port(listener), ctx)
+    c.greeting()
+    c.ehlo()
+    c.starttls()
+    c.ehlo()
+    if login:
+        c.login(login)
+    return c
+
+
+def plain(d, listener="trusted", ehlo=True):
+    c = SMTP(d.address(listener), d.port(listener))
+    c.greeting()
+    if ehlo:
+        c.ehlo()
+    return c
+
+
+def ehlo_keywords(reply):
+    """{KEYWORD: params} from an EHLO reply (first line is the hostname)."""
+    out = {}
+    for line in reply.lines[1:]:
+        kw, _, params = line.partition(" ")
+        out[kw.upper()] = params
+    return out
