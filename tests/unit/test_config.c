@@ -502,6 +502,27 @@ test_missing_file(void **state)
 	config_errors_free(&errs);
 }
 
+/* test_loose_tls_key - a TLS key others may read is refused, naming it */
+static void
+test_loose_tls_key(void **state)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct config *c;
+
+	(void)state;
+	write_file("loose.pem", "dummy key\n");
+	assert_int_equal(chmod(path_in("loose.pem"), 0644), 0);
+	c = load_text("hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
+	    "tls = { certificate = \"cert.pem\"; key = \"loose.pem\"; };\n"
+	    "domains = ( { name = \"example.org\"; } );\n"
+	    "listen = ( { address = \"127.0.0.1\"; port = 587; } );\n", &errs);
+	assert_null(c);
+	if (errs.n != 1 || !has_error(&errs, 0, path_in("t.conf"), 3,
+	    "tls.key: ", "loose.pem is accessible by others (mode 0644)"))
+		dump_errors(&errs), fail();
+	config_errors_free(&errs);
+}
+
 /* test_full - every setting given, every value where it belongs */
 static void
 test_full(void **state)
@@ -1130,6 +1151,7 @@ static int
 setup(void **state)
 {
 	(void)state;
+	umask(077);	/* private keys must not be readable by others */
 	if (mkdtemp(tmpdir) == NULL)
 		return -1;
 	write_file("cert.pem", "dummy certificate\n");
@@ -1160,6 +1182,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_duplicate_domain),
 	cmocka_unit_test(test_all_errors_collected),
 	cmocka_unit_test(test_missing_file),
+	cmocka_unit_test(test_loose_tls_key),
 	cmocka_unit_test(test_table),
 	cmocka_unit_test(test_example_documents_every_key),
 	cmocka_unit_test(test_example_loads),
