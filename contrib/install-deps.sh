@@ -11,6 +11,7 @@ libsasl2-modules libsasl2-modules-db sasl2-bin
 libcmocka-dev
 openssl ca-certificates
 swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
+libmail-dkim-perl
 "
 
 missing=""
