@@ -33,6 +33,9 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "keys/dkim.h"
+#include "keys/keycmd.h"
+#include "keys/keyring.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "submit/auth.h"
@@ -50,7 +53,9 @@ usage(void)
 	    "       postern users add|passwd|delete LOGIN [-c FILE]\n"
 	    "       postern users list   [-c FILE]\n"
 	    "       postern queue list   [-c FILE]\n"
-	    "       postern queue show ID [-c FILE]\n"
+	    "       postern queue show ID [--message] [-c FILE]\n"
+	    "       postern keys generate|dns|sign|verify ... (postern keys)\n"
+
 	    "Passwords are read from the terminal, or from standard input "
 	    "when it is not one.\n");
 	exit(2);
@@ -102,6 +107,23 @@ load_config(const char *path)
 		exit(1);
 	}
 	return cfg;
+}
+
+/* load_keys - every DKIM key of cfg, or print every problem and exit 1 */
+static struct keyring *
+load_keys(const struct config *cfg)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct keyring *kr;
+	size_t i;
+
+	if ((kr = keyring_load(cfg, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.v[i]);
+		config_errors_free(&errs);
+		exit(1);
+	}
+	return kr;
 }
 
 /* make_dir - mkdir -p with mode 0700 for the parts we create */
@@ -182,6 +204,7 @@ cmd_serve(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH, *words[1];
 	struct event *sigterm, *sigint;
 	struct event_base *base;
+	struct keyring *keys;
 	struct config *cfg;
 	struct server srv;
 	struct queue *q;
@@ -193,6 +216,7 @@ cmd_serve(int argc, char **argv)
 		usage();
 	log_init("postern", debug);
 	cfg = load_config(path);
+	keys = load_keys(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		log_fatalx("libevent without thread support");
@@ -208,6 +232,7 @@ cmd_serve(int argc, char **argv)
 	    cfg->state_dir, nq, nrm, ncorrupt);
 	if (server_open(&srv, cfg, base, q, &err) == -1)
 		log_fatalx("%s", err);
+	srv.keys = keys;
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
@@ -228,6 +253,8 @@ cmd_serve(int argc, char **argv)
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);
+	keyring_free(keys);
+	dkim_shutdown();
 	config_free(cfg);
 	log_info("stopped");
 	return 0;
@@ -243,6 +270,8 @@ cmd_check_config(int argc, char **argv)
 	if (parse_args(argc, argv, &path, NULL, words, 0) != 0)
 		usage();
 	cfg = load_config(path);
+	keyring_free(load_keys(cfg));
+	dkim_shutdown();
 	printf("%s: configuration OK\n", path);
 	config_free(cfg);
 	return 0;
@@ -419,8 +448,16 @@ cmd_queue(int argc, char **argv)
 	char *err = NULL, chunk[65536];
 	ssize_t r;
 	size_t n;
-	int fd;
+	int fd, message_only = 0;
 
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], "--message") == 0) {
+			message_only = 1;
+			memmove(&argv[i], &argv[i + 1],
+			    (size_t)(argc - i - 1) * sizeof(*argv));
+			argc--;
+			break;
+		}
 	n = parse_args(argc, argv, &path, NULL, words, 2);
 	if (n == 0)
 		usage();
@@ -447,13 +484,16 @@ cmd_queue(int argc, char **argv)
 			fprintf(stderr, "postern: %s: %s\n", words[1], why);
 			return 1;
 		}
-		buf_init(&b, 1 << 24);
-		if (envelope_format(&e, &b) == -1)
-			log_fatalx("envelope too large to show");
-		fwrite(b.data, 1, b.len, stdout);
-		buf_free(&b);
+		if (!message_only) {
+			buf_init(&b, 1 << 24);
+			if (envelope_format(&e, &b) == -1)
+				log_fatalx("envelope too large to show");
+			fwrite(b.data, 1, b.len, stdout);
+			buf_free(&b);
+			printf("\n");
+		}
+		fwrite(e.prepend, 1, e.prepend_len, stdout);
 		envelope_free(&e);
-		printf("\n");
 		if ((fd = queue_open_message(q, words[1])) == -1) {
 			fprintf(stderr, "postern: %s: message: %s\n", words[1],
 			    strerror(errno));
@@ -485,5 +525,8 @@ main(int argc, char **argv)
 		return cmd_users(argc - 2, argv + 2);
 	if (strcmp(cmd, "queue") == 0)
 		return cmd_queue(argc - 2, argv + 2);
+	if (strcmp(cmd, "keys") == 0)
+		return keys_main(argc - 2, argv + 2);
+
 	usage();
 }

@@ -92,6 +92,19 @@ static const struct config_key keys[] = {
 	  "hosted domains: mail from them is signed and relayed" },
 	{ "domains.name", K_STRING, REQ, NULL, 0, 0, NULL,
 	  "domain name" },
+	{ "domains.dkim", K_LIST, NONEMPTY, NULL, 0, 0, NULL,
+	  "DKIM signing keys: one rsa-sha256, optionally one ed25519-sha256" },
+	{ "domains.dkim.selector", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "DKIM selector (s=), published at SELECTOR._domainkey.DOMAIN" },
+	{ "domains.dkim.algorithm", K_ENUM, REQ, NULL, 0, 0,
+	  "rsa-sha256|ed25519-sha256", "signing algorithm" },
+	{ "domains.dkim.key", K_STRING, 0, NULL, 0, 0, NULL,
+	  "PEM private key; default keys/DOMAIN/SELECTOR.key in state_dir" },
+	{ "domains.sign_headers", K_STRINGS, NONEMPTY, NULL, 0, 0, NULL,
+	  "header fields to sign when present; default RFC 6376 5.4.1" },
+	{ "domains.oversign_headers", K_STRINGS, 0, NULL, 0, 0, NULL,
+	  "header fields signed once more than present, so none can be "
+	  "added" },
 
 	{ "senders", K_LIST, 0, NULL, 0, 0, NULL,
 	  "extra addresses a login may send as" },
@@ -148,6 +161,7 @@ struct loader {
 	char		**files;	/* file names in order of first problem */
 	size_t		 nfiles;
 	int		 tls_line;	/* first listener using TLS, 0 if none */
+	unsigned	 flags;		/* CONFIG_* from config_load_flags */
 };
 
 /* Address of one listener, for duplicate checks. */
@@ -952,6 +966,146 @@ build_basics(struct loader *ld)
 		c->user = xstrdup(v);
 }
 
+/* valid_selector - RFC 6376 3.1: dot-separated labels of [A-Za-z0-9-] */
+static bool
+valid_selector(const char *v)
+{
+	size_t i, label = 0;
+
+	for (i = 0; v[i]; i++) {
+		if (v[i] == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)v[i]) || (v[i] == '-' &&
+		    label > 0)) {
+			if (++label > 63)
+				return false;
+		} else
+			return false;
+	}
+	return label > 0 && v[i - 1] != '-' && i <= 253;
+}
+
+/*
+ * build_dkim - the signing keys of one domain: exactly one rsa-sha256
+ * key, and at most one ed25519-sha256 beside it (large receivers do not
+ * verify Ed25519 yet, so it must never sign alone). RSA comes first.
+ */
+static void
+build_dkim(struct loader *ld, const config_setting_t *dom,
+    struct domain_config *d)
+{
+	const config_setting_t *list, *e, *s, *as;
+	const struct config_key *k = key_get("domains.dkim");
+	struct dkim_selector_config *sc;
+	const char *sel, *alg, *key;
+	int i, n, nrsa = 0, ned = 0;
+	size_t j;
+	char *rel;
+
+	if ((list = member(dom, k)) == NULL) {
+		if (!(ld->flags & CONFIG_NO_DKIM))
+			problem_at(ld, dom, "domains: %s has no dkim keys; every "
+			    "hosted domain signs its mail: run `postern keys "
+			    "generate %s` and add the dkim entries it prints",
+			    d->name, d->name);
+		return;
+	}
+	if (!check_value(ld, k, list, 0))
+		return;
+	n = config_setting_length(list);
+	d->dkim = xcalloc((size_t)n, sizeof(*d->dkim));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(list, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			continue;
+		sel = get_string(ld, e, "domains.dkim.selector", &s);
+		alg = get_string(ld, e, "domains.dkim.algorithm", &as);
+		if (sel == NULL || alg == NULL || as == NULL)
+			continue;
+		if (!valid_selector(sel)) {
+			problem_at(ld, s, "domains.dkim.selector: \"%s\" is not "
+			    "a valid selector (letters, digits, '-', dots)",
+			    sel);
+			continue;
+		}
+		for (j = 0; j < d->ndkim; j++)
+			if (strcasecmp(d->dkim[j].selector, sel) == 0)
+				break;
+		if (j < d->ndkim) {
+			problem_at(ld, s, "domains.dkim.selector: %s is already "
+			    "used at line %d", sel, d->dkim[j].line);
+			continue;
+		}
+		sc = &d->dkim[d->ndkim++];
+		sc->selector = xstrdup(sel);
+		sc->algorithm = strcmp(alg, "rsa-sha256") == 0 ?
+		    DKIM_ALG_RSA_SHA256 : DKIM_ALG_ED25519_SHA256;
+		sc->line = config_setting_source_line(e);
+		key = get_string(ld, e, "domains.dkim.key", NULL);
+		rel = key ? xstrdup(key) : xasprintf("keys/%s/%s.key",
+		    d->name, sel);
+		sc->key = ld->c->state_dir ? path_join(ld->c->state_dir, rel) :
+		    xstrdup(rel);
+		free(rel);
+		if (sc->algorithm == DKIM_ALG_RSA_SHA256)
+			nrsa++;
+		else
+			ned++;
+	}
+	if (d->ndkim == 0)
+		return;
+	if (nrsa == 0)
+		problem_at(ld, list, "domains.dkim: %s has no rsa-sha256 key; "
+		    "ed25519-sha256 alone fails DKIM at receivers that do not "
+		    "verify it yet (most large ones), so every domain signs "
+		    "with rsa-sha256 and may add ed25519-sha256 beside it",
+		    d->name);
+	if (nrsa > 1 || ned > 1)
+		problem_at(ld, list, "domains.dkim: %s has more than one key "
+		    "of one algorithm; sign with one rsa-sha256 and at most "
+		    "one ed25519-sha256 key (rotation: postern keys rotate)",
+		    d->name);
+	if (d->ndkim == 2 && d->dkim[0].algorithm != DKIM_ALG_RSA_SHA256) {
+		struct dkim_selector_config t = d->dkim[0];
+
+		d->dkim[0] = d->dkim[1];
+		d->dkim[1] = t;
+	}
+}
+
+/* header_names - an optional array of header field names, or NULL */
+static char **
+header_names(struct loader *ld, const config_setting_t *dom,
+    const char *key, size_t *np)
+{
+	const config_setting_t *arr, *e;
+	const char *v, *p;
+	char **names;
+	int i, n;
+
+	*np = 0;
+	if ((arr = get_strings(ld, dom, key)) == NULL)
+		return NULL;
+	n = config_setting_length(arr);
+	names = xcalloc((size_t)n + 1, sizeof(*names));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(arr, (unsigned)i);
+		v = config_setting_get_string(e);
+		for (p = v; *p; p++)
+			if (*p <= ' ' || *p >= 0x7f || *p == ':')
+				break;
+		if (*p) {
+			problem_at(ld, e, "%s: \"%s\" is not a header field "
+			    "name", key, v);
+			continue;
+		}
+		names[(*np)++] = xstrdup(v);
+	}
+	return names;
+}
+
 /* build_domains - the hosted domains */
 static void
 build_domains(struct loader *ld)
@@ -989,7 +1143,15 @@ build_domains(struct loader *ld)
 			continue;
 		}
 		lines[c->ndomains] = config_setting_source_line(s);
-		c->domains[c->ndomains++].name = name;
+		c->domains[c->ndomains].name = name;
+		build_dkim(ld, e, &c->domains[c->ndomains]);
+		c->domains[c->ndomains].sign_headers = header_names(ld, e,
+		    "domains.sign_headers",
+		    &c->domains[c->ndomains].nsign_headers);
+		c->domains[c->ndomains].oversign_headers = header_names(ld, e,
+		    "domains.oversign_headers",
+		    &c->domains[c->ndomains].noversign_headers);
+		c->ndomains++;
 	}
 	free(lines);
 }
@@ -1384,11 +1546,20 @@ read_file(struct loader *ld)
 struct config *
 config_load(const char *path, struct config_errors *errs)
 {
+	return config_load_flags(path, errs, 0);
+}
+
+/* config_load_flags - config_load with relaxations; see config.h */
+struct config *
+config_load_flags(const char *path, struct config_errors *errs,
+    unsigned flags)
+{
 	struct loader ld;
 	struct config *c;
 	size_t i;
 
 	memset(&ld, 0, sizeof(ld));
+	ld.flags = flags;
 	ld.path = path;
 	c = ld.c = xcalloc(1, sizeof(*c));
 	c->path = xstrdup(path);
@@ -1446,7 +1617,7 @@ free_strings(char **v, size_t n)
 void
 config_free(struct config *c)
 {
-	size_t i;
+	size_t i, j;
 
 	if (c == NULL)
 		return;
@@ -1463,8 +1634,18 @@ config_free(struct config *c)
 	free(c->tls_key);
 	free_strings(c->auth_mechanisms, c->nauth_mechanisms);
 	free(c->sasldb);
-	for (i = 0; i < c->ndomains; i++)
-		free(c->domains[i].name);
+	for (i = 0; i < c->ndomains; i++) {
+		struct domain_config *d = &c->domains[i];
+
+		free(d->name);
+		for (j = 0; j < d->ndkim; j++) {
+			free(d->dkim[j].selector);
+			free(d->dkim[j].key);
+		}
+		free(d->dkim);
+		free_strings(d->sign_headers, d->nsign_headers);
+		free_strings(d->oversign_headers, d->noversign_headers);
+	}
 	free(c->domains);
 	for (i = 0; i < c->nsenders; i++) {
 		free(c->senders[i].login);
@@ -1544,4 +1725,25 @@ config_domain_hosted(const struct config *c, const char *domain)
 		    strncasecmp(c->domains[i].name, domain, n) == 0)
 			return true;
 	return false;
+}
+
+/* config_signing_domain - the domain itself or its closest hosted parent */
+const struct domain_config *
+config_signing_domain(const struct config *c, const char *domain)
+{
+	const char *p;
+	size_t i, n;
+
+	if (c == NULL || domain == NULL)
+		return NULL;
+	for (p = domain; p != NULL; p = (p = strchr(p, '.')) ? p + 1 : NULL) {
+		n = strlen(p);
+		if (n > 0 && p[n - 1] == '.')
+			n--;
+		for (i = 0; n > 0 && i < c->ndomains; i++)
+			if (strlen(c->domains[i].name) == n &&
+			    strncasecmp(c->domains[i].name, p, n) == 0)
+				return &c->domains[i];
+	}
+	return NULL;
 }

@@ -37,8 +37,26 @@ struct listen_config {
 	int		 line;		/* where it was declared */
 };
 
+enum dkim_algorithm {
+	DKIM_ALG_RSA_SHA256,		/* RFC 6376; every domain has one */
+	DKIM_ALG_ED25519_SHA256,	/* RFC 8463; only beside an RSA key */
+};
+
+struct dkim_selector_config {
+	char			*selector;
+	enum dkim_algorithm	 algorithm;
+	char			*key;		/* absolute path of the PEM key */
+	int			 line;
+};
+
 struct domain_config {
 	char		*name;		/* lower case, no trailing dot */
+	struct dkim_selector_config *dkim;	/* one per algorithm, RSA first */
+	size_t		 ndkim;
+	char		**sign_headers;	/* NULL: the built-in list */
+	size_t		 nsign_headers;
+	char		**oversign_headers;	/* NULL: the built-in list */
+	size_t		 noversign_headers;
 };
 
 struct sender_grant {
@@ -92,6 +110,16 @@ struct config_errors {
 };
 
 struct config	*config_load(const char *path, struct config_errors *errs);
+
+/*
+ * config_load_flags - config_load, relaxed by flags:
+ * CONFIG_NO_DKIM accepts hosted domains without dkim entries, for
+ * `postern keys generate` on a domain that has no key yet. The daemon
+ * never uses it.
+ */
+#define CONFIG_NO_DKIM	0x01
+struct config	*config_load_flags(const char *path, struct config_errors *errs,
+		    unsigned flags);
 void		 config_free(struct config *);
 void		 config_errors_free(struct config_errors *);
 
@@ -104,5 +132,13 @@ int		 config_parse_duration(const char *, unsigned *secs);
 
 /* config_domain_hosted - true if domain (any case) is a hosted domain */
 bool		 config_domain_hosted(const struct config *, const char *domain);
+
+/*
+ * config_signing_domain - the hosted domain that signs mail whose From:
+ * is in domain: the domain itself, or else its closest hosted parent
+ * (relaxed DMARC alignment). NULL if none.
+ */
+const struct domain_config *config_signing_domain(const struct config *,
+		    const char *domain);
 
 #endif

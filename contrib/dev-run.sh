@@ -32,6 +32,12 @@ Send a first message, from this directory in another terminal:
   (swaks takes the password only as an argument, which other local users
   can see in ps: fine for this development instance, not for production.)
 
+Every message is DKIM-signed for example.test (selectors dev-rsa and
+dev-ed, keys in var/keys/example.test/). Check the signatures of a queued
+message against those key files (no DNS needed):
+
+  ./postern queue show ID --message -c config/dev.conf | ./postern keys verify --local -c config/dev.conf
+
 See what was queued:
 
   ./postern queue list -c config/dev.conf

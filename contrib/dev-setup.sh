@@ -9,6 +9,10 @@
 #   var/dev-password     a random password for admin@example.test (0600)
 #   var/sasldb2          with the SASL user admin@example.test, created
 #                        through `./postern users add` (password on stdin)
+#   var/keys/example.test/dev-rsa.key   the DKIM keys config/dev.conf signs
+#   var/keys/example.test/dev-ed.key    with (rsa-sha256, ed25519-sha256;
+#                        0600), made by `./postern keys generate` when this
+#                        build has it, else by `openssl genpkey`
 # Safe to run again: existing files are kept; if var/dev-password had to be
 # made anew for an existing user, that user's password is set to it.
 set -eu
@@ -16,6 +20,8 @@ cd "$(dirname "$0")/.."
 
 CONF=config/dev.conf
 LOGIN=admin@example.test
+DOMAIN=example.test
+KEYDIR=var/keys/$DOMAIN
 
 [ -x ./postern ] || { echo "dev-setup: ./postern is missing: run make" >&2; exit 1; }
 [ -f "$CONF" ] || { echo "dev-setup: $CONF is missing" >&2; exit 1; }
@@ -33,6 +39,37 @@ if [ ! -s var/tls/cert.pem ] || [ ! -s var/tls/key.pem ]; then
 	chmod 600 var/tls/key.pem
 	chmod 644 var/tls/cert.pem
 fi
+
+# DKIM keys: every hosted domain signs, so the daemon refuses to start
+# without them. $1 selector, $2 algorithm.
+have_keys_generate=no
+if ./postern keys 2>&1 | grep -q 'keys generate'; then
+	have_keys_generate=yes
+fi
+dkim_key() {
+	key=$KEYDIR/$1.key
+	[ -s "$key" ] && return 0
+	echo "dev-setup: creating DKIM key $key ($2)"
+	mkdir -p "$KEYDIR"
+	chmod 700 var/keys "$KEYDIR"
+	if [ "$have_keys_generate" = yes ]; then
+		./postern keys generate "$DOMAIN" -s "$1" -a "$2" -c "$CONF" \
+		    > /dev/null
+	else
+		rm -f "$key"
+		case $2 in
+		rsa-sha256)
+			openssl genpkey -algorithm RSA \
+			    -pkeyopt rsa_keygen_bits:2048 -out "$key" 2>/dev/null ;;
+		ed25519-sha256)
+			openssl genpkey -algorithm ed25519 -out "$key" 2>/dev/null ;;
+		esac
+	fi
+	[ -s "$key" ] || { echo "dev-setup: $key was not created" >&2; exit 1; }
+	chmod 600 "$key"
+}
+dkim_key dev-rsa rsa-sha256
+dkim_key dev-ed ed25519-sha256
 
 new_password=no
 if [ ! -s var/dev-password ]; then
@@ -53,3 +90,4 @@ else
 	echo "dev-setup: creating SASL user $LOGIN in var/sasldb2"
 	./postern users add "$LOGIN" -c "$CONF" < var/dev-password
 fi
+

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "common/alloc.h"
 #include "relay/envelope.h"
 
@@ -26,6 +28,7 @@
 #define SEEN_BODY	0x040
 #define SEEN_SMTPUTF8	0x080
 #define SEEN_SIZE	0x100
+#define SEEN_PREPEND	0x200
 #define SEEN_REQUIRED	(SEEN_ID | SEEN_TIME | SEEN_SENDER | SEEN_CLIENT | \
 			 SEEN_HELO | SEEN_BODY | SEEN_SMTPUTF8 | SEEN_SIZE)
 
@@ -131,6 +134,20 @@ envelope_format(const struct envelope *e, struct buf *b)
 	    put_record(b, "smtputf8", e->smtputf8 ? "1" : "0") == -1 ||
 	    buf_printf(b, "size %" PRIu64 "\n", e->size) == -1)
 		goto toobig;
+	if (e->prepend_len > 0) {
+		size_t n = 4 * ((e->prepend_len + 2) / 3);
+		char *b64;
+
+		if (e->prepend_len > ENVELOPE_PREPEND_MAX)
+			goto toobig;
+		b64 = xmalloc(n + 1);
+		EVP_EncodeBlock((unsigned char *)b64,
+		    (const unsigned char *)e->prepend, (int)e->prepend_len);
+		n = buf_printf(b, "prepend %s\n", b64) == -1;
+		free(b64);
+		if (n)
+			goto toobig;
+	}
 	for (i = 0; i < e->nrcpts; i++)
 		if (buf_printf(b, "rcpt %s %s\n",
 		    rcpt_status_names[e->rcpts[i].status],
@@ -213,6 +230,48 @@ parse_rcpt(const char *v, size_t vlen, struct envelope *e, size_t *cap)
 	return NULL;
 }
 
+/*
+ * parse_prepend - base64 of the header fields that go before the message
+ * (OpenSSL's decoder; padding bytes it adds are taken off again)
+ */
+static const char *
+parse_prepend(const char *v, size_t vlen, struct envelope *e)
+{
+	unsigned char *out;
+	size_t i, pad = 0;
+	int n;
+
+	if (vlen == 0 || vlen % 4 != 0 ||
+	    vlen > 4 * ((ENVELOPE_PREPEND_MAX + 2) / 3))
+		return "bad prepend record";
+	/* '=' only as padding at the end; the decoder is not that strict */
+	for (i = 0; i < vlen; i++)
+		if (v[i] == '=')
+			pad++;
+		else if (pad > 0)
+			return "bad prepend record";
+	if (pad > 2)
+		return "bad prepend record";
+	out = xmalloc(vlen / 4 * 3 + 1);
+	if ((n = EVP_DecodeBlock(out, (const unsigned char *)v,
+	    (int)vlen)) < 0) {
+		free(out);
+		return "bad prepend record";
+	}
+	if (v[vlen - 1] == '=')
+		n--;
+	if (v[vlen - 2] == '=')
+		n--;
+	if (n <= 0) {
+		free(out);
+		return "bad prepend record";
+	}
+	out[n] = '\0';
+	e->prepend = (char *)out;
+	e->prepend_len = (size_t)n;
+	return NULL;
+}
+
 /* parse_record - one "key value" line into e; NULL or a static reason */
 static const char *
 parse_record(const char *k, size_t klen, const char *v, size_t vlen,
@@ -245,6 +304,8 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 		bit = SEEN_SMTPUTF8;
 	else if (key_is(k, klen, "size"))
 		bit = SEEN_SIZE;
+	else if (key_is(k, klen, "prepend"))
+		bit = SEEN_PREPEND;
 	else
 		return "unknown record";
 	if (*seen & bit)
@@ -291,6 +352,8 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 			return "bad size";
 		e->size = n;
 		return NULL;
+	case SEEN_PREPEND:
+		return parse_prepend(v, vlen, e);
 	}
 	return "unknown record";	/* not reached */
 }
@@ -421,5 +484,6 @@ envelope_free(struct envelope *e)
 	free(e->login);
 	free(e->client);
 	free(e->helo);
+	free(e->prepend);
 	memset(e, 0, sizeof(*e));
 }

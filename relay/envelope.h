@@ -20,6 +20,7 @@
 
 #define ENVELOPE_VERSION	1
 #define QUEUE_ID_LEN		20	/* [0-9A-Za-z], time-ordered prefix */
+#define ENVELOPE_PREPEND_MAX	65536	/* bytes of prepended header fields */
 
 enum rcpt_status {
 	RCPT_PENDING = 0,	/* not yet delivered */
@@ -42,6 +43,11 @@ struct envelope {
 	bool		 body_8bit;	/* BODY=8BITMIME */
 	bool		 smtputf8;	/* SMTPUTF8 */
 	uint64_t	 size;		/* bytes in the message file */
+	char		*prepend;	/* header fields (CRLF-terminated) that
+					   go before the message file's bytes:
+					   the DKIM signatures; NULL if none.
+					   Stored as "prepend BASE64". */
+	size_t		 prepend_len;
 	struct envelope_rcpt *rcpts;
 	size_t		 nrcpts;
 };

@@ -25,6 +25,7 @@ struct event_base;
 struct evconnlistener;
 struct queue;
 struct ipcount;
+struct keyring;
 
 struct listener_arg {
 	struct server			*srv;
@@ -35,6 +36,7 @@ struct server {
 	const struct config	*cfg;
 	struct event_base	*base;
 	struct queue		*queue;
+	struct keyring		*keys;		/* DKIM keys, set by the caller */
 	SSL_CTX			*ssl_ctx;	/* NULL if no listener uses TLS */
 	char			*auth_mechs;	/* to advertise; "" if none */
 	struct evconnlistener	**listeners;

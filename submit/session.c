@@ -40,6 +40,8 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "keys/dkim.h"
+#include "keys/keyring.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "submit/address.h"
@@ -76,6 +78,7 @@ struct txn {
 	struct dataread		 dr;
 	struct buf		 hdr;		/* header section so far */
 	bool			 in_header;
+	struct dkim_signer	*signer;	/* from the header section on */
 	char			*reject;	/* first refusal of the data */
 };
 
@@ -284,6 +287,7 @@ txn_free(struct session *s)
 		free(t->rcpts[i]);
 	free(t->rcpts);
 	buf_free(&t->hdr);
+	dkim_signer_free(t->signer);
 	free(t->reject);
 	free(t);
 	s->txn = NULL;
@@ -745,9 +749,9 @@ session_command(struct session *s, const char *line)
 
 /* --- message data --- */
 
-/* session_write_msg - append message bytes to the queue file */
+/* session_store - append bytes to the queue file */
 static void
-session_write_msg(struct session *s, const void *p, size_t len)
+session_store(struct session *s, const void *p, size_t len)
 {
 	struct txn *t = s->txn;
 
@@ -758,6 +762,23 @@ session_write_msg(struct session *s, const void *p, size_t len)
 		    queue_msg_id(t->qm));
 		txn_reject(t, "451 4.3.0 Error: queue file write error");
 	}
+}
+
+/* session_write_body - body bytes: into the signer and the queue file */
+static void
+session_write_body(struct session *s, const void *p, size_t len)
+{
+	struct txn *t = s->txn;
+
+	if (t->reject || len == 0)
+		return;
+	if (dkim_signer_body(t->signer, p, len) == -1) {
+		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
+		    queue_msg_id(t->qm), dkim_signer_error(t->signer));
+		txn_reject(t, "451 4.7.0 Error: cannot sign the message");
+		return;
+	}
+	session_store(s, p, len);
 }
 
 /*
@@ -773,10 +794,12 @@ session_header_done(struct session *s, size_t end)
 	struct msghdr_info info;
 	struct msghdr_received rcv;
 	struct address from[2];
+	const struct domain_config *dom;
+	const struct keyfile *const *keys;
 	struct buf add;
-	char addr[ADDRESS_MAX + 1];
+	char addr[ADDRESS_MAX + 1], *serr = NULL;
 	const char *err;
-	size_t n;
+	size_t n, nkeys;
 	time_t now = time(NULL);
 
 	t->in_header = false;
@@ -813,6 +836,22 @@ session_header_done(struct session *s, size_t end)
 		return;
 	}
 
+	if ((dom = config_signing_domain(s->cfg, from[0].domain)) == NULL) {
+		/* The policy only lets hosted addresses through: never
+		   send a message unsigned because this was missed. */
+		txn_reject(t, "550 5.7.1 From: domain %s is not hosted here",
+		    from[0].domain);
+		return;
+	}
+	keys = keyring_keys(s->srv->keys, dom, &nkeys);
+	if ((t->signer = dkim_signer_new(keys, nkeys,
+	    keyring_headers(s->srv->keys, dom), 0, &serr)) == NULL) {
+		log_warnx("session=%" PRIu64 " dkim: %s", s->id, serr);
+		free(serr);
+		txn_reject(t, "451 4.7.0 Error: cannot sign the message");
+		return;
+	}
+
 	memset(&rcv, 0, sizeof(rcv));
 	rcv.helo = s->helo;
 	rcv.client_addr = s->ip;
@@ -826,20 +865,33 @@ session_header_done(struct session *s, size_t end)
 	rcv.recipient = t->nrcpts == 1 ? t->rcpts[0] : NULL;
 	rcv.time = now;
 
-	buf_init(&add, 4096);
-	if (msghdr_add_received(&add, &rcv) == -1)
-		log_panic("Received header does not fit");
-	session_write_msg(s, add.data, add.len);
-	session_write_msg(s, t->hdr.data, info.len);
-	buf_reset(&add);
+	/* The header section as stored: Received, the client's fields,
+	   then Message-ID and Date if they were missing. */
+	buf_init(&add, info.len + 8192);
+	if (msghdr_add_received(&add, &rcv) == -1 ||
+	    buf_append(&add, t->hdr.data, info.len) == -1)
+		log_panic("header section does not fit");
 	if (info.nmessage_id == 0 && msghdr_add_message_id(&add,
 	    queue_msg_id(t->qm), s->cfg->hostname) == -1)
 		log_panic("Message-ID header does not fit");
 	if (info.ndate == 0 && msghdr_add_date(&add, now) == -1)
 		log_panic("Date header does not fit");
-	session_write_msg(s, add.data, add.len);
+	if (dkim_signer_headers(t->signer, add.data, add.len) == -1) {
+		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
+		    queue_msg_id(t->qm), dkim_signer_error(t->signer));
+		txn_reject(t, "550 5.6.0 Message header section cannot be "
+		    "signed: %s", dkim_signer_error(t->signer));
+		buf_free(&add);
+		return;
+	}
+	session_store(s, add.data, add.len);
 	buf_free(&add);
-	session_write_msg(s, t->hdr.data + info.len, t->hdr.len - info.len);
+	/* The empty line, then the start of the body. */
+	if (t->hdr.len > info.len) {
+		session_store(s, t->hdr.data + info.len, 2);
+		session_write_body(s, t->hdr.data + info.len + 2,
+		    t->hdr.len - info.len - 2);
+	}
 	buf_free(&t->hdr);
 }
 
@@ -851,7 +903,7 @@ session_data_bytes(struct session *s, const char *p, size_t len)
 	size_t take, end;
 
 	if (!t->in_header) {
-		session_write_msg(s, p, len);
+		session_write_body(s, p, len);
 		return;
 	}
 	take = t->hdr.max - t->hdr.len;
@@ -861,7 +913,7 @@ session_data_bytes(struct session *s, const char *p, size_t len)
 		log_panic("header buffer accounting");
 	if ((end = msghdr_end(t->hdr.data, t->hdr.len)) != 0) {
 		session_header_done(s, end);
-		session_write_msg(s, p + take, len - take);
+		session_write_body(s, p + take, len - take);
 	} else if (take < len) {
 		txn_reject(t, "552 5.3.4 Message header section exceeds %zu "
 		    "bytes", t->hdr.max);
@@ -911,6 +963,8 @@ session_data_end(struct session *s)
 {
 	struct txn *t = s->txn;
 	struct envelope e;
+	struct buf sig;
+	char *serr = NULL;
 	size_t i;
 
 	if (t->in_header && !t->reject)
@@ -929,7 +983,22 @@ session_data_end(struct session *s)
 		return;
 	}
 
+	buf_init(&sig, ENVELOPE_PREPEND_MAX);
+	if (t->signer == NULL || dkim_signer_finish(t->signer, &sig,
+	    &serr) == -1) {
+		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
+		    queue_msg_id(t->qm), serr ? serr : "no signer");
+		free(serr);
+		buf_free(&sig);
+		session_reply(s, "451 4.7.0 Error: cannot sign the message");
+		txn_free(s);
+		session_enter_state(s, STATE_COMMAND);
+		return;
+	}
+
 	memset(&e, 0, sizeof(e));
+	e.prepend = sig.data;
+	e.prepend_len = sig.len;
 	e.time = time(NULL);
 	e.sender = xasprintf("%s@%s", t->from.local, t->from.domain);
 	e.login = s->login;
@@ -953,6 +1022,7 @@ session_data_end(struct session *s)
 		t->qm = NULL;
 	free(e.rcpts);
 	free(e.sender);
+	buf_free(&sig);
 }
 
 /* session_data_input - feed buffered input to the DATA reader; returns

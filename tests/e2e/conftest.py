@@ -13,9 +13,18 @@ and the queue's contents are added to the pytest report; on success the
 directory is removed. A daemon that died during a test (crash) fails the
 test even if every assertion passed.
 
+Every hosted domain signs its mail with DKIM, so every configuration
+written here gives each domain a `dkim` list (by default one rsa-sha256
+selector "r1" and one ed25519-sha256 selector "e1") and puts the keys where
+the daemon looks for them by default, STATE_DIR/keys/DOMAIN/SELECTOR.key,
+mode 0600. The keys are made once per session with `openssl genpkey` (one
+RSA 2048 and one Ed25519 pair) and copied into each test's state dir; their
+DNS TXT records are in Postern.dkim_records for the verifiers.
+
 Helpers for the tests themselves live in helpers.py.
 """
 import atexit
+import base64
 import os
 import shutil
 import signal
@@ -30,6 +39,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 POSTERN = os.path.join(ROOT, "postern")
 
 from helpers import HOSTNAME, USERS, client_context, parse_envelope
+
+# The selectors every hosted domain gets unless a test says otherwise.
+DEFAULT_DKIM = (("r1", "rsa-sha256"), ("e1", "ed25519-sha256"))
+ALG_KEYTYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 
 DEFAULT_LIMITS = {
     "message_size": 1048576,
@@ -72,6 +85,97 @@ def ipv6_available():
         return True
     except OSError:
         return False
+
+
+def genkey(path, kind, bits=2048):
+    """A PEM private key as `openssl genpkey` writes it, mode 0600.
+    kind: "rsa" or "ed25519"."""
+    if kind == "rsa":
+        cmd = ["openssl", "genpkey", "-algorithm", "RSA",
+               "-pkeyopt", f"rsa_keygen_bits:{bits}"]
+    else:
+        cmd = ["openssl", "genpkey", "-algorithm", "ed25519"]
+    old = os.umask(0o077)
+    try:
+        p = subprocess.run(cmd + ["-out", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    finally:
+        os.umask(old)
+    assert p.returncode == 0, p.stdout
+    os.chmod(path, 0o600)
+    return path
+
+
+def dkim_txt(keyfile, kind):
+    """The DKIM TXT record of a private key: RSA p= is the base64 of the
+    DER SubjectPublicKeyInfo, Ed25519 p= the base64 of the raw 32 bytes."""
+    p = subprocess.run(["openssl", "pkey", "-in", keyfile, "-pubout",
+                        "-outform", "DER"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    assert p.returncode == 0, p.stderr
+    der = p.stdout
+    if kind == "ed25519":
+        der = der[-32:]
+    return f"v=DKIM1; k={kind}; p={base64.b64encode(der).decode()}"
+
+
+class KeySource:
+    """The session's key pairs: {"rsa": path, "ed25519": path} and their
+    TXT records."""
+
+    def __init__(self, directory):
+        self.paths = {}
+        self.txt = {}
+        for kind in ("rsa", "ed25519"):
+            path = os.path.join(directory, f"dkim-{kind}.key")
+            if not os.path.exists(path):
+                genkey(path, kind)
+            self.paths[kind] = path
+            self.txt[kind] = dkim_txt(path, kind)
+
+
+_KEYS = {}
+
+
+def session_keys(directory):
+    """The KeySource for this pytest session (made on first use)."""
+    if "k" not in _KEYS:
+        _KEYS["k"] = KeySource(directory)
+    return _KEYS["k"]
+
+
+class DkimSelector:
+    """One entry of a domain's `dkim` list. key: the `key` member to
+    write (None: none, the daemon's default path); install: copy the
+    session key of this algorithm to where the daemon will look; source:
+    a key file to install instead of the session's."""
+
+    def __init__(self, selector, algorithm, key=None, install=True,
+                 source=None):
+        self.selector = selector
+        self.algorithm = algorithm
+        self.key = key
+        self.install = install
+        self.source = source
+
+    def render(self):
+        parts = [f"selector = {_q(self.selector)};",
+                 f"algorithm = {_q(self.algorithm)};"]
+        if self.key is not None:
+            parts.append(f"key = {_q(self.key)};")
+        return "{ " + " ".join(parts) + " }"
+
+
+def _selectors(spec):
+    out = []
+    for x in spec:
+        if isinstance(x, DkimSelector):
+            out.append(x)
+        elif isinstance(x, dict):
+            out.append(DkimSelector(**x))
+        else:
+            out.append(DkimSelector(*x))
+    return out
 
 
 def run_postern(args, config=None, stdin=None, timeout=30, cwd=None):
@@ -120,6 +224,16 @@ def default_listeners():
     ]
 
 
+def render_domain(name, selectors, options=""):
+    parts = [f"name = {_q(name)};"]
+    if selectors:
+        parts.append("dkim = ( " + ", ".join(s.render() for s in selectors) +
+                     " );")
+    if options:
+        parts.append(options)
+    return "{ " + " ".join(parts) + " }"
+
+
 def render_config(d, listeners, limits, mechanisms, senders, domains,
                   extra=""):
     lines = []
@@ -133,8 +247,11 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
     lines.append("auth = { mechanisms = [ " +
                  ", ".join(_q(m) for m in mechanisms) +
                  f" ]; sasldb = {_q(d.sasldb)}; }};")
-    lines.append("domains = ( " +
-                 ", ".join("{ name = %s; }" % _q(n) for n in domains) + " );")
+    lines.append("domains = (")
+    lines.append(",\n".join(
+        "  " + render_domain(n, d.dkim.get(n, ()), d.domain_options.get(n, ""))
+        for n in domains))
+    lines.append(");")
     if senders:
         lines.append("senders = (")
         lines.append(",\n".join(
@@ -156,7 +273,12 @@ class Postern:
                  listeners=None, limits=None,
                  mechanisms=("PLAIN", "LOGIN", "SCRAM-SHA-256"),
                  senders=(("admin@example.test", ["*@example.test"]),),
-                 domains=("example.test",), extra=""):
+                 domains=("example.test",), extra="", dkim=None,
+                 domain_options=None, keysrc=None):
+        """dkim: {domain: [(selector, algorithm) | dict | DkimSelector]}
+        for the domains it names (an empty list: no dkim member at all);
+        the others get DEFAULT_DKIM. domain_options: {domain: text} added
+        inside that domain's entry (sign_headers = [...]; ...)."""
         self.name = name
         self.dir = workdir
         self.state_dir = os.path.join(workdir, "state")
@@ -172,16 +294,29 @@ class Postern:
             shutil.copy(sasldb_template, self.sasldb)
             os.chmod(self.sasldb, 0o600)
         self.listeners = listeners if listeners is not None else default_listeners()
+        taken = {l.port for l in self.listeners if l.port is not None}
         for l in self.listeners:
             if l.port is None:
+                # free_port may hand out the same port twice in a row
                 fam = socket.AF_INET6 if ":" in l.address else socket.AF_INET
-                l.port = free_port(fam, l.address)
+                while True:
+                    l.port = free_port(fam, l.address)
+                    if l.port not in taken:
+                        break
+                taken.add(l.port)
         self.limits = dict(DEFAULT_LIMITS)
         self.limits.update(limits or {})
         self.mechanisms = list(mechanisms)
         self.senders = list(senders)
         self.domains = list(domains)
         self.extra = extra
+        self.keysrc = keysrc or session_keys(os.path.dirname(cert))
+        dkim = dict(dkim or {})
+        self.dkim = {n: _selectors(dkim.get(n, DEFAULT_DKIM))
+                     for n in self.domains}
+        self.domain_options = dict(domain_options or {})
+        self.dkim_records = {}       # "sel._domainkey.dom" -> TXT value
+        self.install_dkim_keys()
         self.proc = None
         self.log_file = None
         self.starts = 0
@@ -189,6 +324,37 @@ class Postern:
         self.write_config()
 
     # -- configuration --------------------------------------------------
+    def dkim_key_path(self, domain, sel):
+        """Where the daemon looks for this selector's key."""
+        if sel.key is not None:
+            return os.path.join(self.state_dir, sel.key)
+        return os.path.join(self.state_dir, "keys", domain,
+                            sel.selector + ".key")
+
+    def install_dkim_keys(self):
+        for domain, sels in self.dkim.items():
+            for sel in sels:
+                kind = ALG_KEYTYPE.get(sel.algorithm)
+                name = f"{sel.selector}._domainkey.{domain}"
+                if sel.source is None and kind is not None:
+                    self.dkim_records[name] = self.keysrc.txt[kind]
+                elif sel.source is not None:
+                    try:      # a deliberately broken key has no record
+                        self.dkim_records[name] = dkim_txt(sel.source,
+                                                           kind or "rsa")
+                    except AssertionError:
+                        pass
+                if not sel.install:
+                    continue
+                src = sel.source or self.keysrc.paths[kind]
+                dst = self.dkim_key_path(domain, sel)
+                os.makedirs(os.path.dirname(dst), mode=0o700, exist_ok=True)
+                keys = os.path.join(self.state_dir, "keys")
+                if os.path.isdir(keys):
+                    os.chmod(keys, 0o700)
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o600)
+
     def write_config(self):
         text = render_config(self, self.listeners, self.limits,
                              self.mechanisms, self.senders, self.domains,
@@ -393,13 +559,20 @@ def tls_files(session_dir):
 
 
 @pytest.fixture(scope="session")
-def sasldb_template(postern_bin, session_dir, tls_files):
+def dkim_keys(session_dir):
+    """The session's DKIM key pairs (KeySource): one RSA 2048, one
+    Ed25519, made with openssl genpkey, mode 0600."""
+    return session_keys(session_dir)
+
+
+@pytest.fixture(scope="session")
+def sasldb_template(postern_bin, session_dir, tls_files, dkim_keys):
     """A sasldb with USERS, created through `postern users add` with the
     password on stdin."""
     d = os.path.join(session_dir, "template")
     os.makedirs(d)
     cert, key = tls_files
-    p = Postern(d, "template", cert, key, None)
+    p = Postern(d, "template", cert, key, None, keysrc=dkim_keys)
     for login, password in USERS.items():
         r = run_postern(["users", "add", login], config=p.conf,
                         stdin=password + "\n")
@@ -423,9 +596,10 @@ def workdir(request):
 
 
 @pytest.fixture
-def postern_factory(request, workdir, tls_files, sasldb_template):
+def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys):
     """make(**kw) -> a started Postern in its own subdirectory; kw go to
-    Postern() (listeners, limits, mechanisms, senders, domains, extra).
+    Postern() (listeners, limits, mechanisms, senders, domains, extra,
+    dkim, domain_options).
     start=False returns it unstarted."""
     made = []
     request.node.posterns = made
@@ -435,6 +609,7 @@ def postern_factory(request, workdir, tls_files, sasldb_template):
         name = name or f"d{len(made)}"
         wd = os.path.join(workdir, name)
         os.makedirs(wd)
+        kw.setdefault("keysrc", dkim_keys)
         d = Postern(wd, name, cert, key, sasldb_template, **kw)
         made.append(d)
         if start:

@@ -457,3 +457,127 @@ def ehlo_keywords(reply):
         kw, _, params = line.partition(" ")
         out[kw.upper()] = params
     return out
+
+
+# -- DKIM: the final message and independent verifiers -----------------------
+
+def envelope_prepend(env):
+    """The bytes the envelope's `prepend BASE64` records put before the
+    message file (the DKIM-Signature fields); b"" if none."""
+    return b"".join(base64.b64decode(v) for v in env.all("prepend"))
+
+
+def final_message(d, qid):
+    """`postern queue show ID --message`: the message as it will leave
+    (DKIM-Signature fields, our Received, the client's message). Checked
+    to be exactly the envelope's prepend records plus ID.msg."""
+    import subprocess
+    from conftest import POSTERN, ROOT
+    p = subprocess.run([POSTERN, "queue", "show", qid, "--message",
+                        "-c", d.conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60, cwd=ROOT)
+    assert p.returncode == 0, \
+        f"queue show {qid} --message: exit {p.returncode}\n{p.stderr!r}"
+    out = p.stdout
+    want = envelope_prepend(d.envelope(qid)) + d.message(qid)
+    assert out == want, (
+        "queue show --message is not the envelope's prepend + ID.msg:\n"
+        f"got  {out[:1500]!r}\nwant {want[:1500]!r}")
+    return out
+
+
+def header_section(msg):
+    """The header section of a message (bytes), unfolded fields as
+    [(name, value)] (value as text, folding kept)."""
+    hs, _ = split_message(msg)
+    return header_fields(hs.decode("utf-8", "replace"))
+
+
+def dkim_signatures(msg):
+    """[{tag: value}] of the DKIM-Signature fields, in order, white space
+    removed from the values (as verifiers do for these tags)."""
+    out = []
+    for name, value in header_section(msg):
+        if name.strip().lower() != "dkim-signature":
+            continue
+        tags = {}
+        for part in value.split(";"):
+            k, sep, v = part.partition("=")
+            if not sep:
+                continue
+            tags[k.strip()] = re.sub(r"\s+", "", v)
+        out.append(tags)
+    return out
+
+
+def dnsfunc_for(records):
+    """A dkimpy dnsfunc serving {"sel._domainkey.dom": "v=DKIM1; ..."}."""
+    recs = {(n.rstrip(".") + ".").lower().encode(): v.encode()
+            for n, v in records.items()}
+
+    def dnsfunc(name, timeout=5):
+        if isinstance(name, str):
+            name = name.encode()
+        return recs.get(name.lower())
+    return dnsfunc
+
+
+def dkimpy_results(msg, records):
+    """[True/False] per DKIM-Signature (dkimpy, each verified on its own
+    with DKIM(msg).verify(idx=i)), plus the log of failures."""
+    import dkim
+    n = len(dkim_signatures(msg))
+    out = []
+    for i in range(n):
+        try:
+            ok = bool(dkim.DKIM(msg).verify(idx=i,
+                                             dnsfunc=dnsfunc_for(records)))
+        except Exception:
+            ok = False
+        out.append(ok)
+    return out
+
+
+MAIL_DKIM_SCRIPT = r"""
+use strict; use warnings;
+use Mail::DKIM::Verifier; use Net::DNS;
+my %txt;
+open(my $r, '<', $ARGV[1]) or die "records: $!";
+while (<$r>) { chomp; my ($n, $v) = split(/\t/, $_, 2); $txt{lc $n} = $v; }
+{ no warnings 'redefine';
+  *Mail::DKIM::DNS::query = sub {
+    my ($d, $t) = @_; my $v = $txt{lc $d};
+    if (!defined $v) { $@ = 'NXDOMAIN'; return (); }
+    return (Net::DNS::RR->new(name => $d, type => 'TXT',
+        txtdata => [unpack('(a255)*', $v)]));
+  }; }
+my $dkim = Mail::DKIM::Verifier->new();
+open(my $m, '<', $ARGV[0]) or die "message: $!"; binmode $m;
+while (<$m>) { $dkim->PRINT($_); }
+$dkim->CLOSE;
+for my $s ($dkim->signatures) {
+  print join("\t", $s->algorithm || '', $s->domain || '', $s->selector || '',
+             $s->result, $s->result_detail || ''), "\n";
+}
+"""
+
+
+def mail_dkim_results(msg, records, workdir):
+    """Perl Mail::DKIM's verdict per signature: [(algorithm, domain,
+    selector, result, detail)], with DNS answered from records."""
+    import os
+    import subprocess
+    script = os.path.join(workdir, "maildkim-verify.pl")
+    with open(script, "w") as f:
+        f.write(MAIL_DKIM_SCRIPT)
+    mfile = os.path.join(workdir, "maildkim-msg.eml")
+    with open(mfile, "wb") as f:
+        f.write(msg)
+    rfile = os.path.join(workdir, "maildkim-records.txt")
+    with open(rfile, "w") as f:
+        for n, v in records.items():
+            f.write(f"{n}\t{v}\n")
+    p = subprocess.run(["perl", script, mfile, rfile], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, f"Mail::DKIM script failed:\n{p.stderr}"
+    return [tuple(l.split("\t")) for l in p.stdout.splitlines() if l]

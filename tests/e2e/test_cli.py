@@ -49,7 +49,41 @@ def adapt_example(text, d):
     return text
 
 
-def test_check_config_shipped_example(postern_factory):
+def example_dkim_selectors(text):
+    """[(domain, selector, algorithm, key or None)] of the dkim entries in
+    a configuration's domains list (comments dropped)."""
+    text = re.sub(r"#[^\n]*", "", text)
+    m = re.search(r"(?m)^domains\s*=\s*\(", text)
+    if not m:
+        return []
+    out = []
+    domain = None
+    for t in re.finditer(r'\bname\s*=\s*"([^"]+)"|\{([^{}]*\bselector\s*=[^{}]*)\}',
+                         text[m.end():]):
+        if t.group(1):
+            domain = t.group(1)
+            continue
+        body = t.group(2)
+        sel = re.search(r'selector\s*=\s*"([^"]+)"', body).group(1)
+        alg = re.search(r'algorithm\s*=\s*"([^"]+)"', body).group(1)
+        key = re.search(r'\bkey\s*=\s*"([^"]+)"', body)
+        out.append((domain, sel, alg, key.group(1) if key else None))
+    return out
+
+
+def install_example_keys(text, d, keysrc):
+    """Copy the session's test keys to where the (adapted) example's dkim
+    entries point."""
+    for domain, sel, alg, key in example_dkim_selectors(text):
+        path = key or f"keys/{domain}/{sel}.key"
+        path = os.path.join(d.state_dir, path)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        kind = "ed25519" if alg.startswith("ed25519") else "rsa"
+        shutil.copyfile(keysrc.paths[kind], path)
+        os.chmod(path, 0o600)
+
+
+def test_check_config_shipped_example(postern_factory, dkim_keys):
     example = os.path.join(ROOT, "config", "postern.conf.example")
     if not os.path.exists(example):
         pytest.skip("config/postern.conf.example not written yet")
@@ -58,6 +92,7 @@ def test_check_config_shipped_example(postern_factory):
         text = adapt_example(f.read(), d)
     with open(d.conf, "w") as f:
         f.write(text)
+    install_example_keys(text, d, dkim_keys)
     r = run_postern(["check-config"], config=d.conf)
     assert r.returncode == 0, r.stdout + r.stderr + "\n" + text
     assert "configuration OK" in r.stdout

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, dkim_txt, free_port
+from helpers import dkim_signatures, dkimpy_results
 
 DEV_PORTS = (5587, 5465, 5525)
 
@@ -70,6 +71,41 @@ def printed_swaks(out):
     return cmds
 
 
+VERIFY_CMD = ("./postern queue show ID --message -c config/dev.conf | "
+              "./postern keys verify --local -c config/dev.conf")
+
+
+def check_dev_signatures(t, ids, text):
+    """The queued messages carry the dev keys' two signatures (dkimpy,
+    keys from var/keys/), and the verify command dev-run.sh prints works
+    once `postern keys verify` exists."""
+    keys = os.path.join(t, "var", "keys", "example.test")
+    records = {
+        "dev-rsa._domainkey.example.test":
+            dkim_txt(os.path.join(keys, "dev-rsa.key"), "rsa"),
+        "dev-ed._domainkey.example.test":
+            dkim_txt(os.path.join(keys, "dev-ed.key"), "ed25519"),
+    }
+    assert VERIFY_CMD in text, text
+    usage = subprocess.run(["./postern", "keys"], cwd=t, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True).stdout
+    for qid in ids:
+        r = subprocess.run(["./postern", "queue", "show", qid, "--message",
+                            "-c", "config/dev.conf"], cwd=t,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+        sigs = dkim_signatures(r.stdout)
+        assert sorted(x["s"] for x in sigs) == ["dev-ed", "dev-rsa"], sigs
+        assert all(x["d"] == "example.test" for x in sigs), sigs
+        assert dkimpy_results(r.stdout, records) == [True, True]
+        if "keys verify" in usage:
+            r = subprocess.run(["sh", "-c", VERIFY_CMD.replace("ID", qid)],
+                               cwd=t, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+            assert r.returncode == 0, r.stdout
+
+
 def test_make_run_script(devtree):
     if shutil.which("swaks") is None:
         pytest.skip("swaks is not installed")
@@ -84,7 +120,9 @@ def test_make_run_script(devtree):
         text = open(out_path).read()
         var = os.path.join(t, "var")
         assert stat.S_IMODE(os.stat(var).st_mode) == 0o700
-        for f, mode in (("tls/key.pem", 0o600), ("dev-password", 0o600)):
+        for f, mode in (("tls/key.pem", 0o600), ("dev-password", 0o600),
+                        ("keys/example.test/dev-rsa.key", 0o600),
+                        ("keys/example.test/dev-ed.key", 0o600)):
             assert stat.S_IMODE(os.stat(os.path.join(var, f)).st_mode) == mode, f
         assert os.path.exists(os.path.join(var, "tls", "cert.pem"))
         password = open(os.path.join(var, "dev-password")).read().strip()
@@ -108,7 +146,9 @@ def test_make_run_script(devtree):
                            cwd=t, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=30)
         assert r.returncode == 0, r.stderr
-        assert len([l for l in r.stdout.splitlines() if l.strip()]) == 2, r.stdout
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        assert len(lines) == 2, r.stdout
+        check_dev_signatures(t, [l.split()[0] for l in lines], text)
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -120,7 +160,9 @@ def test_make_run_script(devtree):
 
     # running the setup again changes nothing
     before = {f: open(os.path.join(t, "var", f), "rb").read()
-              for f in ("dev-password", "tls/cert.pem", "tls/key.pem")}
+              for f in ("dev-password", "tls/cert.pem", "tls/key.pem",
+                        "keys/example.test/dev-rsa.key",
+                        "keys/example.test/dev-ed.key")}
     r = subprocess.run([os.path.join(t, "contrib", "dev-setup.sh")], cwd=t,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, timeout=60)

@@ -82,6 +82,9 @@ assert_envelope_equal(const struct envelope *a, const struct envelope *b)
 	assert_int_equal(a->body_8bit, b->body_8bit);
 	assert_int_equal(a->smtputf8, b->smtputf8);
 	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->prepend_len, b->prepend_len);
+	if (a->prepend_len)
+		assert_memory_equal(a->prepend, b->prepend, a->prepend_len);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (i = 0; i < a->nrcpts; i++) {
 		assert_string_equal(a->rcpts[i].addr, b->rcpts[i].addr);
@@ -539,6 +542,53 @@ test_parse_random_damage(void **state)
 	assert_true(ok < 20000);
 }
 
+/* test_prepend - header fields to prepend survive as one base64 record,
+   of every length modulo 3; damaged base64 is refused */
+static void
+test_prepend(void **state)
+{
+	static const char sig[] = "DKIM-Signature: v=1; a=rsa-sha256;\r\n"
+	    "\tb=abc\r\n";
+	static const char *bad[] = { "prepend", "prepend QUJD", "prepend !!!!",
+	    "prepend QUJ", "prepend ====" };
+	struct envelope e, back;
+	struct buf b;
+	const char *err;
+	size_t cut;
+	int i;
+
+	(void)state;
+	for (cut = 0; cut < 3; cut++) {
+		sample(&e);
+		e.prepend = strndup(sig, sizeof(sig) - 1 - cut);
+		e.prepend_len = sizeof(sig) - 1 - cut;
+		roundtrip(&e);
+		envelope_free(&e);
+	}
+	for (i = 0; i < 5; i++) {
+		sample(&e);
+		buf_init(&b, 1 << 16);
+		assert_int_equal(envelope_format(&e, &b), 0);
+		envelope_free(&e);
+		/* put the bad record before "end" */
+		b.len -= 4;
+		assert_int_equal(buf_printf(&b, "%s\nend\n", bad[i]), 0);
+		if (i == 1) {
+			assert_int_equal(envelope_parse(b.data, b.len, &back,
+			    &err), 0);
+			assert_int_equal(back.prepend_len, 3);
+			assert_memory_equal(back.prepend, "ABC", 3);
+			envelope_free(&back);
+		} else {
+			assert_int_equal(envelope_parse(b.data, b.len, &back,
+			    &err), -1);
+			assert_string_equal(err, i == 0 ? "bad prepend record" :
+			    "bad prepend record");
+		}
+		buf_free(&b);
+	}
+}
+
 /* test_queue_id_valid - the id check that guards every path */
 static void
 test_queue_id_valid(void **state)
@@ -588,6 +638,7 @@ main(void)
 		cmocka_unit_test(test_format_golden),
 		cmocka_unit_test(test_parse_golden),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_prepend),
 		cmocka_unit_test(test_format_refuses),
 		cmocka_unit_test(test_format_too_big),
 		cmocka_unit_test(test_parse_errors),

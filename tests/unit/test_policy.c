@@ -29,9 +29,9 @@ static struct sender_grant grants[] = {
 };
 
 static struct domain_config domains[] = {
-	{ "example.org" },
-	{ "example.net" },
-	{ "lists.example.com" },
+	{ .name = "example.org" },
+	{ .name = "example.net" },
+	{ .name = "lists.example.com" },
 };
 
 static struct config cfg = {
