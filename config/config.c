@@ -55,6 +55,9 @@ static const struct config_key keys[] = {
 	  "default: the system host name" },
 	{ "state_dir", K_STRING, 0, "/var/lib/postern", 0, 0, NULL,
 	  "queue directory; relative: to the config file's directory" },
+	{ "resolver", K_STRING, 0, NULL, 0, 0, NULL,
+	  "DNS server to ask, \"IP\" or \"IP@PORT\"; default: "
+	  "/etc/resolv.conf" },
 	{ "user", K_STRING, 0, NULL, 0, 0, NULL,
 	  "account to switch to after binding; default: stay who we are" },
 
@@ -930,6 +933,32 @@ domain_name(const char *s)
 	return lower(s, n);
 }
 
+/* valid_resolver - "IPv4", "IPv6", optionally "@PORT" (1..65535) */
+static bool
+valid_resolver(const char *v)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *at = strchr(v, '@');
+	char ip[INET6_ADDRSTRLEN];
+	size_t n = at ? (size_t)(at - v) : strlen(v);
+	char *end;
+	long port;
+
+	if (n == 0 || n >= sizeof(ip))
+		return false;
+	memcpy(ip, v, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, addr) != 1 &&
+	    inet_pton(AF_INET6, ip, addr) != 1)
+		return false;
+	if (at == NULL)
+		return true;
+	errno = 0;
+	port = strtol(at + 1, &end, 10);
+	return errno == 0 && *end == '\0' && end != at + 1 && port >= 1 &&
+	    port <= 65535;
+}
+
 /* build_basics - hostname, state_dir, user */
 static void
 build_basics(struct loader *ld)
@@ -964,6 +993,13 @@ build_basics(struct loader *ld)
 
 	if ((v = get_string(ld, root, "user", NULL)) != NULL)
 		c->user = xstrdup(v);
+	if ((v = get_string(ld, root, "resolver", &s)) != NULL) {
+		if (!valid_resolver(v))
+			problem_at(ld, s, "resolver: \"%s\" is not an IP "
+			    "address, optionally with @PORT", v);
+		else
+			c->resolver = xstrdup(v);
+	}
 }
 
 /* valid_selector - RFC 6376 3.1: dot-separated labels of [A-Za-z0-9-] */
@@ -1625,6 +1661,7 @@ config_free(struct config *c)
 	free(c->hostname);
 	free(c->state_dir);
 	free(c->user);
+	free(c->resolver);
 	for (i = 0; i < c->nlisten; i++) {
 		free(c->listen[i].address);
 		free_strings(c->listen[i].senders, c->listen[i].nsenders);

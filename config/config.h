@@ -83,6 +83,8 @@ struct config {
 	char			*hostname;	/* banner, EHLO, Received */
 	char			*state_dir;	/* absolute; queue lives here */
 	char			*user;		/* NULL: stay who we are */
+	char			*resolver;	/* "IP" or "IP@PORT"; NULL: the
+						   system's resolv.conf */
 
 	struct listen_config	*listen;
 	size_t			 nlisten;

@@ -7,11 +7,12 @@ set -eu
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
+libunbound-dev
 libsasl2-modules libsasl2-modules-db sasl2-bin
 libcmocka-dev
 openssl ca-certificates
 swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
-libmail-dkim-perl
+libmail-dkim-perl dnsmasq-base python3-dnspython
 "
 
 missing=""
