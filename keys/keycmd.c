@@ -23,6 +23,7 @@
 #include "keys/dkim.h"
 #include "keys/keycmd.h"
 #include "keys/keyfile.h"
+#include "relay/dns.h"
 
 #define KEYCMD_CHUNK		65536	/* bytes read from stdin at once */
 #define KEYCMD_SIGS_MAX		65536	/* bytes of DKIM-Signature fields */
@@ -56,7 +57,7 @@ struct keyopts {
 static const char keycmd_usage_text[] =
     "usage: postern keys generate DOMAIN [-a ALGORITHM] [-s SELECTOR] "
     "[-b BITS] [-c FILE]\n"
-    "       postern keys dns      [DOMAIN] [--plain] [--check] [-c FILE]\n"
+    "       postern keys dns      [DOMAIN] [--plain | --check] [-c FILE]\n"
     "       postern keys sign     DOMAIN [-s SELECTOR] [-k KEYFILE "
     "[-a ALGORITHM]]\n"
     "                             [--time UNIX] [--headers LIST] "
@@ -77,9 +78,13 @@ static const char keycmd_usage_text[] =
     "zone-file lines;\n"
     "  --plain: one \"NAME TXT VALUE\" line per record, VALUE unquoted "
     "and whole.\n"
-    "  --check (compare with what DNS serves) is not available yet: it "
-    "needs the\n"
-    "  resolver from the relay work.\n"
+    "  --check: looks each record up through the configured resolver "
+    "and prints\n"
+    "  \"NAME: ok\", \"NAME: MISSING\", \"NAME: DIFFERENT (published: "
+    "...)\" or\n"
+    "  \"NAME: temporary DNS failure\"; exit 0 only if every DKIM record "
+    "matches\n"
+    "  (SPF and DMARC differences are warnings).\n"
     "sign: prints the message (stdin, LF or CRLF line ends) with CRLF "
     "line ends after\n"
     "  one DKIM-Signature per configured key of DOMAIN (rsa-sha256 "
@@ -653,7 +658,213 @@ out:
 
 /* ---- keys dns ---- */
 
-/* keycmd_dns - `keys dns [DOMAIN] [--plain]` */
+/*
+ * keycmd_dkim_tag - the value of tag in a DKIM tag list (RFC 6376 section
+ * 3.2: "tag=value" separated by ';', whitespace around both ignored),
+ * every whitespace character removed, newly allocated; NULL if absent.
+ */
+static char *
+keycmd_dkim_tag(const char *list, const char *tag)
+{
+	const char *p = list, *end, *eq, *t, *te;
+	char *v, *w;
+	size_t tl = strlen(tag);
+
+	while (*p != '\0') {
+		if ((end = strchr(p, ';')) == NULL)
+			end = p + strlen(p);
+		if ((eq = memchr(p, '=', end - p)) != NULL) {
+			for (t = p; t < eq && strchr(" \t\r\n", *t); t++)
+				;
+			for (te = eq; te > t && strchr(" \t\r\n", te[-1]);
+			    te--)
+				;
+			if ((size_t)(te - t) == tl && memcmp(t, tag, tl) == 0) {
+				v = xstrndup(eq + 1, end - eq - 1);
+				for (w = v, t = v; *t != '\0'; t++)
+					if (strchr(" \t\r\n", *t) == NULL)
+						*w++ = *t;
+				*w = '\0';
+				return v;
+			}
+		}
+		p = *end == ';' ? end + 1 : end;
+	}
+	return NULL;
+}
+
+/*
+ * keycmd_dkim_same - whether a published DKIM record carries the same key
+ * as the wanted one: equal p= and k= (default rsa) after whitespace is
+ * removed, and v=, when present, DKIM1.
+ */
+static bool
+keycmd_dkim_same(const char *published, const char *want)
+{
+	char *pp, *wp, *pk, *wk, *pv;
+	bool same;
+
+	pp = keycmd_dkim_tag(published, "p");
+	wp = keycmd_dkim_tag(want, "p");
+	pk = keycmd_dkim_tag(published, "k");
+	wk = keycmd_dkim_tag(want, "k");
+	pv = keycmd_dkim_tag(published, "v");
+	same = pp != NULL && wp != NULL && *pp != '\0' &&
+	    strcmp(pp, wp) == 0 &&
+	    strcasecmp(pk ? pk : "rsa", wk ? wk : "rsa") == 0 &&
+	    (pv == NULL || strcmp(pv, "DKIM1") == 0);
+	free(pp);
+	free(wp);
+	free(pk);
+	free(wk);
+	free(pv);
+	return same;
+}
+
+/* keycmd_has_prefix - value starts with the version tag pfx (any case),
+   followed by a space or the end (SPF) or anything (DMARC's ';') */
+static bool
+keycmd_has_prefix(const char *value, const char *pfx, bool spf)
+{
+	size_t n = strlen(pfx);
+
+	if (strncasecmp(value, pfx, n) != 0)
+		return false;
+	return !spf || value[n] == '\0' || value[n] == ' ';
+}
+
+/*
+ * keycmd_dns_lookup - dns_txt_sync name; on anything but DNS_OK print
+ * "NAME: MISSING" or "NAME: temporary DNS failure" and return -1.
+ */
+static int
+keycmd_dns_lookup(struct dns *dns, const char *name, char ***txts,
+    size_t *n)
+{
+	enum dns_status st;
+
+	(void)dns_txt_sync(dns, name, txts, n, &st);
+	if (st == DNS_OK)
+		return 0;
+	if (st == DNS_TEMPFAIL)
+		printf("%s: temporary DNS failure\n", name);
+	else
+		printf("%s: MISSING\n", name);
+	return -1;
+}
+
+/*
+ * keycmd_dns_check - `keys dns --check`: look every record `keys dns`
+ * prints up through cfg's resolver and say per record whether it is
+ * published. Returns 0 if every DKIM record matches, else 1.
+ */
+static int
+keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
+{
+	const struct domain_config *d;
+	struct keyfile *kf;
+	struct dns *dns;
+	char *err = NULL, *name, *want, **txts;
+	size_t i, j, k, n, found, match;
+	int rc = 0;
+
+	if ((dns = dns_new(cfg->resolver, &err)) == NULL) {
+		fprintf(stderr, "postern: %s\n", err);
+		free(err);
+		return 1;
+	}
+	for (i = 0; i < cfg->ndomains; i++) {
+		d = &cfg->domains[i];
+		if (only != NULL && d != only)
+			continue;
+		if (d->ndkim == 0) {
+			fprintf(stderr, "postern: %s has no dkim keys in %s: "
+			    "run `postern keys generate %s`\n", d->name,
+			    cfg->path, d->name);
+			rc = 1;
+		}
+		for (j = 0; j < d->ndkim; j++) {
+			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL) {
+				rc = 1;
+				continue;
+			}
+			name = keyfile_txt_name(kf);
+			want = keyfile_txt(kf);
+			if (keycmd_dns_lookup(dns, name, &txts, &n) == -1)
+				rc = 1;
+			else {
+				for (k = 0; k < n; k++)
+					if (keycmd_dkim_same(txts[k], want))
+						break;
+				if (k < n)
+					printf("%s: ok\n", name);
+				else {
+					printf("%s: DIFFERENT (published: "
+					    "%s)\n", name, txts[0]);
+					rc = 1;
+				}
+				dns_txts_free(txts, n);
+			}
+			free(want);
+			free(name);
+			keyfile_free(kf);
+		}
+
+		/* SPF: one "v=spf1" record at the domain (RFC 7208 4.5). */
+		want = xasprintf("v=spf1 a:%s -all", cfg->hostname);
+		if (keycmd_dns_lookup(dns, d->name, &txts, &n) == 0) {
+			for (k = found = match = 0; k < n; k++)
+				if (keycmd_has_prefix(txts[k], "v=spf1",
+				    true)) {
+					if (found++ == 0)
+						match = k;
+				}
+			if (found == 0)
+				printf("%s: MISSING (no v=spf1 record; "
+				    "suggested: %s)\n", d->name, want);
+			else if (found > 1)
+				printf("%s: DIFFERENT (%zu v=spf1 records: "
+				    "receivers treat that as an error, merge "
+				    "them; first published: %s)\n", d->name,
+				    found, txts[match]);
+			else if (strcasecmp(txts[match], want) == 0)
+				printf("%s: ok (published: %s; matches the "
+				    "suggestion)\n", d->name, txts[match]);
+			else
+				printf("%s: ok (published: %s; differs from "
+				    "the suggestion: %s)\n", d->name,
+				    txts[match], want);
+			dns_txts_free(txts, n);
+		}
+		free(want);
+
+		/* DMARC: a "v=DMARC1" record at _dmarc.DOMAIN. */
+		name = xasprintf("_dmarc.%s", d->name);
+		if (keycmd_dns_lookup(dns, name, &txts, &n) == 0) {
+			for (k = 0; k < n; k++)
+				if (keycmd_has_prefix(txts[k], "v=DMARC1",
+				    false))
+					break;
+			if (k < n)
+				printf("%s: ok (published: %s)\n", name,
+				    txts[k]);
+			else
+				printf("%s: MISSING (no v=DMARC1 record)\n",
+				    name);
+			dns_txts_free(txts, n);
+		}
+		free(name);
+	}
+	dns_free(dns);
+	if (fflush(stdout) == EOF) {
+		fprintf(stderr, "postern: writing the output: %s\n",
+		    strerror(errno));
+		rc = 1;
+	}
+	return rc;
+}
+
+/* keycmd_dns - `keys dns [DOMAIN] [--plain | --check]` */
 static int
 keycmd_dns(struct keyopts *o)
 {
@@ -669,17 +880,20 @@ keycmd_dns(struct keyopts *o)
 		return keycmd_usage("dns takes --plain, --check and -c");
 	if (o->nwords > 2)
 		return keycmd_usage("dns takes at most one DOMAIN");
-	if (o->seen & KO_CHECK) {
-		fprintf(stderr, "keys dns --check: not available yet (needs "
-		    "the resolver from the relay work)\n");
-		return 2;
-	}
+	if ((o->seen & KO_CHECK) && plain)
+		return keycmd_usage("dns: --check and --plain exclude each "
+		    "other");
 	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
 		return 1;
 	if (o->nwords == 2 && (only = keycmd_domain(cfg, o->words[1])) ==
 	    NULL) {
 		config_free(cfg);
 		return 1;
+	}
+	if (o->seen & KO_CHECK) {
+		rc = keycmd_dns_check(cfg, only);
+		config_free(cfg);
+		return rc;
 	}
 	for (i = 0; i < cfg->ndomains; i++) {
 		d = &cfg->domains[i];
