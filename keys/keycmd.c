@@ -753,6 +753,17 @@ keycmd_dns_lookup(struct dns *dns, const char *name, char ***txts,
 	return -1;
 }
 
+/* keycmd_has_no_keys - say so (naming the fix) if d has no dkim keys */
+static int
+keycmd_has_no_keys(const struct config *cfg, const struct domain_config *d)
+{
+	if (d->ndkim > 0)
+		return 0;
+	fprintf(stderr, "postern: %s has no dkim keys in %s: run `postern "
+	    "keys generate %s`\n", d->name, cfg->path, d->name);
+	return 1;
+}
+
 /*
  * keycmd_dns_check - `keys dns --check`: look every record `keys dns`
  * prints up through cfg's resolver and say per record whether it is
@@ -777,12 +788,8 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		d = &cfg->domains[i];
 		if (only != NULL && d != only)
 			continue;
-		if (d->ndkim == 0) {
-			fprintf(stderr, "postern: %s has no dkim keys in %s: "
-			    "run `postern keys generate %s`\n", d->name,
-			    cfg->path, d->name);
+		if (keycmd_has_no_keys(cfg, d))
 			rc = 1;
-		}
 		for (j = 0; j < d->ndkim; j++) {
 			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL) {
 				rc = 1;
@@ -902,12 +909,8 @@ keycmd_dns(struct keyopts *o)
 		if (!plain)
 			printf("%s; %s\n", only != NULL || i == 0 ? "" : "\n",
 			    d->name);
-		if (d->ndkim == 0) {
-			fprintf(stderr, "postern: %s has no dkim keys in %s: "
-			    "run `postern keys generate %s`\n", d->name,
-			    cfg->path, d->name);
+		if (keycmd_has_no_keys(cfg, d))
 			rc = 1;
-		}
 		for (j = 0; j < d->ndkim; j++) {
 			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL) {
 				rc = 1;
