@@ -477,15 +477,14 @@ dkim_lib_get(const struct dkim_headers *hl, time_t fixed, char **err)
 	return le;
 }
 
-/* dkim_lib_put - drop a reference; close idle libraries past the cap */
+/* dkim_prune_idle - close idle libraries while more than keep are
+   cached; dkim_mtx must be held */
 static void
-dkim_lib_put(struct dkim_libent *le)
+dkim_prune_idle(size_t keep)
 {
 	struct dkim_libent **pp, *cur;
 
-	pthread_mutex_lock(&dkim_mtx);
-	le->refs--;
-	for (pp = &dkim_libs; dkim_nlibs > DKIM_LIB_CACHE && *pp != NULL; ) {
+	for (pp = &dkim_libs; dkim_nlibs > keep && *pp != NULL; ) {
 		cur = *pp;
 		if (cur->refs == 0) {
 			*pp = cur->next;
@@ -494,6 +493,15 @@ dkim_lib_put(struct dkim_libent *le)
 		} else
 			pp = &cur->next;
 	}
+}
+
+/* dkim_lib_put - drop a reference; close idle libraries past the cap */
+static void
+dkim_lib_put(struct dkim_libent *le)
+{
+	pthread_mutex_lock(&dkim_mtx);
+	le->refs--;
+	dkim_prune_idle(DKIM_LIB_CACHE);
 	pthread_mutex_unlock(&dkim_mtx);
 }
 
@@ -501,18 +509,8 @@ dkim_lib_put(struct dkim_libent *le)
 void
 dkim_shutdown(void)
 {
-	struct dkim_libent **pp, *cur;
-
 	pthread_mutex_lock(&dkim_mtx);
-	for (pp = &dkim_libs; *pp != NULL; ) {
-		cur = *pp;
-		if (cur->refs == 0) {
-			*pp = cur->next;
-			dkim_nlibs--;
-			dkim_libent_free(cur);
-		} else
-			pp = &cur->next;
-	}
+	dkim_prune_idle(0);
 	pthread_mutex_unlock(&dkim_mtx);
 }
 
