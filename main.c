@@ -36,6 +36,8 @@
 #include "keys/dkim.h"
 #include "keys/keycmd.h"
 #include "keys/keyring.h"
+#include "keys/rotate.h"
+#include "relay/dns.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "submit/auth.h"
@@ -205,8 +207,10 @@ cmd_serve(int argc, char **argv)
 	struct event *sigterm, *sigint;
 	struct event_base *base;
 	struct keyring *keys;
+	struct rotate *rot;
 	struct config *cfg;
 	struct server srv;
+	struct dns *dns;
 	struct queue *q;
 	unsigned nq = 0, nrm = 0, ncorrupt = 0;
 	char *err = NULL;
@@ -230,6 +234,10 @@ cmd_serve(int argc, char **argv)
 		log_fatal("queue recovery in %s", cfg->state_dir);
 	log_info("queue dir=%s queued=%u removed=%u corrupt=%u",
 	    cfg->state_dir, nq, nrm, ncorrupt);
+	if ((dns = dns_new(cfg->resolver, &err)) == NULL)
+		log_fatalx("%s", err);
+	if (dns_attach(dns, base) == -1)
+		log_fatalx("dns: cannot attach the resolver to the loop");
 	if (server_open(&srv, cfg, base, q, &err) == -1)
 		log_fatalx("%s", err);
 	srv.keys = keys;
@@ -239,6 +247,9 @@ cmd_serve(int argc, char **argv)
 	drop_privileges(cfg);
 	if (queue_start(q, base) == -1)
 		log_fatal("cannot start the queue committer");
+	if ((rot = rotate_start(base, keys, dns, cfg->dkim_check_interval)) ==
+	    NULL)
+		log_fatalx("cannot start the DKIM rotation checker");
 
 	sigterm = evsignal_new(base, SIGTERM, signal_cb, base);
 	sigint = evsignal_new(base, SIGINT, signal_cb, base);
@@ -250,6 +261,8 @@ cmd_serve(int argc, char **argv)
 	session_close_all();
 	server_close(&srv);
 	queue_close(q);		/* waits for commits in progress */
+	rotate_free(rot);
+	dns_free(dns);
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);

@@ -58,6 +58,9 @@ static const struct config_key keys[] = {
 	{ "resolver", K_STRING, 0, NULL, 0, 0, NULL,
 	  "DNS server to ask, \"IP\" or \"IP@PORT\"; default: "
 	  "/etc/resolv.conf" },
+	{ "dkim_check_interval", K_DURATION, 0, "1h", 1, 86400, NULL,
+	  "how often pending DKIM selectors (postern keys rotate) are "
+	  "looked up in DNS" },
 	{ "user", K_STRING, 0, NULL, 0, 0, NULL,
 	  "account to switch to after binding; default: stay who we are" },
 
@@ -96,7 +99,8 @@ static const struct config_key keys[] = {
 	{ "domains.name", K_STRING, REQ, NULL, 0, 0, NULL,
 	  "domain name" },
 	{ "domains.dkim", K_LIST, NONEMPTY, NULL, 0, 0, NULL,
-	  "DKIM signing keys: one rsa-sha256, optionally one ed25519-sha256" },
+	  "DKIM selectors (one rsa-sha256 key signs, one ed25519-sha256 "
+	  "may sign beside it)" },
 	{ "domains.dkim.selector", K_STRING, REQ, NULL, 0, 0, NULL,
 	  "DKIM selector (s=), published at SELECTOR._domainkey.DOMAIN" },
 	{ "domains.dkim.algorithm", K_ENUM, REQ, NULL, 0, 0,
@@ -138,6 +142,7 @@ static const struct config_key keys[] = {
 	  "concurrent connections in total" },
 	{ "limits.connections_per_ip", K_INT, 0, "20", 1, 100000, NULL,
 	  "concurrent connections per client address" },
+
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -164,7 +169,6 @@ struct loader {
 	char		**files;	/* file names in order of first problem */
 	size_t		 nfiles;
 	int		 tls_line;	/* first listener using TLS, 0 if none */
-	unsigned	 flags;		/* CONFIG_* from config_load_flags */
 };
 
 /* Address of one listener, for duplicate checks. */
@@ -1000,6 +1004,8 @@ build_basics(struct loader *ld)
 		else
 			c->resolver = xstrdup(v);
 	}
+	c->dkim_check_interval = (unsigned)get_number(ld, root,
+	    "dkim_check_interval");
 }
 
 /* valid_selector - RFC 6376 3.1: dot-separated labels of [A-Za-z0-9-] */
@@ -1024,9 +1030,9 @@ valid_selector(const char *v)
 }
 
 /*
- * build_dkim - the signing keys of one domain: exactly one rsa-sha256
- * key, and at most one ed25519-sha256 beside it (large receivers do not
- * verify Ed25519 yet, so it must never sign alone). RSA comes first.
+ * build_dkim - the selectors declared for one domain. Which of them sign
+ * (one rsa-sha256, at most one ed25519-sha256 beside it) also depends on
+ * the rotation state next to the keys, so keys/keyring.c checks that.
  */
 static void
 build_dkim(struct loader *ld, const config_setting_t *dom,
@@ -1036,18 +1042,12 @@ build_dkim(struct loader *ld, const config_setting_t *dom,
 	const struct config_key *k = key_get("domains.dkim");
 	struct dkim_selector_config *sc;
 	const char *sel, *alg, *key;
-	int i, n, nrsa = 0, ned = 0;
+	int i, n;
 	size_t j;
 	char *rel;
 
-	if ((list = member(dom, k)) == NULL) {
-		if (!(ld->flags & CONFIG_NO_DKIM))
-			problem_at(ld, dom, "domains: %s has no dkim keys; every "
-			    "hosted domain signs its mail: run `postern keys "
-			    "generate %s` and add the dkim entries it prints",
-			    d->name, d->name);
+	if ((list = member(dom, k)) == NULL)
 		return;
-	}
 	if (!check_value(ld, k, list, 0))
 		return;
 	n = config_setting_length(list);
@@ -1085,29 +1085,6 @@ build_dkim(struct loader *ld, const config_setting_t *dom,
 		sc->key = ld->c->state_dir ? path_join(ld->c->state_dir, rel) :
 		    xstrdup(rel);
 		free(rel);
-		if (sc->algorithm == DKIM_ALG_RSA_SHA256)
-			nrsa++;
-		else
-			ned++;
-	}
-	if (d->ndkim == 0)
-		return;
-	if (nrsa == 0)
-		problem_at(ld, list, "domains.dkim: %s has no rsa-sha256 key; "
-		    "ed25519-sha256 alone fails DKIM at receivers that do not "
-		    "verify it yet (most large ones), so every domain signs "
-		    "with rsa-sha256 and may add ed25519-sha256 beside it",
-		    d->name);
-	if (nrsa > 1 || ned > 1)
-		problem_at(ld, list, "domains.dkim: %s has more than one key "
-		    "of one algorithm; sign with one rsa-sha256 and at most "
-		    "one ed25519-sha256 key (rotation: postern keys rotate)",
-		    d->name);
-	if (d->ndkim == 2 && d->dkim[0].algorithm != DKIM_ALG_RSA_SHA256) {
-		struct dkim_selector_config t = d->dkim[0];
-
-		d->dkim[0] = d->dkim[1];
-		d->dkim[1] = t;
 	}
 }
 
@@ -1178,8 +1155,9 @@ build_domains(struct loader *ld)
 			free(name);
 			continue;
 		}
-		lines[c->ndomains] = config_setting_source_line(s);
+		lines[c->ndomains] = config_setting_source_line(e);
 		c->domains[c->ndomains].name = name;
+		c->domains[c->ndomains].line = lines[c->ndomains];
 		build_dkim(ld, e, &c->domains[c->ndomains]);
 		c->domains[c->ndomains].sign_headers = header_names(ld, e,
 		    "domains.sign_headers",
@@ -1582,20 +1560,11 @@ read_file(struct loader *ld)
 struct config *
 config_load(const char *path, struct config_errors *errs)
 {
-	return config_load_flags(path, errs, 0);
-}
-
-/* config_load_flags - config_load with relaxations; see config.h */
-struct config *
-config_load_flags(const char *path, struct config_errors *errs,
-    unsigned flags)
-{
 	struct loader ld;
 	struct config *c;
 	size_t i;
 
 	memset(&ld, 0, sizeof(ld));
-	ld.flags = flags;
 	ld.path = path;
 	c = ld.c = xcalloc(1, sizeof(*c));
 	c->path = xstrdup(path);

@@ -38,7 +38,8 @@ struct listen_config {
 };
 
 enum dkim_algorithm {
-	DKIM_ALG_RSA_SHA256,		/* RFC 6376; every domain has one */
+	DKIM_ALG_RSA_SHA256,		/* RFC 6376; every domain signs
+					   with one */
 	DKIM_ALG_ED25519_SHA256,	/* RFC 8463; only beside an RSA key */
 };
 
@@ -51,8 +52,10 @@ struct dkim_selector_config {
 
 struct domain_config {
 	char		*name;		/* lower case, no trailing dot */
-	struct dkim_selector_config *dkim;	/* one per algorithm, RSA first */
+	struct dkim_selector_config *dkim;	/* as declared; which sign is
+						   keys/keyring.c's business */
 	size_t		 ndkim;
+	int		 line;		/* where it was declared */
 	char		**sign_headers;	/* NULL: the built-in list */
 	size_t		 nsign_headers;
 	char		**oversign_headers;	/* NULL: the built-in list */
@@ -85,6 +88,9 @@ struct config {
 	char			*user;		/* NULL: stay who we are */
 	char			*resolver;	/* "IP" or "IP@PORT"; NULL: the
 						   system's resolv.conf */
+	unsigned		 dkim_check_interval;	/* seconds between
+						   DNS checks of pending
+						   selectors */
 
 	struct listen_config	*listen;
 	size_t			 nlisten;
@@ -106,6 +112,7 @@ struct config {
 };
 
 /* A list of "FILE:LINE: message" strings, owned by the list. */
+
 struct config_errors {
 	char	**v;
 	size_t	  n;
@@ -113,15 +120,6 @@ struct config_errors {
 
 struct config	*config_load(const char *path, struct config_errors *errs);
 
-/*
- * config_load_flags - config_load, relaxed by flags:
- * CONFIG_NO_DKIM accepts hosted domains without dkim entries, for
- * `postern keys generate` on a domain that has no key yet. The daemon
- * never uses it.
- */
-#define CONFIG_NO_DKIM	0x01
-struct config	*config_load_flags(const char *path, struct config_errors *errs,
-		    unsigned flags);
 void		 config_free(struct config *);
 void		 config_errors_free(struct config_errors *);
 

@@ -23,6 +23,8 @@
 #include "keys/dkim.h"
 #include "keys/keycmd.h"
 #include "keys/keyfile.h"
+#include "keys/keyring.h"
+#include "keys/keystate.h"
 #include "relay/dns.h"
 
 #define KEYCMD_CHUNK		65536	/* bytes read from stdin at once */
@@ -50,7 +52,7 @@ struct keyopts {
 	const char	*time;		/* --time */
 	const char	*headers;	/* --headers */
 	unsigned	 seen;		/* KO_* */
-	const char	*words[2];
+	const char	*words[3];
 	size_t		 nwords;
 };
 
@@ -63,6 +65,10 @@ static const char keycmd_usage_text[] =
     "                             [--time UNIX] [--headers LIST] "
     "[-c FILE] < MESSAGE\n"
     "       postern keys verify   [--local] [-c FILE] < MESSAGE\n"
+    "       postern keys rotate   DOMAIN [-a ALGORITHM [-s SELECTOR]] "
+    "[-b BITS] [-c FILE]\n"
+    "       postern keys status   [DOMAIN] [-c FILE]\n"
+    "       postern keys remove   DOMAIN SELECTOR [-c FILE]\n"
     "ALGORITHM is rsa-sha256 or ed25519-sha256; FILE defaults to "
     CONFIG_DEFAULT_PATH ".\n"
     "generate: writes STATE_DIR/keys/DOMAIN/SELECTOR.key (mode 0600, "
@@ -96,6 +102,23 @@ static const char keycmd_usage_text[] =
     "  replaces the domain's header lists: exactly those fields are "
     "signed, and a\n"
     "  name given twice is oversigned (named once more than present).\n"
+    "rotate: new keys for DOMAIN's active algorithms (or -a's), "
+    "selectors rYYYYMM and\n"
+    "  eYYYYMM (rYYYYMMDD when taken), recorded as pending in "
+    "STATE_DIR/keys/DOMAIN/state.\n"
+    "  The daemon keeps signing with the active selectors and switches "
+    "to a pending\n"
+    "  one once DNS serves exactly its record (checked every "
+    "dkim_check_interval);\n"
+    "  the old one is then retiring. Nothing to edit, nothing to "
+    "restart.\n"
+    "status: each selector of each domain: algorithm, state (active, "
+    "pending,\n"
+    "  retiring), since when, where it is declared, its key file.\n"
+    "remove: forget a retiring selector and delete its private key "
+    "(delete its DNS\n"
+    "  record too); a selector still in the configuration must be "
+    "deleted there first.\n"
     "verify: one line per DKIM-Signature, \"d=DOMAIN s=SELECTOR a=ALG: "
     "RESULT (detail)\";\n"
     "  keys from DNS, or with --local from the configured key files. "
@@ -183,7 +206,7 @@ keycmd_config(const char *path)
 	struct config *cfg;
 	size_t i;
 
-	if ((cfg = config_load_flags(path, &errs, CONFIG_NO_DKIM)) == NULL) {
+	if ((cfg = config_load(path, &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.v[i]);
 		if (errs.n == 0)
@@ -220,22 +243,46 @@ keycmd_alg(enum dkim_algorithm a)
 	    KEYFILE_ED25519_SHA256;
 }
 
-/* keycmd_load - load a configured selector's key; NULL after saying why */
+/* keycmd_load - load selector e's key; NULL after saying why */
 static struct keyfile *
 keycmd_load(const struct config *cfg, const struct domain_config *d,
-    const struct dkim_selector_config *sc)
+    const struct keysel *e)
 {
 	struct keyfile *kf;
-	char *err = NULL;
+	char *err = NULL, *state;
 
-	kf = keyfile_load(sc->key, d->name, sc->selector,
-	    keycmd_alg(sc->algorithm), &err);
+	kf = keyfile_load(e->key, d->name, e->selector, e->alg, &err);
 	if (kf == NULL) {
-		fprintf(stderr, "postern: %s (%s line %d)\n", err ? err :
-		    sc->key, cfg->path, sc->line);
+		state = keystate_path(cfg->state_dir, d->name);
+		if (e->line > 0)
+			fprintf(stderr, "postern: %s (%s line %d)\n", err ? err :
+			    e->key, cfg->path, e->line);
+		else
+			fprintf(stderr, "postern: %s (%s selector %s, listed "
+			    "in %s)\n", err ? err : e->key,
+			    keystate_name(e->state), e->selector, state);
+		free(state);
 		free(err);
 	}
 	return kf;
+}
+
+/*
+ * keycmd_sels - d's selectors (keyring_selectors: the rotation state and
+ * the configuration); -1 after saying why.
+ */
+static int
+keycmd_sels(const struct config *cfg, const struct domain_config *d,
+    struct keysels *s)
+{
+	char *err = NULL;
+
+	if (keyring_selectors(cfg, d, s, &err) == -1) {
+		fprintf(stderr, "postern: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
 }
 
 /* keycmd_quoted - value[0..len) as one zone-file character-string */
@@ -287,26 +334,52 @@ keycmd_record(FILE *out, bool plain, const char *comment, const char *name,
 	fputs(")\n", out);
 }
 
-/* keycmd_key_record - print kf's DKIM key record */
+/* keycmd_key_record - print kf's DKIM key record; state is a word on
+   its rotation state for the comment, or NULL */
 static void
-keycmd_key_record(FILE *out, bool plain, const struct keyfile *kf)
+keycmd_key_record(FILE *out, bool plain, const struct keyfile *kf,
+    const char *state)
 {
-	char *name, *txt, *comment;
+	char *name, *txt, *comment, bits[32] = "";
 
 	name = keyfile_txt_name(kf);
 	txt = keyfile_txt(kf);
 	if (kf->alg == KEYFILE_RSA_SHA256)
-		comment = xasprintf("DKIM key of %s, selector %s: %s, %u "
-		    "bits (%s)", kf->domain, kf->selector,
-		    keyfile_alg_name(kf->alg), kf->bits, kf->path);
-	else
-		comment = xasprintf("DKIM key of %s, selector %s: %s (%s)",
-		    kf->domain, kf->selector, keyfile_alg_name(kf->alg),
-		    kf->path);
+		snprintf(bits, sizeof(bits), ", %u bits", kf->bits);
+	comment = xasprintf("DKIM key of %s, selector %s: %s%s%s%s (%s)",
+	    kf->domain, kf->selector, keyfile_alg_name(kf->alg), bits,
+	    state ? ", " : "", state ? state : "", kf->path);
 	keycmd_record(out, plain, comment, name, txt);
 	free(comment);
 	free(txt);
 	free(name);
+}
+
+/* keycmd_flush - flush standard output; 1 after saying why it failed */
+static int
+keycmd_flush(void)
+{
+	if (fflush(stdout) != EOF)
+		return 0;
+	fprintf(stderr, "postern: writing the output: %s\n", strerror(errno));
+	return 1;
+}
+
+/* keycmd_state_note - the words `keys dns` puts in a record's comment */
+static const char *
+keycmd_state_note(const struct keysel *e)
+{
+	switch (e->state) {
+	case KEY_ACTIVE:
+		return "active (signs)";
+	case KEY_PENDING:
+		return "pending (publish it: the daemon signs with it once "
+		    "DNS serves it)";
+	case KEY_RETIRING:
+		return "retiring (keep it published for mail in transit, "
+		    "then `postern keys remove`)";
+	}
+	return NULL;
 }
 
 /* keycmd_write_all - write everything or fail with errno */
@@ -367,6 +440,18 @@ struct newkey {
 	char			*path;
 	struct keyfile		*kf;	/* loaded back after writing */
 };
+
+/* keycmd_newkeys_free - free what n newkeys hold */
+static void
+keycmd_newkeys_free(struct newkey *nk, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		keyfile_free(nk[i].kf);
+		free(nk[i].path);
+	}
+}
 
 /*
  * keycmd_mkdirs - mkdir -p path, mode 0700 for what is created; the
@@ -477,28 +562,148 @@ keycmd_snippet(const struct config *cfg, const struct domain_config *d,
 	printf(" );\n");
 }
 
-/* keycmd_generate - `keys generate DOMAIN [-a ALG] [-s SEL] [-b BITS]` */
+/*
+ * keycmd_make_keys - write the nnew keys of nk (paths set, files absent)
+ * under STATE_DIR/keys/DOMAIN, give them and new directories to the
+ * daemon's user, load them back into nk[i].kf and say what was created.
+ * Returns 0, or -1 after saying why (keys already written stay).
+ */
 static int
-keycmd_generate(struct keyopts *o)
+keycmd_make_keys(const struct config *cfg, const struct domain_config *d,
+    struct newkey *nk, size_t nnew, unsigned bits)
 {
-	const struct domain_config *d;
-	struct newkey nk[2];
-	struct config *cfg;
-	struct stat st;
-	struct tm tm;
-	enum keyfile_alg alg = KEYFILE_RSA_SHA256;
-	char month[16], *dir, *end, *err, **made = NULL;
-	unsigned long bits = 0;
-	size_t i, nnew, nmade = 0;
-	time_t now;
-	int rc = 1, mkrc;
-	bool has_rsa;
+	char *dir, *err, **made = NULL;
+	size_t i, nmade = 0;
+	int rc = -1;
 
+	dir = xasprintf("%s/keys/%s", cfg->state_dir, d->name);
+	if (keycmd_mkdirs(dir, &made, &nmade) == -1)
+		goto out;
+	keycmd_give(cfg, made, nmade);
+	for (i = 0; i < nnew; i++) {
+		err = NULL;
+		if (keyfile_generate(nk[i].path, nk[i].alg,
+		    nk[i].alg == KEYFILE_RSA_SHA256 ? bits : 0, &err) == -1) {
+			fprintf(stderr, "postern: %s\n", err ? err :
+			    nk[i].path);
+			free(err);
+			if (i > 0)
+				fprintf(stderr, "postern: %s was written and "
+				    "stays\n", nk[0].path);
+			goto out;
+		}
+		keycmd_give(cfg, &nk[i].path, 1);
+		if ((nk[i].kf = keyfile_load(nk[i].path, d->name,
+		    nk[i].selector, nk[i].alg, &err)) == NULL) {
+			fprintf(stderr, "postern: %s\n", err);
+			free(err);
+			goto out;
+		}
+	}
+	for (i = 0; i < nnew; i++) {
+		if (nk[i].alg == KEYFILE_RSA_SHA256)
+			printf("Created %s (rsa-sha256, %u bits, selector "
+			    "%s)\n", nk[i].path, nk[i].kf->bits,
+			    nk[i].selector);
+		else
+			printf("Created %s (ed25519-sha256, selector %s)\n",
+			    nk[i].path, nk[i].selector);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < nmade; i++)
+		free(made[i]);
+	free(made);
+	free(dir);
+	return rc;
+}
+
+/*
+ * keycmd_bits - parse -b (RSA modulus size) into *bits (0 when absent).
+ * Returns 0, 1 after saying why, or 2 after printing the usage.
+ */
+static int
+keycmd_bits(const struct keyopts *o, enum keyfile_alg alg,
+    unsigned long *bits)
+{
+	char *end;
+
+	*bits = 0;
+	if (o->bits == NULL)
+		return 0;
+	errno = 0;
+	*bits = strtoul(o->bits, &end, 10);
+	if (o->bits[0] < '0' || o->bits[0] > '9' || *end != '\0' ||
+	    errno != 0 || *bits > 65536)
+		return keycmd_usage("BITS is a number of bits, 2048 to 4096");
+	if (o->alg != NULL && alg == KEYFILE_ED25519_SHA256)
+		return keycmd_usage("-b is for RSA keys (Ed25519 keys always "
+		    "have 256 bits)");
+	if (*bits < KEYFILE_RSA_MIN_BITS) {
+		fprintf(stderr, "postern: %lu-bit RSA keys are refused: "
+		    "receivers treat keys under %d bits as weak or fail them "
+		    "(RFC 8301); use -b %d (the default) up to %d\n", *bits,
+		    KEYFILE_RSA_MIN_BITS, KEYFILE_RSA_DEFAULT_BITS,
+		    KEYFILE_RSA_MAX_BITS);
+		return 1;
+	}
+	if (*bits > KEYFILE_RSA_MAX_BITS) {
+		fprintf(stderr, "postern: %lu-bit RSA keys are refused: above "
+		    "%d bits signing is slow and the DNS record too long for "
+		    "many DNS providers\n", *bits, KEYFILE_RSA_MAX_BITS);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * keycmd_selectors_free - whether the new keys' selectors may be used:
+ * not in the rotation state, and not configured for another algorithm
+ * (a configured selector whose key is still to be made is fine). Returns
+ * 0, or -1 after saying why.
+ */
+static int
+keycmd_selectors_free(const struct config *cfg, const struct domain_config *d,
+    const struct keysels *sels, const struct newkey *nk, size_t nnew)
+{
+	const struct keysel *e;
+	size_t i;
+
+	for (i = 0; i < nnew; i++) {
+		if ((e = keysels_find(sels, nk[i].selector)) == NULL)
+			continue;
+		if (e->line > 0 && e->alg == nk[i].alg)
+			continue;
+		if (e->line > 0)
+			fprintf(stderr, "postern: %s: selector %s is already "
+			    "configured for %s at %s line %d; choose another "
+			    "one\n", d->name, e->selector,
+			    keyfile_alg_name(e->alg), cfg->path, e->line);
+		else
+			fprintf(stderr, "postern: %s: selector %s is already "
+			    "%s (postern keys status %s); choose another one "
+			    "with -s and -a\n", d->name, e->selector,
+			    keystate_name(e->state), d->name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * keycmd_newkey_opts - the options generate and rotate share: one
+ * DOMAIN, -a ALGORITHM (into *alg), -s SELECTOR (needs -a), -b BITS
+ * (into *bits). Returns 0, 1 after saying why, or 2 after the usage.
+ */
+static int
+keycmd_newkey_opts(const struct keyopts *o, enum keyfile_alg *alg,
+    unsigned long *bits)
+{
 	if (o->seen & ~(KO_C | KO_S | KO_A | KO_B))
-		return keycmd_usage("generate takes -a, -s, -b and -c");
+		return keycmd_usage("generate and rotate take -a, -s, -b and "
+		    "-c");
 	if (o->nwords != 2)
-		return keycmd_usage("generate needs one DOMAIN");
-	if (o->alg != NULL && keyfile_alg_parse(o->alg, &alg) == -1)
+		return keycmd_usage("generate and rotate need one DOMAIN");
+	if (o->alg != NULL && keyfile_alg_parse(o->alg, alg) == -1)
 		return keycmd_usage("ALGORITHM is rsa-sha256 or "
 		    "ed25519-sha256");
 	if (o->selector != NULL && o->alg == NULL)
@@ -510,32 +715,30 @@ keycmd_generate(struct keyopts *o)
 		    "(letters, digits, '-' and dots)\n", o->selector);
 		return 1;
 	}
-	if (o->bits != NULL) {
-		errno = 0;
-		bits = strtoul(o->bits, &end, 10);
-		if (o->bits[0] < '0' || o->bits[0] > '9' || *end != '\0' ||
-		    errno != 0 || bits > 65536)
-			return keycmd_usage("BITS is a number of bits, 2048 to "
-			    "4096");
-		if (o->alg != NULL && alg == KEYFILE_ED25519_SHA256)
-			return keycmd_usage("-b is for RSA keys (Ed25519 keys "
-			    "always have 256 bits)");
-		if (bits < KEYFILE_RSA_MIN_BITS) {
-			fprintf(stderr, "postern: %lu-bit RSA keys are "
-			    "refused: receivers treat keys under %d bits as "
-			    "weak or fail them (RFC 8301); use -b %d (the "
-			    "default) up to %d\n", bits, KEYFILE_RSA_MIN_BITS,
-			    KEYFILE_RSA_DEFAULT_BITS, KEYFILE_RSA_MAX_BITS);
-			return 1;
-		}
-		if (bits > KEYFILE_RSA_MAX_BITS) {
-			fprintf(stderr, "postern: %lu-bit RSA keys are "
-			    "refused: above %d bits signing is slow and the "
-			    "DNS record too long for many DNS providers\n",
-			    bits, KEYFILE_RSA_MAX_BITS);
-			return 1;
-		}
-	}
+	return keycmd_bits(o, *alg, bits);
+}
+
+/* keycmd_generate - `keys generate DOMAIN [-a ALG] [-s SEL] [-b BITS]` */
+static int
+keycmd_generate(struct keyopts *o)
+{
+	const struct domain_config *d;
+	struct newkey nk[2];
+	struct config *cfg;
+	struct stat st;
+	struct tm tm;
+	struct keysels sels = { NULL, 0 };
+	enum keyfile_alg alg = KEYFILE_RSA_SHA256;
+	char month[16];
+	unsigned long bits = 0;
+	size_t i, nnew;
+	time_t now;
+	int rc;
+	bool has_rsa;
+
+	if ((rc = keycmd_newkey_opts(o, &alg, &bits)) != 0)
+		return rc;
+	rc = 1;
 
 	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
 		return 1;
@@ -571,59 +774,16 @@ keycmd_generate(struct keyopts *o)
 			goto out;
 		}
 	}
-	for (i = 0; i < d->ndkim; i++)
-		if (o->selector != NULL &&
-		    strcasecmp(d->dkim[i].selector, o->selector) == 0 &&
-		    keycmd_alg(d->dkim[i].algorithm) != alg) {
-			fprintf(stderr, "postern: %s: selector %s is already "
-			    "configured for %s at %s line %d; choose another "
-			    "one\n", d->name, o->selector,
-			    keyfile_alg_name(keycmd_alg(d->dkim[i].algorithm)),
-			    cfg->path, d->dkim[i].line);
-			goto out;
-		}
-
-	dir = xasprintf("%s/keys/%s", cfg->state_dir, d->name);
-	mkrc = keycmd_mkdirs(dir, &made, &nmade);
-	free(dir);
-	if (mkrc == -1)
+	if (keycmd_sels(cfg, d, &sels) == -1 ||
+	    keycmd_selectors_free(cfg, d, &sels, nk, nnew) == -1)
 		goto out;
-	keycmd_give(cfg, made, nmade);
-	for (i = 0; i < nnew; i++) {
-		err = NULL;
-		if (keyfile_generate(nk[i].path, nk[i].alg,
-		    nk[i].alg == KEYFILE_RSA_SHA256 ? (unsigned)bits : 0,
-		    &err) == -1) {
-			fprintf(stderr, "postern: %s\n", err ? err :
-			    nk[i].path);
-			free(err);
-			if (i > 0)
-				fprintf(stderr, "postern: %s was written and "
-				    "stays\n", nk[0].path);
-			goto out;
-		}
-		keycmd_give(cfg, &nk[i].path, 1);
-		if ((nk[i].kf = keyfile_load(nk[i].path, d->name,
-		    nk[i].selector, nk[i].alg, &err)) == NULL) {
-			fprintf(stderr, "postern: %s\n", err);
-			free(err);
-			goto out;
-		}
-	}
 
-	for (i = 0; i < nnew; i++) {
-		if (nk[i].alg == KEYFILE_RSA_SHA256)
-			printf("Created %s (rsa-sha256, %u bits, selector "
-			    "%s)\n", nk[i].path, nk[i].kf->bits,
-			    nk[i].selector);
-		else
-			printf("Created %s (ed25519-sha256, selector %s)\n",
-			    nk[i].path, nk[i].selector);
-	}
+	if (keycmd_make_keys(cfg, d, nk, nnew, (unsigned)bits) == -1)
+		goto out;
 	printf("\n; 1. Publish in the DNS zone of %s (`postern keys dns "
 	    "--plain` prints it for web forms):\n", d->name);
 	for (i = 0; i < nnew; i++)
-		keycmd_key_record(stdout, false, nk[i].kf);
+		keycmd_key_record(stdout, false, nk[i].kf, NULL);
 	printf("\n# 2. Once the DNS answers with the record%s, set this in "
 	    "the entry of %s\n#    in domains of %s, and restart postern:\n",
 	    nnew > 1 ? "s" : "", d->name, cfg->path);
@@ -637,89 +797,16 @@ keycmd_generate(struct keyopts *o)
 		    "ed25519-sha256 never signs alone\n#   (most large receivers do not "
 		    "verify it yet): postern keys generate %s -a "
 		    "rsa-sha256\n", d->name, d->name);
-	rc = 0;
-	if (fflush(stdout) == EOF) {
-		fprintf(stderr, "postern: writing the output: %s\n",
-		    strerror(errno));
-		rc = 1;
-	}
+	rc = keycmd_flush();
 
 out:
-	for (i = 0; i < 2; i++) {
-		keyfile_free(nk[i].kf);
-		free(nk[i].path);
-	}
-	for (i = 0; i < nmade; i++)
-		free(made[i]);
-	free(made);
+	keycmd_newkeys_free(nk, 2);
+	keysels_free(&sels);
 	config_free(cfg);
 	return rc;
 }
 
 /* ---- keys dns ---- */
-
-/*
- * keycmd_dkim_tag - the value of tag in a DKIM tag list (RFC 6376 section
- * 3.2: "tag=value" separated by ';', whitespace around both ignored),
- * every whitespace character removed, newly allocated; NULL if absent.
- */
-static char *
-keycmd_dkim_tag(const char *list, const char *tag)
-{
-	const char *p = list, *end, *eq, *t, *te;
-	char *v, *w;
-	size_t tl = strlen(tag);
-
-	while (*p != '\0') {
-		if ((end = strchr(p, ';')) == NULL)
-			end = p + strlen(p);
-		if ((eq = memchr(p, '=', end - p)) != NULL) {
-			for (t = p; t < eq && strchr(" \t\r\n", *t); t++)
-				;
-			for (te = eq; te > t && strchr(" \t\r\n", te[-1]);
-			    te--)
-				;
-			if ((size_t)(te - t) == tl && memcmp(t, tag, tl) == 0) {
-				v = xstrndup(eq + 1, end - eq - 1);
-				for (w = v, t = v; *t != '\0'; t++)
-					if (strchr(" \t\r\n", *t) == NULL)
-						*w++ = *t;
-				*w = '\0';
-				return v;
-			}
-		}
-		p = *end == ';' ? end + 1 : end;
-	}
-	return NULL;
-}
-
-/*
- * keycmd_dkim_same - whether a published DKIM record carries the same key
- * as the wanted one: equal p= and k= (default rsa) after whitespace is
- * removed, and v=, when present, DKIM1.
- */
-static bool
-keycmd_dkim_same(const char *published, const char *want)
-{
-	char *pp, *wp, *pk, *wk, *pv;
-	bool same;
-
-	pp = keycmd_dkim_tag(published, "p");
-	wp = keycmd_dkim_tag(want, "p");
-	pk = keycmd_dkim_tag(published, "k");
-	wk = keycmd_dkim_tag(want, "k");
-	pv = keycmd_dkim_tag(published, "v");
-	same = pp != NULL && wp != NULL && *pp != '\0' &&
-	    strcmp(pp, wp) == 0 &&
-	    strcasecmp(pk ? pk : "rsa", wk ? wk : "rsa") == 0 &&
-	    (pv == NULL || strcmp(pv, "DKIM1") == 0);
-	free(pp);
-	free(wp);
-	free(pk);
-	free(wk);
-	free(pv);
-	return same;
-}
 
 /* keycmd_has_prefix - value starts with the version tag pfx (any case),
    followed by a space or the end (SPF) or anything (DMARC's ';') */
@@ -753,11 +840,12 @@ keycmd_dns_lookup(struct dns *dns, const char *name, char ***txts,
 	return -1;
 }
 
-/* keycmd_has_no_keys - say so (naming the fix) if d has no dkim keys */
+/* keycmd_has_no_keys - say so (naming the fix) if d has no selectors */
 static int
-keycmd_has_no_keys(const struct config *cfg, const struct domain_config *d)
+keycmd_has_no_keys(const struct config *cfg, const struct domain_config *d,
+    const struct keysels *s)
 {
-	if (d->ndkim > 0)
+	if (s->n > 0)
 		return 0;
 	fprintf(stderr, "postern: %s has no dkim keys in %s: run `postern "
 	    "keys generate %s`\n", d->name, cfg->path, d->name);
@@ -772,6 +860,7 @@ keycmd_has_no_keys(const struct config *cfg, const struct domain_config *d)
 static int
 keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 {
+	struct keysels sels = { NULL, 0 };
 	const struct domain_config *d;
 	struct keyfile *kf;
 	struct dns *dns;
@@ -788,10 +877,11 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		d = &cfg->domains[i];
 		if (only != NULL && d != only)
 			continue;
-		if (keycmd_has_no_keys(cfg, d))
+		if (keycmd_sels(cfg, d, &sels) == -1 ||
+		    keycmd_has_no_keys(cfg, d, &sels))
 			rc = 1;
-		for (j = 0; j < d->ndkim; j++) {
-			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL) {
+		for (j = 0; j < sels.n; j++) {
+			if ((kf = keycmd_load(cfg, d, &sels.v[j])) == NULL) {
 				rc = 1;
 				continue;
 			}
@@ -801,7 +891,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 				rc = 1;
 			else {
 				for (k = 0; k < n; k++)
-					if (keycmd_dkim_same(txts[k], want))
+					if (keyfile_txt_same(txts[k], want))
 						break;
 				if (k < n)
 					printf("%s: ok\n", name);
@@ -816,6 +906,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 			free(name);
 			keyfile_free(kf);
 		}
+		keysels_free(&sels);
 
 		/* SPF: one "v=spf1" record at the domain (RFC 7208 4.5). */
 		want = xasprintf("v=spf1 a:%s -all", cfg->hostname);
@@ -863,11 +954,8 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		free(name);
 	}
 	dns_free(dns);
-	if (fflush(stdout) == EOF) {
-		fprintf(stderr, "postern: writing the output: %s\n",
-		    strerror(errno));
+	if (keycmd_flush() != 0)
 		rc = 1;
-	}
 	return rc;
 }
 
@@ -875,6 +963,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 static int
 keycmd_dns(struct keyopts *o)
 {
+	struct keysels sels = { NULL, 0 };
 	const struct domain_config *only = NULL, *d;
 	struct keyfile *kf;
 	struct config *cfg;
@@ -909,16 +998,19 @@ keycmd_dns(struct keyopts *o)
 		if (!plain)
 			printf("%s; %s\n", only != NULL || i == 0 ? "" : "\n",
 			    d->name);
-		if (keycmd_has_no_keys(cfg, d))
+		if (keycmd_sels(cfg, d, &sels) == -1 ||
+		    keycmd_has_no_keys(cfg, d, &sels))
 			rc = 1;
-		for (j = 0; j < d->ndkim; j++) {
-			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL) {
+		for (j = 0; j < sels.n; j++) {
+			if ((kf = keycmd_load(cfg, d, &sels.v[j])) == NULL) {
 				rc = 1;
 				continue;
 			}
-			keycmd_key_record(stdout, plain, kf);
+			keycmd_key_record(stdout, plain, kf,
+			    keycmd_state_note(&sels.v[j]));
 			keyfile_free(kf);
 		}
+		keysels_free(&sels);
 
 		value = xasprintf("v=spf1 a:%s -all", cfg->hostname);
 		comment = xasprintf("SPF: authorises the relay host %s by "
@@ -939,11 +1031,8 @@ keycmd_dns(struct keyopts *o)
 		free(value);
 		free(name);
 	}
-	if (fflush(stdout) == EOF) {
-		fprintf(stderr, "postern: writing the output: %s\n",
-		    strerror(errno));
+	if (keycmd_flush() != 0)
 		rc = 1;
-	}
 	config_free(cfg);
 	return rc;
 }
@@ -1011,6 +1100,7 @@ static size_t
 keycmd_sign_keys(const struct keyopts *o, const struct config *cfg,
     const struct domain_config *d, struct keyfile **keys)
 {
+	struct keysels sels = { NULL, 0 };
 	enum keyfile_alg alg;
 	char *err = NULL, *err2 = NULL;
 	size_t i, n = 0;
@@ -1036,13 +1126,18 @@ keycmd_sign_keys(const struct keyopts *o, const struct config *cfg,
 		free(err2);
 		return keys[0] != NULL;
 	}
-	for (i = 0; i < d->ndkim; i++) {
-		if (o->selector != NULL &&
-		    strcmp(d->dkim[i].selector, o->selector) != 0)
+	if (keycmd_sels(cfg, d, &sels) == -1)
+		return 0;
+	/* Without -s: what the daemon signs with; -s: any selector. */
+	for (i = 0; i < sels.n && n < 2; i++) {
+		if (o->selector != NULL ?
+		    strcmp(sels.v[i].selector, o->selector) != 0 :
+		    sels.v[i].state != KEY_ACTIVE)
 			continue;
-		if ((keys[n] = keycmd_load(cfg, d, &d->dkim[i])) == NULL) {
+		if ((keys[n] = keycmd_load(cfg, d, &sels.v[i])) == NULL) {
 			while (n > 0)
 				keyfile_free(keys[--n]);
+			keysels_free(&sels);
 			return 0;
 		}
 		n++;
@@ -1052,9 +1147,10 @@ keycmd_sign_keys(const struct keyopts *o, const struct config *cfg,
 		    "in %s (sign with a key file: -k KEYFILE -s %s)\n",
 		    d->name, o->selector, cfg->path, o->selector);
 	else if (n == 0)
-		fprintf(stderr, "postern: %s has no dkim keys in %s: run "
-		    "`postern keys generate %s`\n", d->name, cfg->path,
+		fprintf(stderr, "postern: %s has no active dkim keys in %s: "
+		    "run `postern keys generate %s`\n", d->name, cfg->path,
 		    d->name);
+	keysels_free(&sels);
 	return n;
 }
 
@@ -1307,6 +1403,7 @@ keycmd_verify_cb(const struct dkim_verify_result *r, void *arg)
 static int
 keycmd_local_keys(const struct config *cfg, char **path)
 {
+	struct keysels sels = { NULL, 0 };
 	const struct domain_config *d;
 	struct keyfile *kf;
 	struct buf b;
@@ -1319,8 +1416,10 @@ keycmd_local_keys(const struct config *cfg, char **path)
 	buf_init(&b, 1 << 20);
 	for (i = 0; i < cfg->ndomains; i++) {
 		d = &cfg->domains[i];
-		for (j = 0; j < d->ndkim; j++) {
-			if ((kf = keycmd_load(cfg, d, &d->dkim[j])) == NULL)
+		if (keycmd_sels(cfg, d, &sels) == -1)
+			continue;
+		for (j = 0; j < sels.n; j++) {
+			if ((kf = keycmd_load(cfg, d, &sels.v[j])) == NULL)
 				continue;
 			name = keyfile_txt_name(kf);
 			txt = keyfile_txt(kf);
@@ -1330,6 +1429,7 @@ keycmd_local_keys(const struct config *cfg, char **path)
 			free(name);
 			keyfile_free(kf);
 		}
+		keysels_free(&sels);
 	}
 	if (keycmd_write_all(fd, b.data, b.len) == -1 || close(fd) == -1) {
 		fprintf(stderr, "postern: %s: %s\n", *path, strerror(errno));
@@ -1388,6 +1488,371 @@ out:
 	return rc;
 }
 
+/* ---- keys rotate, status, remove ---- */
+
+/*
+ * keycmd_state_owner - the uid/gid state files should belong to: the
+ * daemon's user when run as root with `user` set, else (uid_t)-1 (keep).
+ */
+static void
+keycmd_state_owner(const struct config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (cfg->user != NULL && geteuid() == 0 &&
+	    (pw = getpwnam(cfg->user)) != NULL) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+}
+
+/*
+ * keycmd_save - under the state file's lock, re-read d's selectors, let
+ * change() edit them, check that they can still sign and write them.
+ * Returns 0, or 1 after saying why (nothing written).
+ */
+static int
+keycmd_save(const struct config *cfg, const struct domain_config *d,
+    int (*change)(struct keysels *, void *), void *arg)
+{
+	struct keysels sels = { NULL, 0 };
+	char *path, *err = NULL;
+	uid_t uid;
+	gid_t gid;
+	int lock, rc = 1;
+
+	path = keystate_path(cfg->state_dir, d->name);
+	if ((lock = keystate_lock(path, true, &err)) == -1)
+		goto out;
+	if (keyring_selectors(cfg, d, &sels, &err) == -1 ||
+	    change(&sels, arg) == -1 || keyring_check(cfg, d, &sels, &err) ==
+	    -1)
+		goto out;
+	keycmd_state_owner(cfg, &uid, &gid);
+	if (keystate_write(path, &sels, uid, gid, &err) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (err != NULL)
+		fprintf(stderr, "postern: %s\n", err);
+	free(err);
+	keystate_unlock(lock);
+	keysels_free(&sels);
+	free(path);
+	return rc;
+}
+
+struct rotate_change {
+	const struct newkey	*nk;
+	size_t			 nnew;
+	time_t			 now;
+};
+
+/* keycmd_add_pending - keycmd_save's change for `keys rotate` */
+static int
+keycmd_add_pending(struct keysels *sels, void *arg)
+{
+	const struct rotate_change *rc = arg;
+	size_t i;
+
+	for (i = 0; i < rc->nnew; i++) {
+		if (keysels_find(sels, rc->nk[i].selector) != NULL) {
+			fprintf(stderr, "postern: selector %s appeared "
+			    "meanwhile; run the command again\n",
+			    rc->nk[i].selector);
+			return -1;
+		}
+		keysels_add(sels, rc->nk[i].selector, rc->nk[i].alg,
+		    KEY_PENDING, rc->now, rc->nk[i].path, 0);
+	}
+	return 0;
+}
+
+/*
+ * keycmd_next_selector - the rotated selector for alg: LETTER + YYYYMM,
+ * or LETTER + YYYYMMDD when the month's is taken (by a selector or a
+ * file). -1 when both are taken.
+ */
+static int
+keycmd_next_selector(const struct config *cfg, const struct domain_config *d,
+    const struct keysels *sels, struct newkey *nk, const struct tm *tm)
+{
+	static const char *const fmts[] = { "%Y%m", "%Y%m%d" };
+	struct stat st;
+	char date[16];
+	size_t i;
+
+	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		strftime(date, sizeof(date), fmts[i], tm);
+		snprintf(nk->selector, sizeof(nk->selector), "%c%s",
+		    nk->alg == KEYFILE_RSA_SHA256 ? 'r' : 'e', date);
+		free(nk->path);
+		nk->path = xasprintf("%s/keys/%s/%s.key", cfg->state_dir,
+		    d->name, nk->selector);
+		if (keysels_find(sels, nk->selector) == NULL &&
+		    lstat(nk->path, &st) == -1)
+			return 0;
+	}
+	return -1;
+}
+
+/* keycmd_rotate - `keys rotate DOMAIN [-a ALG [-s SEL]] [-b BITS]` */
+static int
+keycmd_rotate(struct keyopts *o)
+{
+	const struct domain_config *d;
+	struct rotate_change change;
+	struct keysels sels = { NULL, 0 };
+	struct newkey nk[2];
+	struct config *cfg;
+	struct stat st;
+	struct tm tm;
+	enum keyfile_alg alg = KEYFILE_RSA_SHA256;
+	unsigned long bits;
+	size_t i, j, nnew = 0;
+	char *err = NULL;
+	time_t now;
+	int rc;
+
+	if ((rc = keycmd_newkey_opts(o, &alg, &bits)) != 0)
+		return rc;
+	rc = 1;
+	memset(nk, 0, sizeof(nk));
+	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
+		return 1;
+	if ((d = keycmd_domain(cfg, o->words[1])) == NULL ||
+	    keycmd_sels(cfg, d, &sels) == -1)
+		goto out;
+	if (keyring_check(cfg, d, &sels, &err) == -1) {
+		fprintf(stderr, "postern: %s\n", err);
+		free(err);
+		goto out;
+	}
+
+	/* Without -a: a new key for each algorithm that signs now. */
+	for (i = 0; i < sels.n; i++) {
+		if (sels.v[i].state == KEY_PENDING &&
+		    (o->alg == NULL || sels.v[i].alg == alg)) {
+			fprintf(stderr, "postern: %s: selector %s (%s) is "
+			    "already pending; the daemon switches to it once "
+			    "DNS serves its record (postern keys status %s)\n",
+			    d->name, sels.v[i].selector,
+			    keyfile_alg_name(sels.v[i].alg), d->name);
+			goto out;
+		}
+		if (sels.v[i].state != KEY_ACTIVE ||
+		    (o->alg != NULL && sels.v[i].alg != alg))
+			continue;
+		nk[nnew++].alg = sels.v[i].alg;
+	}
+	if (nnew == 0)
+		nk[nnew++].alg = alg;	/* -a ed25519-sha256: adds one */
+	if (nnew == 2 && nk[0].alg != KEYFILE_RSA_SHA256) {
+		nk[0].alg = KEYFILE_RSA_SHA256;
+		nk[1].alg = KEYFILE_ED25519_SHA256;
+	}
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	for (i = 0; i < nnew; i++) {
+		if (o->selector != NULL) {
+			snprintf(nk[i].selector, sizeof(nk[i].selector), "%s",
+			    o->selector);
+			nk[i].path = xasprintf("%s/keys/%s/%s.key",
+			    cfg->state_dir, d->name, nk[i].selector);
+			if (keysels_find(&sels, o->selector) == NULL &&
+			    lstat(nk[i].path, &st) == -1)
+				continue;
+			fprintf(stderr, "postern: %s: selector %s is taken "
+			    "(listed, or %s exists); choose another one\n",
+			    d->name, o->selector, nk[i].path);
+			goto out;
+		}
+		if (keycmd_next_selector(cfg, d, &sels, &nk[i], &tm) == -1) {
+			fprintf(stderr, "postern: %s: the selectors for this "
+			    "month and today are taken; name one with -s and "
+			    "-a\n", d->name);
+			goto out;
+		}
+	}
+
+	if (keycmd_make_keys(cfg, d, nk, nnew, (unsigned)bits) == -1)
+		goto out;
+	change.nk = nk;
+	change.nnew = nnew;
+	change.now = now;
+	if (keycmd_save(cfg, d, keycmd_add_pending, &change) != 0) {
+		for (i = 0; i < nnew; i++)
+			(void)unlink(nk[i].path);
+		fprintf(stderr, "postern: the new key files were removed\n");
+		goto out;
+	}
+
+	printf("\n; Publish in the DNS zone of %s (`postern keys dns "
+	    "--plain` prints it for web forms):\n", d->name);
+	for (i = 0; i < nnew; i++)
+		keycmd_key_record(stdout, false, nk[i].kf, "pending");
+	printf("\n# Nothing else to do: the daemon keeps signing with");
+	for (i = 0; i < sels.n; i++)
+		for (j = 0; j < nnew; j++)
+			if (sels.v[i].state == KEY_ACTIVE &&
+			    sels.v[i].alg == nk[j].alg)
+				printf(" %s", sels.v[i].selector);
+	printf(",\n# looks the new record%s up every %us "
+	    "(dkim_check_interval) and switches to\n# %s once DNS serves "
+	    "exactly what is printed above. The old selector%s then\n# "
+	    "retiring: keep %s published for a few days (mail in "
+	    "transit), then run\n# `postern keys remove %s SELECTOR`. "
+	    "`postern keys status %s` shows where it stands.\n",
+	    nnew > 1 ? "s" : "", cfg->dkim_check_interval,
+	    nnew > 1 ? "each" : "it", nnew > 1 ? "s are" : " is",
+	    nnew > 1 ? "their records" : "its record", d->name, d->name);
+	rc = keycmd_flush();
+out:
+	keycmd_newkeys_free(nk, 2);
+	keysels_free(&sels);
+	config_free(cfg);
+	return rc;
+}
+
+/* keycmd_when - "2026-11-23 10:00 UTC" for t, "" when unknown */
+static void
+keycmd_when(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0) {
+		snprintf(out, len, "since the configuration");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, len, "since %Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* keycmd_status - `keys status [DOMAIN]` */
+static int
+keycmd_status(struct keyopts *o)
+{
+	const struct domain_config *only = NULL, *d;
+	struct keysels sels = { NULL, 0 };
+	const struct keysel *e;
+	struct config *cfg;
+	char when[64], *where;
+	size_t i, j;
+	int rc = 0;
+
+	if (o->seen & ~KO_C)
+		return keycmd_usage("status takes -c");
+	if (o->nwords > 2)
+		return keycmd_usage("status takes at most one DOMAIN");
+	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
+		return 1;
+	if (o->nwords == 2 && (only = keycmd_domain(cfg, o->words[1])) ==
+	    NULL) {
+		config_free(cfg);
+		return 1;
+	}
+	for (i = 0; i < cfg->ndomains; i++) {
+		d = &cfg->domains[i];
+		if (only != NULL && d != only)
+			continue;
+		printf("%s\n", d->name);
+		if (keycmd_sels(cfg, d, &sels) == -1 ||
+		    keycmd_has_no_keys(cfg, d, &sels)) {
+			rc = 1;
+			continue;
+		}
+		for (j = 0; j < sels.n; j++) {
+			e = &sels.v[j];
+			keycmd_when(e->since, when, sizeof(when));
+			where = e->line > 0 ? xasprintf("%s line %d",
+			    cfg->path, e->line) : xstrdup("not in the "
+			    "configuration");
+			printf("  %-12s %-15s %-9s %s; %s; %s\n", e->selector,
+			    keyfile_alg_name(e->alg), keystate_name(e->state),
+			    when, where, e->key);
+			free(where);
+		}
+		keysels_free(&sels);
+	}
+	if (fflush(stdout) == EOF)
+		rc = 1;
+	config_free(cfg);
+	return rc;
+}
+
+/* keycmd_drop - keycmd_save's change for `keys remove` */
+static int
+keycmd_drop(struct keysels *sels, void *arg)
+{
+	const char *selector = arg;
+	struct keysel *e;
+
+	if ((e = keysels_find(sels, selector)) == NULL) {
+		fprintf(stderr, "postern: selector %s is not known\n",
+		    selector);
+		return -1;
+	}
+	if (e->state != KEY_RETIRING) {
+		fprintf(stderr, "postern: selector %s is %s; only retiring "
+		    "selectors can be removed (`postern keys rotate` makes "
+		    "the active one retiring)\n", selector,
+		    keystate_name(e->state));
+		return -1;
+	}
+	if (e->line > 0) {
+		fprintf(stderr, "postern: selector %s is still in the "
+		    "configuration (line %d): delete that dkim entry "
+		    "first\n", selector, e->line);
+		return -1;
+	}
+	free(e->selector);
+	free(e->key);
+	*e = sels->v[--sels->n];
+	return 0;
+}
+
+/* keycmd_remove - `keys remove DOMAIN SELECTOR` */
+static int
+keycmd_remove(struct keyopts *o)
+{
+	const struct domain_config *d;
+	struct keysels sels = { NULL, 0 };
+	const struct keysel *e;
+	struct config *cfg;
+	char *key = NULL, *name = NULL;
+	int rc = 1;
+
+	if (o->seen & ~KO_C)
+		return keycmd_usage("remove takes -c");
+	if (o->nwords != 3)
+		return keycmd_usage("remove needs DOMAIN and SELECTOR");
+	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
+		return 1;
+	if ((d = keycmd_domain(cfg, o->words[1])) == NULL ||
+	    keycmd_sels(cfg, d, &sels) == -1)
+		goto out;
+	if ((e = keysels_find(&sels, o->words[2])) != NULL)
+		key = xstrdup(e->key);
+	name = xasprintf("%s._domainkey.%s", o->words[2], d->name);
+	if (keycmd_save(cfg, d, keycmd_drop, (void *)o->words[2]) != 0)
+		goto out;
+	if (key != NULL && unlink(key) == -1 && errno != ENOENT)
+		fprintf(stderr, "postern: warning: %s: %s\n", key,
+		    strerror(errno));
+	printf("Removed selector %s of %s and its private key %s.\n"
+	    "Delete its DNS record now: %s TXT\n", o->words[2], d->name,
+	    key ? key : "", name);
+	rc = 0;
+out:
+	free(key);
+	free(name);
+	keysels_free(&sels);
+	config_free(cfg);
+	return rc;
+}
+
 /* keys_main - dispatch `postern keys WORD ...` */
 int
 keys_main(int argc, char **argv)
@@ -1409,5 +1874,11 @@ keys_main(int argc, char **argv)
 		return keycmd_sign(&o);
 	if (strcmp(o.cmd, "verify") == 0)
 		return keycmd_verify(&o);
+	if (strcmp(o.cmd, "rotate") == 0)
+		return keycmd_rotate(&o);
+	if (strcmp(o.cmd, "status") == 0)
+		return keycmd_status(&o);
+	if (strcmp(o.cmd, "remove") == 0)
+		return keycmd_remove(&o);
 	return keycmd_usage(NULL);
 }

@@ -6,6 +6,9 @@
  *	postern keys sign    DOMAIN [-s SELECTOR] [-k KEYFILE [-a ALGORITHM]]
  *			     [--time UNIX] [--headers LIST] < MESSAGE
  *	postern keys verify  [--local] < MESSAGE
+ *	postern keys rotate  DOMAIN [-a ALGORITHM [-s SELECTOR]] [-b BITS]
+ *	postern keys status  [DOMAIN]
+ *	postern keys remove  DOMAIN SELECTOR
  * each with [-c FILE] (default CONFIG_DEFAULT_PATH), options in any order.
  *
  * generate writes new private keys with keyfile_generate() (0600, never
@@ -46,8 +49,24 @@
  * without --local libopendkim looks keys up in DNS itself, blocking,
  * which is fine for a command-line tool.
  *
- * The configuration is loaded with CONFIG_NO_DKIM (a domain may not have
- * keys yet). Results go to stdout, errors to stderr as "postern: ..."
+ * Every command sees a domain's selectors as keyring_selectors() merges
+ * them (the rotation state file and the configuration; keys/keyring.h):
+ * dns prints every one with its state in the comment (pending ones must
+ * be published, retiring ones stay until removed); sign without -s uses
+ * the active ones, with -s any; verify --local knows them all.
+ *
+ * rotate makes new keys like generate (for each algorithm that has an
+ * active selector, or -a's), names them rYYYYMM/eYYYYMM (rYYYYMMDD when
+ * the month's is taken), records them as pending in the state file
+ * (under keystate_lock, owned by `user` when run as root) and prints
+ * their records. The daemon does the rest (keys/rotate.h). status lists
+ * every selector with its state and since when. remove forgets a
+ * retiring selector that the configuration no longer lists and deletes
+ * its private key. A state change that would leave a domain unable to
+ * sign (keyring_check) is refused and nothing is written.
+ *
+ * A domain may have no keys yet (generate is how it gets them), so only
+ * the commands that need keys complain about that. Results go to stdout, errors to stderr as "postern: ..."
  * naming the file or domain. Exit status: 0 done, 1 error (or, for
  * verify, a signature that did not pass, or none), 2 usage.
  * Nothing here is used by the daemon; the functions may exit().

@@ -455,12 +455,75 @@ keyfile_txt_name(const struct keyfile *kf)
 	return xasprintf("%s._domainkey.%s", kf->selector, kf->domain);
 }
 
-/* keyfile_fsync_dir - fsync the directory that holds path */
-static int
-keyfile_fsync_dir(const char *path)
+/*
+ * keyfile_dkim_tag - the value of tag in a DKIM tag list (RFC 6376 section
+ * 3.2: "tag=value" separated by ';', whitespace around both ignored),
+ * every whitespace character removed, newly allocated; NULL if absent.
+ */
+static char *
+keyfile_dkim_tag(const char *list, const char *tag)
+{
+	const char *p = list, *end, *eq, *t, *te;
+	char *v, *w;
+	size_t tl = strlen(tag);
+
+	while (*p != '\0') {
+		if ((end = strchr(p, ';')) == NULL)
+			end = p + strlen(p);
+		if ((eq = memchr(p, '=', end - p)) != NULL) {
+			for (t = p; t < eq && strchr(" \t\r\n", *t); t++)
+				;
+			for (te = eq; te > t && strchr(" \t\r\n", te[-1]);
+			    te--)
+				;
+			if ((size_t)(te - t) == tl && memcmp(t, tag, tl) == 0) {
+				v = xstrndup(eq + 1, end - eq - 1);
+				for (w = v, t = v; *t != '\0'; t++)
+					if (strchr(" \t\r\n", *t) == NULL)
+						*w++ = *t;
+				*w = '\0';
+				return v;
+			}
+		}
+		p = *end == ';' ? end + 1 : end;
+	}
+	return NULL;
+}
+
+/*
+ * keyfile_txt_same - whether a published DKIM record carries the same key
+ * as the wanted one: equal p= and k= (default rsa) after whitespace is
+ * removed, and v=, when present, DKIM1.
+ */
+bool
+keyfile_txt_same(const char *published, const char *want)
+{
+	char *pp, *wp, *pk, *wk, *pv;
+	bool same;
+
+	pp = keyfile_dkim_tag(published, "p");
+	wp = keyfile_dkim_tag(want, "p");
+	pk = keyfile_dkim_tag(published, "k");
+	wk = keyfile_dkim_tag(want, "k");
+	pv = keyfile_dkim_tag(published, "v");
+	same = pp != NULL && wp != NULL && *pp != '\0' &&
+	    strcmp(pp, wp) == 0 &&
+	    strcasecmp(pk ? pk : "rsa", wk ? wk : "rsa") == 0 &&
+	    (pv == NULL || strcmp(pv, "DKIM1") == 0);
+	free(pp);
+	free(wp);
+	free(pk);
+	free(wk);
+	free(pv);
+	return same;
+}
+
+/* keyfile_dir_open - open the directory that holds path; fd or -1 */
+int
+keyfile_dir_open(const char *path)
 {
 	char *dir, *slash;
-	int fd, rc;
+	int fd;
 
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) == NULL) {
@@ -472,7 +535,16 @@ keyfile_fsync_dir(const char *path)
 		*slash = '\0';
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(dir);
-	if (fd == -1)
+	return fd;
+}
+
+/* keyfile_fsync_dir - fsync the directory that holds path */
+static int
+keyfile_fsync_dir(const char *path)
+{
+	int fd, rc;
+
+	if ((fd = keyfile_dir_open(path)) == -1)
 		return -1;
 	rc = fsync(fd);
 	close(fd);

@@ -28,6 +28,7 @@
 #ifndef POSTERN_KEYFILE_H
 #define POSTERN_KEYFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define KEYFILE_MAX_SIZE	65536	/* bytes; 4096-bit RSA PEM: ~3.3 KB */
@@ -100,6 +101,13 @@ char		*keyfile_txt(const struct keyfile *);
 char		*keyfile_txt_name(const struct keyfile *);
 
 /*
+ * keyfile_txt_same - whether a published DKIM key record (untrusted DNS
+ * text) carries the same key as want (keyfile_txt's): equal p= and k=
+ * (default rsa) after whitespace is removed, and v=, when present, DKIM1.
+ */
+bool		 keyfile_txt_same(const char *published, const char *want);
+
+/*
  * keyfile_generate - create a new private key file at path: RSA of bits
  * (0 means KEYFILE_RSA_DEFAULT_BITS; 2048..4096 accepted) or Ed25519 (bits
  * must be 0 or 256), written as unencrypted PKCS#8 PEM like
@@ -112,5 +120,11 @@ char		*keyfile_txt_name(const struct keyfile *);
  */
 int		 keyfile_generate(const char *path, enum keyfile_alg alg,
 		    unsigned bits, char **err);
+
+/*
+ * keyfile_dir_open - open (O_RDONLY | O_DIRECTORY) the directory that
+ * holds path, for fsync or flock; a descriptor, or -1 with errno.
+ */
+int		 keyfile_dir_open(const char *path);
 
 #endif

@@ -5,9 +5,12 @@ assertions. Real clients (smtplib, swaks, msmtp, gsasl) are used directly
 in the tests; this raw client exists for what they cannot do.
 """
 import base64
+import errno
+import os
 import re
 import socket
 import ssl
+import subprocess
 import time
 
 HOSTNAME = "relay.example.test"
@@ -471,7 +474,6 @@ def final_message(d, qid):
     """`postern queue show ID --message`: the message as it will leave
     (DKIM-Signature fields, our Received, the client's message). Checked
     to be exactly the envelope's prepend records plus ID.msg."""
-    import subprocess
     from conftest import POSTERN, ROOT
     p = subprocess.run([POSTERN, "queue", "show", qid, "--message",
                         "-c", d.conf], stdout=subprocess.PIPE,
@@ -565,8 +567,6 @@ for my $s ($dkim->signatures) {
 def mail_dkim_results(msg, records, workdir):
     """Perl Mail::DKIM's verdict per signature: [(algorithm, domain,
     selector, result, detail)], with DNS answered from records."""
-    import os
-    import subprocess
     script = os.path.join(workdir, "maildkim-verify.pl")
     with open(script, "w") as f:
         f.write(MAIL_DKIM_SCRIPT)
@@ -581,3 +581,62 @@ def mail_dkim_results(msg, records, workdir):
                        stderr=subprocess.PIPE, text=True, timeout=120)
     assert p.returncode == 0, f"Mail::DKIM script failed:\n{p.stderr}"
     return [tuple(l.split("\t")) for l in p.stdout.splitlines() if l]
+
+
+# -- a real DNS server on loopback ---------------------------------------
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def udp_port_taken(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+    return False
+
+
+class Dnsmasq:
+    """dnsmasq answering for *.test from records only (anything else in
+    .test is NXDOMAIN); local=False leaves it without the zone, so every
+    query is REFUSED (no upstream)."""
+
+    def __init__(self, port, workdir):
+        self.port = port
+        self.workdir = workdir
+        self.proc = None
+
+    def start(self, records, local=True):
+        self.stop()
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
+                "--pid-file=", "--no-resolv", "--no-hosts",
+                f"--port={self.port}", "--listen-address=127.0.0.1",
+                "--bind-interfaces"]
+        if local:
+            args.append("--local=/test/")
+        for name, value in records.items():
+            assert "," not in value, value     # dnsmasq's separator
+            chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+            args.append("--txt-record=" + ",".join([name] + chunks))
+        self.log = open(os.path.join(self.workdir, "dnsmasq.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not udp_port_taken(self.port):
+            assert self.proc.poll() is None, "dnsmasq exited at startup"
+            assert time.time() < deadline, "dnsmasq never bound its port"
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+            self.log.close()

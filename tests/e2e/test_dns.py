@@ -13,19 +13,16 @@ prints, and the configuration says `resolver = "127.0.0.1@PORT";`.
 libopendkim's own lookups (`keys verify` without --local) cannot be sent
 to another port, so they are not tested here.
 """
-import errno
 import os
 import smtplib
-import socket
-import subprocess
 import time
 
 import pytest
 
 from conftest import run_postern
-from helpers import USERS, dkim_signatures, final_message, queued_id
+from helpers import (DNSMASQ, USERS, Dnsmasq, dkim_signatures, final_message,
+                     free_udp_port, queued_id)
 
-DNSMASQ = "/usr/sbin/dnsmasq"
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
 
@@ -43,60 +40,6 @@ pytestmark = [
 ]
 needs_py = pytest.mark.skipif(not HAVE_PY, reason="needs python3-dkim and "
                               "python3-dnspython")
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def udp_port_taken(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as e:
-            return e.errno == errno.EADDRINUSE
-    return False
-
-
-class Dnsmasq:
-    """dnsmasq answering for *.test from records only (anything else in
-    .test is NXDOMAIN); local=False leaves it without the zone, so every
-    query is REFUSED (no upstream)."""
-
-    def __init__(self, port, workdir):
-        self.port = port
-        self.workdir = workdir
-        self.proc = None
-
-    def start(self, records, local=True):
-        self.stop()
-        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
-                "--pid-file=", "--no-resolv", "--no-hosts",
-                f"--port={self.port}", "--listen-address=127.0.0.1",
-                "--bind-interfaces"]
-        if local:
-            args.append("--local=/test/")
-        for name, value in records.items():
-            assert "," not in value, value     # dnsmasq's separator
-            chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
-            args.append("--txt-record=" + ",".join([name] + chunks))
-        self.log = open(os.path.join(self.workdir, "dnsmasq.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
-        while not udp_port_taken(self.port):
-            assert self.proc.poll() is None, "dnsmasq exited at startup"
-            assert time.time() < deadline, "dnsmasq never bound its port"
-            time.sleep(0.02)
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-            self.log.close()
 
 
 @pytest.fixture

@@ -74,25 +74,6 @@ static const struct error_case error_cases[] = {
 	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
 	  "domains = ( { name = \"example.org\"; dkim = 1; } );\n" LISTEN5,
 	  4, "domains.dkim: expected a list", NULL, 0 },
-	{ "domain without dkim keys",
-	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
-	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
-	  "domains = ( { name = \"example.org\"; sign_headers = [\"From\"]; "
-	  "} );\n" LISTEN5,
-	  4, "example.org has no dkim keys", "postern keys generate", 0 },
-	{ "ed25519 alone",
-	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
-	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
-	  "domains = ( { name = \"example.org\"; dkim = ( { selector = \"e1\"; "
-	  "algorithm = \"ed25519-sha256\"; } ); } );\n" LISTEN5,
-	  4, "example.org has no rsa-sha256 key", "ed25519-sha256 alone", 0 },
-	{ "two rsa keys",
-	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
-	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
-	  "domains = ( { name = \"example.org\"; dkim = ( { selector = \"a\"; "
-	  "algorithm = \"rsa-sha256\"; }, { selector = \"b\"; "
-	  "algorithm = \"rsa-sha256\"; } ); } );\n" LISTEN5,
-	  4, "more than one key of one algorithm", NULL, 0 },
 	{ "bad selector",
 	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
 	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
