@@ -18,6 +18,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "keys/dkim.h"
@@ -380,25 +381,6 @@ keycmd_state_note(const struct keysel *e)
 		    "then `postern keys remove`)";
 	}
 	return NULL;
-}
-
-/* keycmd_write_all - write everything or fail with errno */
-static int
-keycmd_write_all(int fd, const void *p, size_t len)
-{
-	const char *c = p;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, c, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /*
@@ -1204,7 +1186,7 @@ keycmd_sign_stream(struct dkim_signer *s, int tmp, size_t maxhdr)
 		if (r == 0)
 			break;
 		n = keycmd_crlf(in, (size_t)r, conv, &cr);
-		if (keycmd_write_all(tmp, conv, n) == -1) {
+		if (io_write_all(tmp, conv, n) == -1) {
 			fprintf(stderr, "postern: writing the temporary copy "
 			    "of the message: %s\n", strerror(errno));
 			goto out;
@@ -1337,7 +1319,7 @@ keycmd_sign(struct keyopts *o)
 		goto out;
 	}
 
-	if (keycmd_write_all(STDOUT_FILENO, sigs.data, sigs.len) == -1 ||
+	if (io_write_all(STDOUT_FILENO, sigs.data, sigs.len) == -1 ||
 	    lseek(tmp, 0, SEEK_SET) == -1)
 		goto write_error;
 	chunk = xmalloc(KEYCMD_CHUNK);
@@ -1349,7 +1331,7 @@ keycmd_sign(struct keyopts *o)
 		}
 		if (r == 0)
 			break;
-		if (keycmd_write_all(STDOUT_FILENO, chunk, (size_t)r) == -1)
+		if (io_write_all(STDOUT_FILENO, chunk, (size_t)r) == -1)
 			goto write_error;
 	}
 	rc = 0;
@@ -1431,7 +1413,7 @@ keycmd_local_keys(const struct config *cfg, char **path)
 		}
 		keysels_free(&sels);
 	}
-	if (keycmd_write_all(fd, b.data, b.len) == -1 || close(fd) == -1) {
+	if (io_write_all(fd, b.data, b.len) == -1 || close(fd) == -1) {
 		fprintf(stderr, "postern: %s: %s\n", *path, strerror(errno));
 		(void)unlink(*path);
 		free(*path);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/io.h"
 #include "keys/keystate.h"
 
 #define KEYSTATE_MAGIC	"postern-dkim-state"
@@ -280,24 +281,6 @@ keystate_read(const char *path, struct keysels *out, char **err)
 	return 0;
 }
 
-/* keystate_write_fd - write all of b to fd */
-static int
-keystate_write_fd(int fd, const struct buf *b)
-{
-	size_t off = 0;
-	ssize_t w;
-
-	while (off < b->len) {
-		if ((w = write(fd, b->data + off, b->len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	return 0;
-}
-
 /* keystate_write - replace path atomically */
 int
 keystate_write(const char *path, const struct keysels *s, uid_t owner,
@@ -321,7 +304,7 @@ keystate_write(const char *path, const struct keysels *s, uid_t owner,
 		goto out;
 	}
 	if (fchmod(fd, 0600) == -1 || (owner != (uid_t)-1 &&
-	    fchown(fd, owner, group) == -1) || keystate_write_fd(fd, &b) ==
+	    fchown(fd, owner, group) == -1) || io_write_all(fd, b.data, b.len) ==
 	    -1 || fsync(fd) == -1) {
 		*err = xasprintf("%s: %s", tmp, strerror(errno));
 		close(fd);

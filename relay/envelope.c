@@ -4,10 +4,13 @@
  *
  * The parser works on a (pointer, length) pair and never looks past len:
  * every line is found with memchr, every value is checked byte by byte
- * before it is copied. It keeps no state between calls.
+ * before it is copied. It keeps no state between calls; within a call,
+ * struct parse_state holds the version, the one-only records seen and
+ * what the previous line was (a "reply" must follow its "rcpt").
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +32,26 @@
 #define SEEN_SMTPUTF8	0x080
 #define SEEN_SIZE	0x100
 #define SEEN_PREPEND	0x200
+#define SEEN_ATTEMPTS	0x400	/* version 2 on */
+#define SEEN_NEXT	0x800	/* version 2 on */
+#define SEEN_DSN	0x1000	/* version 2 on */
 #define SEEN_REQUIRED	(SEEN_ID | SEEN_TIME | SEEN_SENDER | SEEN_CLIENT | \
 			 SEEN_HELO | SEEN_BODY | SEEN_SMTPUTF8 | SEEN_SIZE)
+#define SEEN_V2		(SEEN_ATTEMPTS | SEEN_NEXT | SEEN_DSN)
+
+#define ENVELOPE_VERSION_MIN	1	/* oldest version still read */
+
+/* what envelope_parse knows while it reads one envelope */
+struct parse_state {
+	unsigned	 version;	/* from the magic line */
+	unsigned	 seen;		/* SEEN_* of the one-only records */
+	size_t		 rcap;		/* recipients allocated */
+	enum {
+		PREV_OTHER,		/* the line before was another record */
+		PREV_RCPT,		/* it was a "rcpt" (no reply yet) */
+		PREV_REPLY,		/* it was the "reply" of a "rcpt" */
+	} prev;
+};
 
 static const char *rcpt_status_names[] = {
 	[RCPT_PENDING] = "pending",
@@ -71,6 +92,60 @@ value_ok(const char *s, size_t len)
 	return true;
 }
 
+/* reply_code_ok - a reply code we store: 0 (local) or 200-599 */
+static bool
+reply_code_ok(int code)
+{
+	return code == 0 || (code >= 200 && code <= 599);
+}
+
+/* digits - how many of s[0..len) in a row, from the start, are digits */
+static size_t
+digits(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	return i;
+}
+
+/*
+ * enhanced_ok - RFC 3463 syntax, s[0..len): class "." subject "." detail,
+ * class 2, 4 or 5, subject and detail one to three digits
+ */
+static bool
+enhanced_ok(const char *s, size_t len)
+{
+	size_t n;
+
+	if (len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') ||
+	    s[1] != '.')
+		return false;
+	s += 2, len -= 2;
+	if ((n = digits(s, len)) < 1 || n > 3 || n == len || s[n] != '.')
+		return false;
+	s += n + 1, len -= n + 1;
+	return (n = digits(s, len)) >= 1 && n <= 3 && n == len;
+}
+
+/* reply_ok - can r's reply (if any) be written? */
+static bool
+reply_ok(const struct envelope_rcpt *r)
+{
+	size_t elen, tlen;
+
+	if (r->text == NULL)
+		return true;
+	elen = strnlen(r->enhanced, sizeof(r->enhanced));
+	if (elen == sizeof(r->enhanced) ||
+	    (elen > 0 && !enhanced_ok(r->enhanced, elen)))
+		return false;
+	tlen = strlen(r->text);
+	return reply_code_ok(r->code) && tlen <= ENVELOPE_REPLY_MAX &&
+	    value_ok(r->text, tlen);
+}
+
 /* put_record - append "key value\n" ("key\n" for an empty value) */
 static int
 put_record(struct buf *b, const char *key, const char *value)
@@ -99,6 +174,9 @@ envelope_check(const struct envelope *e)
 		return false;
 	if (e->login != NULL && !value_ok(e->login, strlen(e->login)))
 		return false;
+	if (e->next_attempt < 0 ||
+	    (e->dsn[0] != '\0' && !queue_id_valid(e->dsn)))
+		return false;
 	if (e->nrcpts == 0 || e->rcpts == NULL)
 		return false;
 	for (i = 0; i < e->nrcpts; i++) {
@@ -107,10 +185,21 @@ envelope_check(const struct envelope *e)
 		if (r->addr == NULL || *r->addr == '\0' ||
 		    !value_ok(r->addr, strlen(r->addr)))
 			return false;
-		if ((unsigned)r->status > RCPT_FAILED)
+		if ((unsigned)r->status > RCPT_FAILED || !reply_ok(r))
 			return false;
 	}
 	return true;
+}
+
+/* put_reply - append the "reply CODE ENH TEXT" record of r, if it has one */
+static int
+put_reply(struct buf *b, const struct envelope_rcpt *r)
+{
+	if (r->text == NULL)
+		return 0;
+	return buf_printf(b, "reply %03d %s%s%s\n", r->code,
+	    r->enhanced[0] != '\0' ? r->enhanced : "-",
+	    r->text[0] != '\0' ? " " : "", r->text);
 }
 
 /* envelope_format - append the on-disk text of e to b */
@@ -148,10 +237,17 @@ envelope_format(const struct envelope *e, struct buf *b)
 		if (n)
 			goto toobig;
 	}
+	if ((e->attempts > 0 &&
+	    buf_printf(b, "attempts %u\n", e->attempts) == -1) ||
+	    (e->next_attempt > 0 &&
+	    buf_printf(b, "next %lld\n", (long long)e->next_attempt) == -1) ||
+	    (e->dsn[0] != '\0' && put_record(b, "dsn", e->dsn) == -1))
+		goto toobig;
 	for (i = 0; i < e->nrcpts; i++)
 		if (buf_printf(b, "rcpt %s %s\n",
 		    rcpt_status_names[e->rcpts[i].status],
-		    e->rcpts[i].addr) == -1)
+		    e->rcpts[i].addr) == -1 ||
+		    put_reply(b, &e->rcpts[i]) == -1)
 			goto toobig;
 	if (buf_puts(b, "end\n") == -1)
 		goto toobig;
@@ -204,8 +300,10 @@ value_is(const char *v, size_t vlen, const char *s)
 
 /* parse_rcpt - "STATUS ADDR" into a new recipient of e */
 static const char *
-parse_rcpt(const char *v, size_t vlen, struct envelope *e, size_t *cap)
+parse_rcpt(const char *v, size_t vlen, struct envelope *e,
+    struct parse_state *ps)
 {
+	struct envelope_rcpt *r;
 	const char *sp;
 	size_t slen;
 	int st;
@@ -220,13 +318,54 @@ parse_rcpt(const char *v, size_t vlen, struct envelope *e, size_t *cap)
 		return "unknown recipient status";
 	if (slen + 1 == vlen)
 		return "empty recipient address";
-	if (e->nrcpts == *cap) {
-		*cap = *cap ? *cap * 2 : 4;
-		e->rcpts = xreallocarray(e->rcpts, *cap, sizeof(*e->rcpts));
+	if (e->nrcpts == ps->rcap) {
+		ps->rcap = ps->rcap ? ps->rcap * 2 : 4;
+		e->rcpts = xreallocarray(e->rcpts, ps->rcap,
+		    sizeof(*e->rcpts));
 	}
-	e->rcpts[e->nrcpts].addr = xstrndup(sp + 1, vlen - slen - 1);
-	e->rcpts[e->nrcpts].status = (enum rcpt_status)st;
-	e->nrcpts++;
+	r = &e->rcpts[e->nrcpts++];
+	memset(r, 0, sizeof(*r));
+	r->addr = xstrndup(sp + 1, vlen - slen - 1);
+	r->status = (enum rcpt_status)st;
+	return NULL;
+}
+
+/*
+ * parse_reply - "CODE ENH TEXT" for the recipient on the line before:
+ * CODE "000" or 200-599, ENH an RFC 3463 code or "-", TEXT the rest (may
+ * be empty, and then its separating space may be missing too)
+ */
+static const char *
+parse_reply(const char *v, size_t vlen, struct envelope *e,
+    const struct parse_state *ps)
+{
+	struct envelope_rcpt *r;
+	const char *ev, *tv;
+	size_t elen, tlen;
+	int code;
+
+	if (ps->prev == PREV_REPLY)
+		return "second reply record for a recipient";
+	if (ps->prev != PREV_RCPT)
+		return "reply record not after a recipient";
+	if (vlen < 3 || digits(v, 3) != 3 || (vlen > 3 && v[3] != ' '))
+		return "bad reply code";
+	code = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+	if (!reply_code_ok(code))
+		return "bad reply code";
+	ev = vlen > 3 ? v + 4 : v + vlen;
+	tv = memchr(ev, ' ', (size_t)(v + vlen - ev));
+	elen = (size_t)((tv ? tv : v + vlen) - ev);
+	if (!(elen == 1 && ev[0] == '-') && !enhanced_ok(ev, elen))
+		return "bad enhanced status code";
+	tv = tv ? tv + 1 : v + vlen;
+	if ((tlen = (size_t)(v + vlen - tv)) > ENVELOPE_REPLY_MAX)
+		return "reply text too long";
+	r = &e->rcpts[e->nrcpts - 1];
+	r->code = code;
+	if (ev[0] != '-')
+		memcpy(r->enhanced, ev, elen);	/* enhanced_ok: elen <= 9 */
+	r->text = xstrndup(tv, tlen);
 	return NULL;
 }
 
@@ -275,14 +414,19 @@ parse_prepend(const char *v, size_t vlen, struct envelope *e)
 /* parse_record - one "key value" line into e; NULL or a static reason */
 static const char *
 parse_record(const char *k, size_t klen, const char *v, size_t vlen,
-    struct envelope *e, unsigned *seen, size_t *rcap)
+    struct envelope *e, struct parse_state *ps)
 {
 	uint64_t n;
 	unsigned bit;
 	char **strp = NULL;
 
 	if (key_is(k, klen, "rcpt"))
-		return parse_rcpt(v, vlen, e, rcap);
+		return parse_rcpt(v, vlen, e, ps);
+	if (key_is(k, klen, "reply")) {
+		if (ps->version < 2)
+			return "record not in envelope version 1";
+		return parse_reply(v, vlen, e, ps);
+	}
 	if (key_is(k, klen, "end"))
 		return "end record with a value";
 
@@ -306,11 +450,19 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 		bit = SEEN_SIZE;
 	else if (key_is(k, klen, "prepend"))
 		bit = SEEN_PREPEND;
+	else if (key_is(k, klen, "attempts"))
+		bit = SEEN_ATTEMPTS;
+	else if (key_is(k, klen, "next"))
+		bit = SEEN_NEXT;
+	else if (key_is(k, klen, "dsn"))
+		bit = SEEN_DSN;
 	else
 		return "unknown record";
-	if (*seen & bit)
+	if ((bit & SEEN_V2) && ps->version < 2)
+		return "record not in envelope version 1";
+	if (ps->seen & bit)
 		return "duplicate record";
-	*seen |= bit;
+	ps->seen |= bit;
 
 	if (strp != NULL) {
 		*strp = xstrndup(v, vlen);
@@ -354,13 +506,32 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 		return NULL;
 	case SEEN_PREPEND:
 		return parse_prepend(v, vlen, e);
+	case SEEN_ATTEMPTS:
+		if (parse_u64(v, vlen, UINT_MAX, &n) == -1)
+			return "bad attempts";
+		e->attempts = (unsigned)n;
+		return NULL;
+	case SEEN_NEXT:
+		if (parse_u64(v, vlen, INT64_MAX, &n) == -1 ||
+		    (time_t)n < 0 || (uint64_t)(time_t)n != n)
+			return "bad next attempt time";
+		e->next_attempt = (time_t)n;
+		return NULL;
+	case SEEN_DSN:
+		if (vlen != QUEUE_ID_LEN)
+			return "bad dsn queue id";
+		memcpy(e->dsn, v, QUEUE_ID_LEN);
+		e->dsn[QUEUE_ID_LEN] = '\0';
+		if (!queue_id_valid(e->dsn))
+			return "bad dsn queue id";
+		return NULL;
 	}
 	return "unknown record";	/* not reached */
 }
 
-/* parse_magic - the first line: "postern-envelope VERSION" */
+/* parse_magic - the first line: "postern-envelope VERSION", 1 or 2 */
 static const char *
-parse_magic(const char *line, size_t len)
+parse_magic(const char *line, size_t len, struct parse_state *ps)
 {
 	static const char magic[] = ENVELOPE_MAGIC " ";
 	uint64_t version;
@@ -368,8 +539,10 @@ parse_magic(const char *line, size_t len)
 	if (len < sizeof(magic) - 1 || memcmp(line, magic, sizeof(magic) - 1))
 		return "not a postern envelope";
 	if (parse_u64(line + sizeof(magic) - 1, len - (sizeof(magic) - 1),
-	    UINT64_MAX, &version) == -1 || version != ENVELOPE_VERSION)
+	    UINT64_MAX, &version) == -1 || version < ENVELOPE_VERSION_MIN ||
+	    version > ENVELOPE_VERSION)
 		return "unsupported envelope version";
+	ps->version = (unsigned)version;
 	return NULL;
 }
 
@@ -379,11 +552,11 @@ envelope_parse(const char *text, size_t len, struct envelope *e,
     const char **err)
 {
 	const char *p, *end, *why = NULL;
-	unsigned seen = 0;
-	size_t rcap = 0;
+	struct parse_state ps;
 	bool first = true, ended = false;
 
 	memset(e, 0, sizeof(*e));
+	memset(&ps, 0, sizeof(ps));
 	if (text == NULL)
 		text = "", len = 0;
 	p = text;
@@ -411,7 +584,7 @@ envelope_parse(const char *text, size_t len, struct envelope *e,
 			goto bad;
 		}
 		if (first) {
-			if ((why = parse_magic(p, linelen)) != NULL)
+			if ((why = parse_magic(p, linelen, &ps)) != NULL)
 				goto bad;
 			first = false;
 		} else if (linelen == 0) {
@@ -423,9 +596,11 @@ envelope_parse(const char *text, size_t len, struct envelope *e,
 			sp = memchr(p, ' ', linelen);
 			klen = sp ? (size_t)(sp - p) : linelen;
 			why = parse_record(p, klen, sp ? sp + 1 : nl,
-			    sp ? (size_t)(nl - sp - 1) : 0, e, &seen, &rcap);
+			    sp ? (size_t)(nl - sp - 1) : 0, e, &ps);
 			if (why != NULL)
 				goto bad;
+			ps.prev = key_is(p, klen, "rcpt") ? PREV_RCPT :
+			    key_is(p, klen, "reply") ? PREV_REPLY : PREV_OTHER;
 		}
 		p = nl + 1;
 	}
@@ -437,14 +612,14 @@ envelope_parse(const char *text, size_t len, struct envelope *e,
 		why = "missing end record (truncated)";
 		goto bad;
 	}
-	if ((seen & SEEN_REQUIRED) != SEEN_REQUIRED) {
-		why = !(seen & SEEN_ID) ? "missing id record" :
-		    !(seen & SEEN_TIME) ? "missing time record" :
-		    !(seen & SEEN_SENDER) ? "missing sender record" :
-		    !(seen & SEEN_CLIENT) ? "missing client record" :
-		    !(seen & SEEN_HELO) ? "missing helo record" :
-		    !(seen & SEEN_BODY) ? "missing body record" :
-		    !(seen & SEEN_SMTPUTF8) ? "missing smtputf8 record" :
+	if ((ps.seen & SEEN_REQUIRED) != SEEN_REQUIRED) {
+		why = !(ps.seen & SEEN_ID) ? "missing id record" :
+		    !(ps.seen & SEEN_TIME) ? "missing time record" :
+		    !(ps.seen & SEEN_SENDER) ? "missing sender record" :
+		    !(ps.seen & SEEN_CLIENT) ? "missing client record" :
+		    !(ps.seen & SEEN_HELO) ? "missing helo record" :
+		    !(ps.seen & SEEN_BODY) ? "missing body record" :
+		    !(ps.seen & SEEN_SMTPUTF8) ? "missing smtputf8 record" :
 		    "missing size record";
 		goto bad;
 	}
@@ -465,10 +640,47 @@ bad:
 void
 envelope_add_rcpt(struct envelope *e, const char *addr)
 {
+	struct envelope_rcpt *r;
+
 	e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1, sizeof(*e->rcpts));
-	e->rcpts[e->nrcpts].addr = xstrdup(addr);
-	e->rcpts[e->nrcpts].status = RCPT_PENDING;
-	e->nrcpts++;
+	r = &e->rcpts[e->nrcpts++];
+	memset(r, 0, sizeof(*r));
+	r->addr = xstrdup(addr);
+	r->status = RCPT_PENDING;
+}
+
+/* envelope_set_reply - record a reply, made safe to write */
+void
+envelope_set_reply(struct envelope_rcpt *r, int code, const char *enhanced,
+    const char *text)
+{
+	size_t i, len;
+
+	envelope_clear_reply(r);
+	r->code = reply_code_ok(code) ? code : 0;
+	if (enhanced != NULL) {
+		len = strnlen(enhanced, sizeof(r->enhanced));
+		if (len < sizeof(r->enhanced) && enhanced_ok(enhanced, len))
+			memcpy(r->enhanced, enhanced, len + 1);
+	}
+	if (text == NULL)
+		text = "";
+	len = strnlen(text, ENVELOPE_REPLY_MAX);
+	r->text = xstrndup(text, len);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)r->text[i] < 0x20 ||
+		    (unsigned char)r->text[i] == 0x7f)
+			r->text[i] = '?';
+}
+
+/* envelope_clear_reply - no reply recorded for r */
+void
+envelope_clear_reply(struct envelope_rcpt *r)
+{
+	free(r->text);
+	r->text = NULL;
+	r->code = 0;
+	memset(r->enhanced, 0, sizeof(r->enhanced));
 }
 
 /* envelope_free - release every heap string and the recipient array */
@@ -477,8 +689,10 @@ envelope_free(struct envelope *e)
 {
 	size_t i;
 
-	for (i = 0; i < e->nrcpts; i++)
+	for (i = 0; i < e->nrcpts; i++) {
 		free(e->rcpts[i].addr);
+		free(e->rcpts[i].text);
+	}
 	free(e->rcpts);
 	free(e->sender);
 	free(e->login);

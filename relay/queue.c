@@ -3,7 +3,9 @@
  * the directories, the states, the commit steps and recovery.
  *
  * Threads: everything here runs on the caller's (loop) thread except
- * queue_committer(), which owns a message from queue_msg_commit() until it
+ * queue_committer(), which owns an operation (a commit from
+ * queue_msg_commit(), an envelope update from queue_update(), a removal
+ * from queue_remove()) from the moment it is put on q->pending until it
  * appends the result to q->done. q->lock protects pending, done, stopping,
  * last_usec and stats; inflight and ev's add/del belong to the loop
  * thread, and the committer only calls event_active(). Nothing else is
@@ -32,6 +34,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
@@ -41,12 +44,27 @@
 #define QUEUE_ID_PREFIX		9	/* base-62 digits of microseconds */
 #define QUEUE_NAME_SIZE		(QUEUE_ID_LEN + sizeof(".msg"))
 #define QUEUE_NEW_TRIES		8	/* O_EXCL collisions before giving up */
-#define QUEUE_BATCH_MAX		1024	/* commits per round: bounds open fds */
+#define QUEUE_BATCH_MAX		1024	/* operations per round: bounds open
+					   fds */
 
+enum queue_op {
+	QUEUE_OP_COMMIT,	/* a new message: S1 -> S3 */
+	QUEUE_OP_UPDATE,	/* a new envelope: S4 -> S4 */
+	QUEUE_OP_REMOVE,	/* S4 -> S5 -> S0 */
+};
+
+/*
+ * One operation for the committer: a new message from queue_msg_new() on
+ * (QUEUE_OP_COMMIT), or an update or a removal of a committed message.
+ * Those two never have a message file (fd is -1, no wbuf); an update
+ * writes envtext to tmp/ID.env like a commit does (envfd, env_created,
+ * env_moved).
+ */
 struct queue_msg {
 	struct queue	*q;
 	TAILQ_ENTRY(queue_msg) entry;	/* q->pending or q->done */
 	char		 id[QUEUE_ID_LEN + 1];
+	enum queue_op	 op;
 	int		 fd;		/* tmp/ID.msg, -1 once closed */
 	int		 envfd;		/* tmp/ID.env while committing */
 	bool		 env_created;	/* tmp/ID.env exists */
@@ -129,29 +147,6 @@ queue_id_new(struct queue *q, char id[QUEUE_ID_LEN + 1])
 	return 0;
 }
 
-/* write_all - write n bytes, riding out short writes and EINTR */
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-	ssize_t r;
-
-	while (n > 0) {
-		if ((r = write(fd, s, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		s += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* open_dir - open (creating if asked) the directory name under dfd */
 static int
 open_dir(int dfd, const char *state_dir, const char *name, int create,
@@ -227,6 +222,20 @@ fail:
 	return NULL;
 }
 
+/* queue_op_new - an operation on the message id, no files open */
+static struct queue_msg *
+queue_op_new(struct queue *q, enum queue_op op, const char *id)
+{
+	struct queue_msg *m;
+
+	m = xcalloc(1, sizeof(*m));
+	m->q = q;
+	m->op = op;
+	m->fd = m->envfd = -1;
+	memcpy(m->id, id, sizeof(m->id));
+	return m;
+}
+
 /* queue_msg_free - close and free; the files are the caller's business */
 static void
 queue_msg_free(struct queue_msg *m)
@@ -250,6 +259,7 @@ queue_msg_new(struct queue *q)
 
 	m = xcalloc(1, sizeof(*m));
 	m->q = q;
+	m->op = QUEUE_OP_COMMIT;
 	m->fd = m->envfd = -1;
 	for (tries = 0; tries < QUEUE_NEW_TRIES; tries++) {
 		if (queue_id_new(q, m->id) == -1)
@@ -287,7 +297,7 @@ queue_msg_size(const struct queue_msg *m)
 static int
 queue_msg_flush(struct queue_msg *m)
 {
-	if (m->wlen > 0 && write_all(m->fd, m->wbuf, m->wlen) == -1) {
+	if (m->wlen > 0 && io_write_all(m->fd, m->wbuf, m->wlen) == -1) {
 		m->error = errno;
 		return -1;
 	}
@@ -310,7 +320,7 @@ queue_msg_write(struct queue_msg *m, const void *p, size_t len)
 		if (m->wlen == 0 && len >= QUEUE_WBUF_SIZE) {
 			/* a whole buffer's worth: skip the copy */
 			n = len - len % QUEUE_WBUF_SIZE;
-			if (write_all(m->fd, s, n) == -1) {
+			if (io_write_all(m->fd, s, n) == -1) {
 				m->error = errno;
 				return -1;
 			}
@@ -347,21 +357,18 @@ queue_msg_abort(struct queue_msg *m)
 	queue_msg_free(m);
 }
 
-/* queue_msg_prepare - format the envelope for m (loop thread, at commit) */
+/*
+ * queue_op_format - format e as m's envelope text (on the caller's
+ * thread, so that the caller may free e at once); -1 with errno EINVAL or
+ * E2BIG
+ */
 static int
-queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
+queue_op_format(struct queue_msg *m, const struct envelope *e)
 {
-	struct envelope copy = *e;
 	struct buf b;
 
-	if (m->error) {
-		errno = m->error;
-		return -1;
-	}
-	memcpy(copy.id, m->id, sizeof(copy.id));
-	copy.size = m->size;
 	buf_init(&b, QUEUE_ENVELOPE_MAX);
-	if (envelope_format(&copy, &b) == -1) {
+	if (envelope_format(e, &b) == -1) {
 		int saved = errno;
 
 		log_warnx("queue: %s: envelope cannot be written (%s)", m->id,
@@ -375,18 +382,79 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
 	return 0;
 }
 
+/* queue_msg_prepare - format the envelope for m (loop thread, at commit) */
+static int
+queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
+{
+	struct envelope copy = *e;
+
+	if (m->error) {
+		errno = m->error;
+		return -1;
+	}
+	memcpy(copy.id, m->id, sizeof(copy.id));
+	copy.size = m->size;
+	return queue_op_format(m, &copy);
+}
+
 /*
- * Committing one message (S1 -> S3 in QUEUE.md) takes three phases; the
- * committer runs each phase for every message of a batch before the next:
- *   queue_commit_write	flush the message; write tmp/ID.env
- *   queue_commit_fsync	fsync and close the message, then the envelope,
- *			checking close()
- *   queue_commit_rename	tmp/ID.msg -> queue/ID.msg, then tmp/ID.env ->
- *			queue/ID.env: the commit point
- * then the caller fsyncs queue/ once for the batch. No rename happens
- * before both files of that message are durable, which is the order that
- * matters. Each phase returns 0 or an errno; queue_commit_undo() then
- * removes whatever of m exists, in tmp/ or queue/.
+ * queue_update_new - an update operation for e (e->id says which
+ * message); NULL with errno EINVAL or E2BIG if e cannot be written
+ */
+static struct queue_msg *
+queue_update_new(struct queue *q, const struct envelope *e)
+{
+	struct queue_msg *m;
+
+	if (!queue_id_valid(e->id)) {
+		log_warnx("queue: update with an invalid queue id");
+		errno = EINVAL;
+		return NULL;
+	}
+	m = queue_op_new(q, QUEUE_OP_UPDATE, e->id);
+	if (queue_op_format(m, e) == -1) {
+		int saved = errno;
+
+		queue_msg_free(m);
+		errno = saved;
+		return NULL;
+	}
+	return m;
+}
+
+/* queue_remove_new - a removal operation; NULL with EINVAL for a bad id */
+static struct queue_msg *
+queue_remove_new(struct queue *q, const char *id)
+{
+	if (!queue_id_valid(id)) {
+		log_warnx("queue: remove with an invalid queue id");
+		errno = EINVAL;
+		return NULL;
+	}
+	return queue_op_new(q, QUEUE_OP_REMOVE, id);
+}
+
+/*
+ * Every operation takes three phases. The committer runs each phase for
+ * every operation of a batch before the next, then fsyncs queue/ once for
+ * the whole batch (queue_run_batch):
+ *
+ *   queue_op_write	commit: flush the message, write tmp/ID.env;
+ *			update: write tmp/ID.env; remove: nothing
+ *   queue_op_fsync	commit: fsync and close the message, then the
+ *			envelope, checking close(); update: the envelope;
+ *			remove: nothing
+ *   queue_op_publish	commit: tmp/ID.msg -> queue/ID.msg, then
+ *			tmp/ID.env -> queue/ID.env (the commit point);
+ *			update: tmp/ID.env -> queue/ID.env if that exists;
+ *			remove: unlink queue/ID.env, then queue/ID.msg
+ *
+ * No rename happens before the files it publishes are durable, which is
+ * the order that matters. Publishing runs in the order the operations
+ * were queued, and a batch holds at most one operation per id (see
+ * queue_take), so one tmp/ID.env is never written by two operations at
+ * once. Each phase returns 0 or an errno; queue_op_undo() then removes
+ * what a failed operation created, in tmp/ or queue/.
  *
  * XXX Two fsyncs of new files per message remain, and on ext4 each forces
  * its own journal commit: they, not the directory fsync, bound throughput
@@ -394,28 +462,50 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
  * or parallel fsyncs would go.
  */
 
-/* queue_commit_write - phase 1: message flushed, envelope written */
+/* queue_env_write - create tmp/ID.env (O_EXCL) and write m's envelope */
 static int
-queue_commit_write(struct queue_msg *m)
+queue_env_write(struct queue_msg *m)
 {
 	char name[QUEUE_NAME_SIZE];
 
-	if (queue_msg_flush(m) == -1)
-		return m->error;
-	free(m->wbuf);
-	m->wbuf = NULL;
 	queue_fname(name, m->id, "env");
 	m->envfd = openat(m->q->tmpfd, name,
 	    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	if (m->envfd == -1)
 		return errno;
 	m->env_created = true;
-	if (write_all(m->envfd, m->envtext, m->envlen) == -1)
+	if (io_write_all(m->envfd, m->envtext, m->envlen) == -1)
 		return errno;
 	return 0;
 }
 
-/* queue_commit_fsync - phase 2: both files durable and closed */
+/* queue_env_fsync - tmp/ID.env durable and closed, checking close() */
+static int
+queue_env_fsync(struct queue_msg *m)
+{
+	int r;
+
+	if (fsync(m->envfd) == -1)
+		return errno;
+	r = close(m->envfd);	/* NFS may report a write error only here */
+	m->envfd = -1;
+	if (r == -1)
+		return errno;
+	return 0;
+}
+
+/* queue_commit_write - commit phase 1: message flushed, envelope written */
+static int
+queue_commit_write(struct queue_msg *m)
+{
+	if (queue_msg_flush(m) == -1)
+		return m->error;
+	free(m->wbuf);
+	m->wbuf = NULL;
+	return queue_env_write(m);
+}
+
+/* queue_commit_fsync - commit phase 2: both files durable and closed */
 static int
 queue_commit_fsync(struct queue_msg *m)
 {
@@ -423,20 +513,15 @@ queue_commit_fsync(struct queue_msg *m)
 
 	if (fsync(m->fd) == -1)
 		return errno;
-	r = close(m->fd);	/* NFS may report a write error only here */
+	r = close(m->fd);
 	m->fd = -1;
 	if (r == -1)
 		return errno;
-	if (fsync(m->envfd) == -1)
-		return errno;
-	r = close(m->envfd);
-	m->envfd = -1;
-	if (r == -1)
-		return errno;
-	return 0;
+	return queue_env_fsync(m);
 }
 
-/* queue_commit_rename - phase 3: message, then envelope, into queue/ */
+/* queue_commit_rename - commit phase 3: message, then envelope, into
+   queue/ */
 static int
 queue_commit_rename(struct queue_msg *m)
 {
@@ -454,26 +539,105 @@ queue_commit_rename(struct queue_msg *m)
 	return 0;
 }
 
-/* queue_commit_one - all three phases for a single message */
+/*
+ * queue_update_rename - update phase 3: tmp/ID.env over queue/ID.env, but
+ * only if queue/ID.env exists (ENOENT otherwise): the rename would bring
+ * back a message that was removed meanwhile. XXX This is a check, then a
+ * rename; in this process only the committer changes queue/ (the _sync
+ * calls must not be used on an id that has operations in flight), but a
+ * removal by another process between the two would be undone.
+ */
 static int
-queue_commit_one(struct queue_msg *m)
+queue_update_rename(struct queue_msg *m)
 {
-	int error;
+	struct queue *q = m->q;
+	struct stat st;
+	char name[QUEUE_NAME_SIZE];
 
-	if ((error = queue_commit_write(m)) == 0 &&
-	    (error = queue_commit_fsync(m)) == 0)
-		error = queue_commit_rename(m);
-	return error;
+	queue_fname(name, m->id, "env");
+	if (fstatat(q->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno;
+	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
+		return errno;
+	m->env_moved = true;	/* replaced; durable after fsync(queue/) */
+	return 0;
 }
 
-/* queue_commit_undo - after a failure: close, remove what exists, log */
-static void
-queue_commit_undo(struct queue_msg *m, int error)
+/*
+ * queue_remove_unlink - remove phase 3: unlink queue/ID.env (ENOENT if it
+ * is already gone, and then nothing is touched), then queue/ID.msg. Once
+ * the envelope is gone the message is never delivered again, so a message
+ * file that cannot be unlinked is only logged: that is S5, and recovery
+ * deletes it at the next start.
+ */
+static int
+queue_remove_unlink(struct queue_msg *m)
 {
 	struct queue *q = m->q;
 	char name[QUEUE_NAME_SIZE];
 
-	log_warnx("queue: %s: commit failed: %s", m->id, strerror(error));
+	queue_fname(name, m->id, "env");
+	if (unlinkat(q->queuefd, name, 0) == -1)
+		return errno;
+	queue_fname(name, m->id, "msg");
+	if (unlinkat(q->queuefd, name, 0) == -1 && errno != ENOENT)
+		log_warn("queue: %s: unlink queue/%s (recovery will retry)",
+		    m->id, name);
+	return 0;
+}
+
+/* queue_op_write - phase 1 of any operation */
+static int
+queue_op_write(struct queue_msg *m)
+{
+	switch (m->op) {
+	case QUEUE_OP_COMMIT:
+		return queue_commit_write(m);
+	case QUEUE_OP_UPDATE:
+		return queue_env_write(m);
+	case QUEUE_OP_REMOVE:
+		break;
+	}
+	return 0;
+}
+
+/* queue_op_fsync - phase 2 of any operation */
+static int
+queue_op_fsync(struct queue_msg *m)
+{
+	switch (m->op) {
+	case QUEUE_OP_COMMIT:
+		return queue_commit_fsync(m);
+	case QUEUE_OP_UPDATE:
+		return queue_env_fsync(m);
+	case QUEUE_OP_REMOVE:
+		break;
+	}
+	return 0;
+}
+
+/* queue_op_publish - phase 3 of any operation */
+static int
+queue_op_publish(struct queue_msg *m)
+{
+	switch (m->op) {
+	case QUEUE_OP_COMMIT:
+		return queue_commit_rename(m);
+	case QUEUE_OP_UPDATE:
+		return queue_update_rename(m);
+	case QUEUE_OP_REMOVE:
+		return queue_remove_unlink(m);
+	}
+	return 0;
+}
+
+/* queue_commit_undo - after a failed commit: close, remove what exists */
+static void
+queue_commit_undo(struct queue_msg *m)
+{
+	struct queue *q = m->q;
+	char name[QUEUE_NAME_SIZE];
+
 	if (m->fd != -1) {
 		close(m->fd);
 		m->fd = -1;
@@ -492,7 +656,151 @@ queue_commit_undo(struct queue_msg *m, int error)
 	m->env_created = m->env_moved = m->msg_moved = false;
 }
 
-/* queue_take - up to QUEUE_BATCH_MAX pending commits, oldest first */
+/*
+ * queue_update_undo - after a failed update: close and remove tmp/ID.env.
+ * Once it replaced queue/ID.env (only a failed fsync of queue/ comes
+ * after that) there is nothing left to undo: the old envelope is gone.
+ */
+static void
+queue_update_undo(struct queue_msg *m)
+{
+	char name[QUEUE_NAME_SIZE];
+
+	if (m->envfd != -1) {
+		close(m->envfd);
+		m->envfd = -1;
+	}
+	queue_fname(name, m->id, "env");
+	if (m->env_created && !m->env_moved &&
+	    unlinkat(m->q->tmpfd, name, 0) == -1)
+		log_warn("queue: %s: unlink tmp/%s", m->id, name);
+	m->env_created = false;
+}
+
+/* queue_op_undo - after a failure of any operation: clean up, log */
+static void
+queue_op_undo(struct queue_msg *m, int error)
+{
+	switch (m->op) {
+	case QUEUE_OP_COMMIT:
+		log_warnx("queue: %s: commit failed: %s", m->id,
+		    strerror(error));
+		queue_commit_undo(m);
+		break;
+	case QUEUE_OP_UPDATE:
+		log_warnx("queue: %s: envelope update failed: %s", m->id,
+		    strerror(error));
+		queue_update_undo(m);
+		break;
+	case QUEUE_OP_REMOVE:
+		log_warnx("queue: %s: remove failed: %s", m->id,
+		    strerror(error));
+		break;
+	}
+}
+
+/*
+ * queue_run_batch - the three phases for every operation in batch, then
+ * one fsync of queue/ if anything reached it. Sets each m->result to 0 or
+ * an errno. If that fsync fails, every operation that got that far fails
+ * with its errno: commits are undone (their files removed), updates and
+ * removals cannot be (the old envelope is gone) and may or may not
+ * survive a crash. Returns whether queue/ was fsync'ed.
+ */
+static bool
+queue_run_batch(struct queue *q, struct queue_msgs *batch)
+{
+	struct queue_msg *m;
+	unsigned long long ok = 0;
+	int error;
+
+	TAILQ_FOREACH(m, batch, entry)
+		m->result = queue_op_write(m);
+	TAILQ_FOREACH(m, batch, entry)
+		if (m->result == 0)
+			m->result = queue_op_fsync(m);
+	TAILQ_FOREACH(m, batch, entry) {
+		if (m->result == 0)
+			m->result = queue_op_publish(m);
+		if (m->result == 0)
+			ok++;
+		else
+			queue_op_undo(m, m->result);
+	}
+	if (ok == 0)
+		return false;
+	if (fsync(q->queuefd) == -1) {
+		error = errno;
+		log_warn("queue: fsync queue/, failing %llu operations", ok);
+		TAILQ_FOREACH(m, batch, entry)
+			if (m->result == 0) {
+				m->result = error;
+				queue_op_undo(m, error);
+			}
+	}
+	return true;
+}
+
+/* queue_tally - count one finished operation (q->lock held) */
+static void
+queue_tally(struct queue_stats *st, const struct queue_msg *m)
+{
+	if (m->result != 0)
+		st->failures++;
+	else if (m->op == QUEUE_OP_COMMIT)
+		st->commits++;
+	else if (m->op == QUEUE_OP_UPDATE)
+		st->updates++;
+	else
+		st->removes++;
+}
+
+/* queue_run_sync - one operation, done now on this thread; frees m */
+static int
+queue_run_sync(struct queue_msg *m)
+{
+	struct queue *q = m->q;
+	struct queue_msgs batch;
+	bool synced;
+	int error;
+
+	TAILQ_INIT(&batch);
+	TAILQ_INSERT_TAIL(&batch, m, entry);
+	synced = queue_run_batch(q, &batch);
+	pthread_mutex_lock(&q->lock);
+	if (synced)
+		q->stats.dir_fsyncs++;
+	queue_tally(&q->stats, m);
+	pthread_mutex_unlock(&q->lock);
+	error = m->result;
+	queue_msg_free(m);
+	if (error) {
+		errno = error;
+		return -1;
+	}
+	return 0;
+}
+
+/* queue_in_batch - does batch already hold an operation on id? */
+static bool
+queue_in_batch(const struct queue_msgs *batch, const char *id)
+{
+	const struct queue_msg *m;
+
+	TAILQ_FOREACH(m, batch, entry)
+		if (memcmp(m->id, id, QUEUE_ID_LEN) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * queue_take - pending operations, oldest first: at most QUEUE_BATCH_MAX,
+ * and ending before the first one on an id the batch already holds (two
+ * updates of one message would both need tmp/ID.env); that one starts the
+ * next batch, so the operations on each id still run in order. The scan
+ * is quadratic in the batch size, which is bounded, and cheap next to an
+ * fsync.
+ */
 static void
 queue_take(struct queue *q, struct queue_msgs *batch, uint64_t *n)
 {
@@ -500,21 +808,22 @@ queue_take(struct queue *q, struct queue_msgs *batch, uint64_t *n)
 
 	TAILQ_INIT(batch);
 	for (*n = 0; *n < QUEUE_BATCH_MAX &&
-	    (m = TAILQ_FIRST(&q->pending)) != NULL; (*n)++) {
+	    (m = TAILQ_FIRST(&q->pending)) != NULL &&
+	    !queue_in_batch(batch, m->id); (*n)++) {
 		TAILQ_REMOVE(&q->pending, m, entry);
 		TAILQ_INSERT_TAIL(batch, m, entry);
 	}
 }
 
-/* queue_committer - the committer thread: batches of commits, one fsync */
+/* queue_committer - the committer thread: batches of operations, one
+   fsync of queue/ each */
 static void *
 queue_committer(void *arg)
 {
 	struct queue *q = arg;
 	struct queue_msgs batch;
 	struct queue_msg *m;
-	uint64_t n, ok;
-	int error;
+	uint64_t n;
 	bool synced;
 
 	pthread_mutex_lock(&q->lock);
@@ -526,32 +835,7 @@ queue_committer(void *arg)
 		queue_take(q, &batch, &n);
 		pthread_mutex_unlock(&q->lock);
 
-		TAILQ_FOREACH(m, &batch, entry)
-			m->result = queue_commit_write(m);
-		TAILQ_FOREACH(m, &batch, entry)
-			if (m->result == 0)
-				m->result = queue_commit_fsync(m);
-		ok = 0;
-		TAILQ_FOREACH(m, &batch, entry) {
-			if (m->result == 0)
-				m->result = queue_commit_rename(m);
-			if (m->result == 0)
-				ok++;
-			else
-				queue_commit_undo(m, m->result);
-		}
-		synced = ok > 0;
-		if (synced && fsync(q->queuefd) == -1) {
-			error = errno;
-			log_warn("queue: fsync queue/, failing %llu messages",
-			    (unsigned long long)ok);
-			TAILQ_FOREACH(m, &batch, entry)
-				if (m->result == 0) {
-					queue_commit_undo(m, error);
-					m->result = error;
-				}
-			ok = 0;
-		}
+		synced = queue_run_batch(q, &batch);
 
 		pthread_mutex_lock(&q->lock);
 		q->stats.batches++;
@@ -559,8 +843,8 @@ queue_committer(void *arg)
 			q->stats.max_batch = n;
 		if (synced)
 			q->stats.dir_fsyncs++;
-		q->stats.commits += ok;
-		q->stats.failures += n - ok;
+		TAILQ_FOREACH(m, &batch, entry)
+			queue_tally(&q->stats, m);
 		TAILQ_CONCAT(&q->done, &batch, entry);
 		pthread_mutex_unlock(&q->lock);
 		event_active(q->ev, EV_READ, 0);
@@ -570,7 +854,7 @@ queue_committer(void *arg)
 	return NULL;
 }
 
-/* queue_done - loop thread: run the callbacks of finished commits */
+/* queue_done - loop thread: run the callbacks of finished operations */
 static void
 queue_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -625,6 +909,31 @@ queue_start(struct queue *q, struct event_base *base)
 	return 0;
 }
 
+/*
+ * queue_submit - hand m to the committer; its callback will run on the
+ * loop thread
+ */
+static void
+queue_submit(struct queue_msg *m, queue_commit_cb *cb, uint64_t cookie)
+{
+	struct queue *q = m->q;
+
+	m->cb = cb;
+	m->cookie = cookie;
+	/*
+	 * An event that is only ever made active does not count as pending,
+	 * so event_base_dispatch() could return with operations in flight.
+	 * While any are, keep q->ev added; the timeout only keeps it pending
+	 * (firing is harmless: queue_done finds nothing and re-arms).
+	 */
+	if (q->inflight++ == 0 && event_add(q->ev, &queue_keepalive) == -1)
+		log_warnx("queue: event_add failed");
+	pthread_mutex_lock(&q->lock);
+	TAILQ_INSERT_TAIL(&q->pending, m, entry);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* queue_msg_commit - hand m to the committer thread */
 int
 queue_msg_commit(struct queue_msg *m, const struct envelope *e,
@@ -644,20 +953,7 @@ queue_msg_commit(struct queue_msg *m, const struct envelope *e,
 		errno = saved;
 		return -1;
 	}
-	m->cb = cb;
-	m->cookie = cookie;
-	/*
-	 * An event that is only ever made active does not count as pending,
-	 * so event_base_dispatch() could return with commits in flight.
-	 * While any are, keep q->ev added; the timeout only keeps it pending
-	 * (firing is harmless: queue_done finds nothing and re-arms).
-	 */
-	if (q->inflight++ == 0 && event_add(q->ev, &queue_keepalive) == -1)
-		log_warnx("queue: event_add failed");
-	pthread_mutex_lock(&q->lock);
-	TAILQ_INSERT_TAIL(&q->pending, m, entry);
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->lock);
+	queue_submit(m, cb, cookie);
 	return 0;
 }
 
@@ -665,43 +961,74 @@ queue_msg_commit(struct queue_msg *m, const struct envelope *e,
 int
 queue_msg_commit_sync(struct queue_msg *m, const struct envelope *e)
 {
-	struct queue *q = m->q;
-	int error;
-	bool synced = false;
+	int saved;
 
 	if (queue_msg_prepare(m, e) == -1) {
-		error = errno;
+		saved = errno;
 		queue_msg_abort(m);
-		errno = error;
+		errno = saved;
 		return -1;
 	}
-	if ((error = queue_commit_one(m)) != 0)
-		queue_commit_undo(m, error);
-	else {
-		synced = true;
-		if (fsync(q->queuefd) == -1) {
-			error = errno;
-			log_warn("queue: %s: fsync queue/", m->id);
-			queue_commit_undo(m, error);
-		}
-	}
-	pthread_mutex_lock(&q->lock);
-	if (synced)
-		q->stats.dir_fsyncs++;
-	if (error)
-		q->stats.failures++;
-	else
-		q->stats.commits++;
-	pthread_mutex_unlock(&q->lock);
-	queue_msg_free(m);
-	if (error) {
-		errno = error;
+	return queue_run_sync(m);
+}
+
+/* queue_update - hand a new envelope for e->id to the committer thread */
+int
+queue_update(struct queue *q, const struct envelope *e, queue_commit_cb *cb,
+    uint64_t cookie)
+{
+	struct queue_msg *m;
+
+	if (!q->started || q->stopping) {
+		errno = EINVAL;
 		return -1;
 	}
+	if ((m = queue_update_new(q, e)) == NULL)
+		return -1;
+	queue_submit(m, cb, cookie);
 	return 0;
 }
 
-/* queue_close - finish queued commits, stop the committer, free q */
+/* queue_update_sync - replace the envelope of e->id, now, on this thread */
+int
+queue_update_sync(struct queue *q, const struct envelope *e)
+{
+	struct queue_msg *m;
+
+	if ((m = queue_update_new(q, e)) == NULL)
+		return -1;
+	return queue_run_sync(m);
+}
+
+/* queue_remove - hand the removal of id to the committer thread */
+int
+queue_remove(struct queue *q, const char *id, queue_commit_cb *cb,
+    uint64_t cookie)
+{
+	struct queue_msg *m;
+
+	if (!q->started || q->stopping) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((m = queue_remove_new(q, id)) == NULL)
+		return -1;
+	queue_submit(m, cb, cookie);
+	return 0;
+}
+
+/* queue_remove_sync - remove the message id, now, on this thread */
+int
+queue_remove_sync(struct queue *q, const char *id)
+{
+	struct queue_msg *m;
+
+	if ((m = queue_remove_new(q, id)) == NULL)
+		return -1;
+	return queue_run_sync(m);
+}
+
+/* queue_close - finish queued operations, stop the committer, free q */
 void
 queue_close(struct queue *q)
 {

@@ -12,6 +12,12 @@
  * commit). Only then is the callback run, on the event loop thread, and
  * only then may the session say 250.
  *
+ * Delivering a message: the delivery side replaces its envelope with
+ * queue_update() (recipient statuses and replies, attempts, next attempt)
+ * and removes the message with queue_remove() once it is done, both
+ * through the same committer and sharing its directory fsyncs: one batch
+ * may mix new messages, updates and removals.
+ *
  * Across the thread boundary the caller passes a cookie (a session id to
  * look up), never a pointer to its session, so a client that disconnects
  * while its message commits cannot cause a use-after-free.
@@ -55,8 +61,8 @@ int	queue_recover(struct queue *, unsigned *queued, unsigned *removed,
  * -1 with errno. The committer calls event_active() from its own thread,
  * so main must call evthread_use_pthreads() before it creates base.
  * queue_close (on the loop thread, before event_base_free) lets the
- * committer finish every queued commit, joins it and runs the callbacks
- * the loop has not run yet.
+ * committer finish every queued operation (commit, update, removal),
+ * joins it and runs the callbacks the loop has not run yet.
  */
 int	queue_start(struct queue *, struct event_base *base);
 
@@ -71,10 +77,13 @@ uint64_t	 queue_msg_size(const struct queue_msg *);	/* bytes written */
 void		 queue_msg_abort(struct queue_msg *);
 
 /*
- * queue_commit_cb - runs on the loop thread exactly once per commit:
- * error 0 means the message and envelope are durable in queue/, otherwise
- * error is an errno value and nothing was published. id is valid only
- * during the call. It may start new commits; it must not call queue_close.
+ * queue_commit_cb - runs on the loop thread exactly once per accepted
+ * operation (queue_msg_commit, queue_update or queue_remove that returned
+ * 0), never from inside the call that started it. For a commit, error 0
+ * means the message and envelope are durable in queue/, otherwise error
+ * is an errno value and nothing was published. Updates and removals say
+ * below what their errors mean. id is the message's id, valid only during
+ * the call. It may start new operations; it must not call queue_close.
  */
 typedef void	queue_commit_cb(uint64_t cookie, int error, const char *id);
 
@@ -90,6 +99,59 @@ int	queue_msg_commit(struct queue_msg *m, const struct envelope *e,
 /* queue_msg_commit_sync - the same, done now on this thread (tools,
    tests). Takes ownership of m. Returns 0 or -1 with errno. */
 int	queue_msg_commit_sync(struct queue_msg *m, const struct envelope *e);
+
+/*
+ * queue_update - asynchronous replacement of the envelope of e->id (S4 ->
+ * S4 in QUEUE.md; queue_start must have run): e is formatted (as version
+ * 2) before this returns, so the caller may change or free it at once;
+ * the committer writes tmp/ID.env, fsyncs and closes it, renames it over
+ * queue/ID.env and fsyncs queue/ (shared with the other operations of its
+ * batch). e->id and e->size are written as given: pass the envelope the
+ * message has (queue_load_envelope), changed. Returns 0 if queued, -1
+ * with errno (no callback then): EINVAL if the queue is not started or
+ * closing, or e cannot be written (invalid id or value, see
+ * envelope_format), E2BIG if it is too large.
+ *
+ * cb then gets error 0 once the new envelope is durable, or an errno:
+ * ENOENT if queue/ID.env did not exist when the committer came to it (the
+ * message was removed; nothing is created), or a write, fsync, close or
+ * rename error; in all these cases nothing was replaced and the old
+ * envelope stays. The exception is a failed fsync of queue/ itself: then
+ * the new envelope is in place but may not survive a crash. An update is
+ * idempotent, so a caller may simply retry.
+ *
+ * Operations on one id run in the order they were queued (a later update
+ * wins, an update after a removal gets ENOENT); a commit and an update of
+ * the same id cannot overlap, because an update needs the committed
+ * envelope. Do not mix these with the _sync calls on an id that has
+ * operations in flight.
+ */
+int	queue_update(struct queue *, const struct envelope *e,
+	    queue_commit_cb *cb, uint64_t cookie);
+
+/*
+ * queue_remove - asynchronous removal of a finished message (S4 -> S5 ->
+ * S0; queue_start must have run): the committer unlinks queue/ID.env,
+ * then queue/ID.msg, then fsyncs queue/ (shared with its batch). Returns 0
+ * if queued, -1 with errno (no callback then): EINVAL if the queue is not
+ * started or closing, or id is not a valid queue id.
+ *
+ * cb then gets error 0 once the removal is durable, or an errno: ENOENT
+ * if queue/ID.env was already gone (then nothing is touched), another
+ * unlink error (nothing removed), or the error of a failed fsync of
+ * queue/ (removed, but it may come back after a crash). Once the envelope
+ * is unlinked the removal counts as done: a message file that cannot be
+ * unlinked is logged and left to recovery (S5).
+ */
+int	queue_remove(struct queue *, const char *id, queue_commit_cb *cb,
+	    uint64_t cookie);
+
+/* queue_update_sync, queue_remove_sync - the same, done now on this
+   thread (tools, tests; queue_start is not needed). Return 0, or -1 with
+   errno: EINVAL or E2BIG as above, or the error the callback would have
+   had. */
+int	queue_update_sync(struct queue *, const struct envelope *e);
+int	queue_remove_sync(struct queue *, const char *id);
 
 /* Reading, for `postern queue` and the relay. */
 
@@ -112,13 +174,16 @@ int	queue_load_envelope(struct queue *, const char *id,
    with errno */
 int	queue_open_message(struct queue *, const char *id);
 
-/* queue_stats - counters since queue_open (tests, metrics); thread-safe */
+/* queue_stats - counters since queue_open (tests, metrics); thread-safe.
+   Each counts sync and async operations unless it says otherwise. */
 struct queue_stats {
 	uint64_t	commits;	/* messages made durable */
-	uint64_t	failures;	/* commits that reported an error */
-	uint64_t	batches;	/* committer rounds (async) */
-	uint64_t	max_batch;	/* most messages in one round */
-	uint64_t	dir_fsyncs;	/* fsyncs of queue/, sync and async */
+	uint64_t	updates;	/* envelopes replaced */
+	uint64_t	removes;	/* messages removed */
+	uint64_t	failures;	/* operations that reported an error */
+	uint64_t	batches;	/* committer rounds (async only) */
+	uint64_t	max_batch;	/* most operations in one round */
+	uint64_t	dir_fsyncs;	/* fsyncs of queue/ */
 };
 void	queue_stats(struct queue *, struct queue_stats *);
 

@@ -296,17 +296,32 @@ class Envelope:
             out.append((status, addr))
         return out
 
+    @property
+    def replies(self):
+        """{address: "CODE ENH TEXT"} from the reply record that follows
+        a recipient's rcpt record (its last delivery attempt)."""
+        out = {}
+        addr = None
+        for k, v in self.records:
+            if k == "rcpt":
+                addr = v.partition(" ")[2]
+            elif k == "reply":
+                assert addr is not None and addr not in out, self.records
+                out[addr] = v
+        return out
+
     def __repr__(self):
         return "Envelope(%r)" % (self.records,)
 
 
 def parse_envelope(data):
     """Parse an ID.env file as the contract describes it: first line
-    "postern-envelope 1", "key value" records, last line "end"."""
+    "postern-envelope 2" (the version Postern writes), "key value"
+    records, last line "end"."""
     text = data.decode("utf-8")
     assert text.endswith("\n"), f"envelope does not end in a newline: {text!r}"
     lines = text[:-1].split("\n")
-    assert lines[0] == "postern-envelope 1", f"bad first line: {text!r}"
+    assert lines[0] == "postern-envelope 2", f"bad first line: {text!r}"
     assert lines[-1] == "end", f"envelope lacks the end marker: {text!r}"
     records = []
     for line in lines[1:-1]:

@@ -1,7 +1,9 @@
 /*
- * test_envelope - envelope_format/envelope_parse: the golden text, round
- * trips, every parse error with its reason (a table), refusal of values
- * the parser would reject, truncation at every byte, and random damage.
+ * test_envelope - envelope_format/envelope_parse: the golden texts (a new
+ * envelope, one with every version-2 record, and a version-1 file that
+ * must still be read), round trips, every parse error with its reason (a
+ * table), refusal of values the parser would reject, the reply setter,
+ * truncation at every byte, and random damage.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,7 +22,25 @@
 #define ID_A	"1c2QbT3ZxAbCdEfGhIjK"
 #define ID_B	"1c2QbT3ZyLmNoPqRsTuV"
 
+/* the sample envelope as written now: version 2, no delivery records */
 static const char golden[] =
+    "postern-envelope 2\n"
+    "id " ID_A "\n"
+    "time 1732390000\n"
+    "sender alice@example.org\n"
+    "login alice@example.org\n"
+    "client 192.0.2.10\n"
+    "helo alices-laptop.example.org\n"
+    "body 8bitmime\n"
+    "smtputf8 0\n"
+    "size 4817\n"
+    "rcpt pending bob@example.net\n"
+    "rcpt delivered \"carol smith\"@example.com\n"
+    "rcpt failed dave@example.invalid\n"
+    "end\n";
+
+/* the same envelope as version 1 wrote it: still read */
+static const char golden_v1[] =
     "postern-envelope 1\n"
     "id " ID_A "\n"
     "time 1732390000\n"
@@ -34,6 +54,33 @@ static const char golden[] =
     "rcpt pending bob@example.net\n"
     "rcpt delivered \"carol smith\"@example.com\n"
     "rcpt failed dave@example.invalid\n"
+    "end\n";
+
+/* after some delivery attempts: every version-2 record (QUEUE.md) */
+static const char golden_v2[] =
+    "postern-envelope 2\n"
+    "id " ID_A "\n"
+    "time 1732390000\n"
+    "sender alice@example.org\n"
+    "login alice@example.org\n"
+    "client 192.0.2.10\n"
+    "helo alices-laptop.example.org\n"
+    "body 8bitmime\n"
+    "smtputf8 0\n"
+    "size 4817\n"
+    "attempts 3\n"
+    "next 1732393600\n"
+    "dsn " ID_B "\n"
+    "rcpt pending bob@example.net\n"
+    "reply 451 4.7.1 Greylisted, try again in 5 minutes\n"
+    "rcpt delivered \"carol smith\"@example.com\n"
+    "rcpt failed dave@example.invalid\n"
+    "reply 550 5.1.1 <dave@example.invalid>: no such user\n"
+    "rcpt pending erin@example.net\n"
+    "reply 000 - connect to mx.example.net[192.0.2.25]:25: Connection "
+    "refused\n"
+    "rcpt failed frank@example.com\n"
+    "reply 554 -\n"
     "end\n";
 
 /* sample - the envelope whose text is golden */
@@ -55,6 +102,26 @@ sample(struct envelope *e)
 	envelope_add_rcpt(e, "dave@example.invalid");
 	e->rcpts[1].status = RCPT_DELIVERED;
 	e->rcpts[2].status = RCPT_FAILED;
+}
+
+/* sample_v2 - the envelope whose text is golden_v2 */
+static void
+sample_v2(struct envelope *e)
+{
+	sample(e);
+	e->attempts = 3;
+	e->next_attempt = 1732393600;
+	strcpy(e->dsn, ID_B);
+	envelope_add_rcpt(e, "erin@example.net");
+	envelope_add_rcpt(e, "frank@example.com");
+	e->rcpts[4].status = RCPT_FAILED;
+	envelope_set_reply(&e->rcpts[0], 451, "4.7.1",
+	    "Greylisted, try again in 5 minutes");
+	envelope_set_reply(&e->rcpts[2], 550, "5.1.1",
+	    "<dave@example.invalid>: no such user");
+	envelope_set_reply(&e->rcpts[3], 0, NULL,
+	    "connect to mx.example.net[192.0.2.25]:25: Connection refused");
+	envelope_set_reply(&e->rcpts[4], 554, "", "");
 }
 
 /* assert_str_or_null_equal - both NULL or equal strings */
@@ -85,10 +152,17 @@ assert_envelope_equal(const struct envelope *a, const struct envelope *b)
 	assert_int_equal(a->prepend_len, b->prepend_len);
 	if (a->prepend_len)
 		assert_memory_equal(a->prepend, b->prepend, a->prepend_len);
+	assert_int_equal(a->attempts, b->attempts);
+	assert_int_equal(a->next_attempt, b->next_attempt);
+	assert_string_equal(a->dsn, b->dsn);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (i = 0; i < a->nrcpts; i++) {
 		assert_string_equal(a->rcpts[i].addr, b->rcpts[i].addr);
 		assert_int_equal(a->rcpts[i].status, b->rcpts[i].status);
+		assert_str_or_null_equal(a->rcpts[i].text, b->rcpts[i].text);
+		assert_int_equal(a->rcpts[i].code, b->rcpts[i].code);
+		assert_string_equal(a->rcpts[i].enhanced,
+		    b->rcpts[i].enhanced);
 	}
 }
 
@@ -131,7 +205,23 @@ test_format_golden(void **state)
 	envelope_free(&e);
 }
 
-/* test_parse_golden - the golden text parses into the sample envelope */
+/* test_format_golden_v2 - every version-2 record, exactly as documented */
+static void
+test_format_golden_v2(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	sample_v2(&e);
+	buf_init(&b, 4096);
+	assert_int_equal(envelope_format(&e, &b), 0);
+	assert_string_equal(b.data, golden_v2);
+	buf_free(&b);
+	envelope_free(&e);
+}
+
+/* test_parse_golden - the golden texts parse into the sample envelopes */
 static void
 test_parse_golden(void **state)
 {
@@ -148,6 +238,47 @@ test_parse_golden(void **state)
 	assert_null(got.rcpts);
 	assert_int_equal(got.nrcpts, 0);
 	envelope_free(&got);
+
+	sample_v2(&want);
+	assert_int_equal(envelope_parse(golden_v2, strlen(golden_v2), &got,
+	    &err), 0);
+	assert_envelope_equal(&want, &got);
+	/* the representation of "no reply", "000" and "-" */
+	assert_null(got.rcpts[1].text);
+	assert_int_equal(got.rcpts[1].code, 0);
+	assert_string_equal(got.rcpts[1].enhanced, "");
+	assert_int_equal(got.rcpts[3].code, 0);
+	assert_non_null(got.rcpts[3].text);
+	assert_string_equal(got.rcpts[3].enhanced, "");
+	assert_string_equal(got.rcpts[4].text, "");
+	envelope_free(&got);
+	envelope_free(&want);
+}
+
+/* test_parse_v1 - a version-1 file reads as the same envelope with no
+   delivery records, and is written back as version 2 */
+static void
+test_parse_v1(void **state)
+{
+	struct envelope want, got;
+	struct buf b;
+	const char *err = NULL;
+
+	(void)state;
+	sample(&want);
+	assert_int_equal(envelope_parse(golden_v1, strlen(golden_v1), &got,
+	    &err), 0);
+	assert_envelope_equal(&want, &got);
+	assert_int_equal(got.attempts, 0);
+	assert_int_equal(got.next_attempt, 0);
+	assert_string_equal(got.dsn, "");
+	assert_null(got.rcpts[0].text);
+	buf_init(&b, 4096);
+	assert_int_equal(envelope_format(&got, &b), 0);
+	assert_string_equal(b.data, golden);
+	buf_free(&b);
+	envelope_free(&got);
+	envelope_free(&want);
 }
 
 /* test_roundtrip - variations: no login, <>, 7bit, utf8, odd values */
@@ -180,7 +311,7 @@ test_roundtrip(void **state)
 	roundtrip(&e);
 	envelope_free(&e);
 
-	/* many recipients */
+	/* many recipients, a third of them with replies */
 	sample(&e);
 	for (i = 0; i < 1000; i++) {
 		char addr[64];
@@ -188,9 +319,128 @@ test_roundtrip(void **state)
 		snprintf(addr, sizeof(addr), "user%zu@example.net", i);
 		envelope_add_rcpt(&e, addr);
 		e.rcpts[e.nrcpts - 1].status = (enum rcpt_status)(i % 3);
+		if (i % 3 == 2)
+			envelope_set_reply(&e.rcpts[e.nrcpts - 1], 550,
+			    "5.1.1", addr);
 	}
 	roundtrip(&e);
 	envelope_free(&e);
+}
+
+/* test_roundtrip_v2 - the version-2 records at their edges */
+static void
+test_roundtrip_v2(void **state)
+{
+	struct envelope e;
+	char *longtext;
+
+	(void)state;
+	sample_v2(&e);
+	roundtrip(&e);
+
+	e.attempts = UINT32_MAX;
+	e.next_attempt = INT64_MAX;
+	e.dsn[0] = '\0';			/* no DSN: no record */
+	roundtrip(&e);
+
+	e.attempts = 0;				/* absent again */
+	e.next_attempt = 0;
+	strcpy(e.dsn, "zzzzzzzzzzzzzzzzzzzz");
+	/* text with leading, inner and trailing spaces, kept verbatim */
+	envelope_set_reply(&e.rcpts[0], 421, "4.4.2", "  two  spaces ");
+	/* UTF-8, and every other printable byte */
+	envelope_set_reply(&e.rcpts[1], 250, "2.0.0",
+	    "ok \xc3\xbc !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
+	/* the widest enhanced code */
+	envelope_set_reply(&e.rcpts[2], 599, "5.999.999", "x");
+	envelope_set_reply(&e.rcpts[3], 200, "2.0.0", "-");
+	roundtrip(&e);
+
+	/* the longest text allowed */
+	longtext = malloc(ENVELOPE_REPLY_MAX + 1);
+	memset(longtext, 'x', ENVELOPE_REPLY_MAX);
+	longtext[ENVELOPE_REPLY_MAX] = '\0';
+	envelope_set_reply(&e.rcpts[0], 451, NULL, longtext);
+	assert_int_equal(strlen(e.rcpts[0].text), ENVELOPE_REPLY_MAX);
+	roundtrip(&e);
+	free(longtext);
+
+	/* every recipient cleared: as without replies */
+	envelope_clear_reply(&e.rcpts[0]);
+	envelope_clear_reply(&e.rcpts[1]);
+	envelope_clear_reply(&e.rcpts[2]);
+	envelope_clear_reply(&e.rcpts[3]);
+	envelope_clear_reply(&e.rcpts[4]);
+	assert_null(e.rcpts[0].text);
+	assert_int_equal(e.rcpts[0].code, 0);
+	assert_string_equal(e.rcpts[0].enhanced, "");
+	roundtrip(&e);
+	envelope_free(&e);
+}
+
+/* test_set_reply - a remote reply is made safe to write, never refused */
+static void
+test_set_reply(void **state)
+{
+	static const struct {
+		int		 code;
+		const char	*enhanced;
+		const char	*text;
+		int		 want_code;
+		const char	*want_enhanced;
+		const char	*want_text;
+	} cases[] = {
+		{ 451, "4.4.1", "later", 451, "4.4.1", "later" },
+		{ 0, "4.4.1", "timeout", 0, "4.4.1", "timeout" },
+		{ 0, NULL, NULL, 0, "", "" },
+		{ 999, "5.0.0", "x", 0, "5.0.0", "x" },
+		{ 199, "", "x", 0, "", "x" },
+		{ 600, "", "x", 0, "", "x" },
+		{ -1, "", "x", 0, "", "x" },
+		{ 550, "5.1", "x", 550, "", "x" },
+		{ 550, "6.1.1", "x", 550, "", "x" },
+		{ 550, "5.1.1.", "x", 550, "", "x" },
+		{ 550, "5.1.1234", "x", 550, "", "x" },
+		{ 550, "5.1234.1", "x", 550, "", "x" },
+		{ 550, "5..1", "x", 550, "", "x" },
+		{ 550, "5.1.1 ", "x", 550, "", "x" },
+		{ 550, "5.100.100000", "x", 550, "", "x" },
+		{ 550, "-", "x", 550, "", "x" },
+		{ 550, "5.1.1", "a\r\nb\tc\x7f\x1b", 550, "5.1.1", "a??b?c??" },
+	};
+	struct envelope e;
+	struct buf b;
+	char *longtext;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sample(&e);
+		envelope_set_reply(&e.rcpts[0], 421, "4.0.0", "older");
+		envelope_set_reply(&e.rcpts[0], cases[i].code,
+		    cases[i].enhanced, cases[i].text);
+		if (e.rcpts[0].code != cases[i].want_code ||
+		    strcmp(e.rcpts[0].enhanced, cases[i].want_enhanced) ||
+		    strcmp(e.rcpts[0].text, cases[i].want_text))
+			fail_msg("case %zu: got %d \"%s\" \"%s\"", i,
+			    e.rcpts[0].code, e.rcpts[0].enhanced,
+			    e.rcpts[0].text);
+		buf_init(&b, 4096);
+		assert_int_equal(envelope_format(&e, &b), 0);
+		buf_free(&b);
+		roundtrip(&e);
+		envelope_free(&e);
+	}
+	/* too long: cut */
+	longtext = malloc(ENVELOPE_REPLY_MAX + 100);
+	memset(longtext, 'y', ENVELOPE_REPLY_MAX + 99);
+	longtext[ENVELOPE_REPLY_MAX + 99] = '\0';
+	sample(&e);
+	envelope_set_reply(&e.rcpts[0], 550, "5.0.0", longtext);
+	assert_int_equal(strlen(e.rcpts[0].text), ENVELOPE_REPLY_MAX);
+	roundtrip(&e);
+	envelope_free(&e);
+	free(longtext);
 }
 
 /* test_format_refuses - values the parser would reject are never written */
@@ -264,6 +514,75 @@ test_format_refuses(void **state)
 	assert_int_equal(envelope_format(&e, &b), 0);	/* now fine */
 	envelope_free(&e);
 
+	/* version-2 values the parser would reject, set behind the setter's
+	   back */
+	{
+		static const struct {
+			const char	*what;
+			int		 code;
+			const char	*enhanced;
+			const char	*text;
+		} rbad[] = {
+			{ "code 99", 99, "", "x" },
+			{ "code 600", 600, "", "x" },
+			{ "code 1000", 1000, "", "x" },
+			{ "code -1", -1, "", "x" },
+			{ "enhanced 4.4", 451, "4.4", "x" },
+			{ "enhanced 3.0.0", 451, "3.0.0", "x" },
+			{ "enhanced 4.4.1234", 451, "4.4.1234", "x" },
+			{ "enhanced -", 451, "-", "x" },
+			{ "enhanced with space", 451, "4.4.1 ", "x" },
+			{ "enhanced unterminated", 451, NULL, "x" },
+			{ "CR in text", 451, "", "a\rb" },
+			{ "LF in text", 451, "", "a\nrcpt pending eve@x" },
+			{ "tab in text", 451, "", "a\tb" },
+			{ "text too long", 451, "", NULL },
+		};
+		char *longtext = malloc(ENVELOPE_REPLY_MAX + 2);
+
+		memset(longtext, 'x', ENVELOPE_REPLY_MAX + 1);
+		longtext[ENVELOPE_REPLY_MAX + 1] = '\0';
+		for (i = 0; i < sizeof(rbad) / sizeof(rbad[0]); i++) {
+			struct envelope_rcpt *r;
+
+			sample(&e);
+			r = &e.rcpts[1];
+			r->code = rbad[i].code;
+			if (rbad[i].enhanced != NULL)
+				strcpy(r->enhanced, rbad[i].enhanced);
+			else
+				memset(r->enhanced, '4', sizeof(r->enhanced));
+			r->text = strdup(rbad[i].text ? rbad[i].text :
+			    longtext);
+			buf_reset(&b);
+			errno = 0;
+			if (envelope_format(&e, &b) != -1)
+				fail_msg("%s: written:\n%s", rbad[i].what,
+				    b.data);
+			assert_int_equal(errno, EINVAL);
+			assert_int_equal(b.len, 0);
+			envelope_free(&e);
+		}
+		free(longtext);
+
+		sample(&e);
+		e.next_attempt = -1;
+		assert_int_equal(envelope_format(&e, &b), -1);
+		assert_int_equal(errno, EINVAL);
+		e.next_attempt = 0;
+		strcpy(e.dsn, "short");
+		assert_int_equal(envelope_format(&e, &b), -1);
+		assert_int_equal(errno, EINVAL);
+		strcpy(e.dsn, "1c2QbT3ZxAbCdEfGhI.K");
+		assert_int_equal(envelope_format(&e, &b), -1);
+		memset(e.dsn, 'a', sizeof(e.dsn));	/* no NUL */
+		assert_int_equal(envelope_format(&e, &b), -1);
+		e.dsn[0] = '\0';
+		assert_int_equal(b.len, 0);
+		assert_int_equal(envelope_format(&e, &b), 0);
+		envelope_free(&e);
+	}
+
 	memset(&e, 0, sizeof(e));		/* no recipients */
 	strcpy(e.id, ID_A);
 	e.sender = strdup("");
@@ -299,9 +618,35 @@ test_format_too_big(void **state)
 }
 
 #define HEAD	"postern-envelope 1\nid " ID_A "\n"
+#define HEAD2	"postern-envelope 2\nid " ID_A "\n"
 #define REST	"time 1\nsender a@b\nclient c\nhelo h\nbody 7bit\n" \
 		"smtputf8 0\nsize 0\n"
 #define RCPT	"rcpt pending r@x\n"
+
+/* expect_parse_error - text[0..len) must fail with reason why, leaving
+   *e empty; parsed from an exact-size heap copy so that ASan catches any
+   read past len */
+static void
+expect_parse_error(const char *what, const char *text, size_t len,
+    const char *why)
+{
+	struct envelope e;
+	const char *err = NULL;
+	char *copy = malloc(len ? len : 1);
+
+	memcpy(copy, text, len);
+	if (envelope_parse(copy, len, &e, &err) != -1)
+		fail_msg("%s parsed, want \"%s\"", what, why);
+	if (err == NULL || strcmp(err, why) != 0)
+		fail_msg("%s: got \"%s\", want \"%s\"", what,
+		    err ? err : "(null)", why);
+	assert_null(e.sender);
+	assert_null(e.rcpts);
+	assert_int_equal(e.nrcpts, 0);
+	assert_int_equal(e.attempts, 0);
+	assert_string_equal(e.dsn, "");
+	free(copy);
+}
 
 /* test_parse_errors - each damaged envelope fails with its own reason */
 static void
@@ -316,8 +661,11 @@ test_parse_errors(void **state)
 		{ "hello\n", 0, "not a postern envelope" },
 		{ "postern-envelope\n", 0, "not a postern envelope" },
 		{ "Postern-envelope 1\n", 0, "not a postern envelope" },
-		{ "postern-envelope 2\n" "id " ID_A "\n" REST RCPT "end\n", 0,
+		{ "postern-envelope 3\n" "id " ID_A "\n" REST RCPT "end\n", 0,
 		    "unsupported envelope version" },
+		{ "postern-envelope 0\n" "id " ID_A "\n" REST RCPT "end\n", 0,
+		    "unsupported envelope version" },
+		{ "postern-envelope 02\n", 0, "unsupported envelope version" },
 		{ "postern-envelope 01\n", 0, "unsupported envelope version" },
 		{ "postern-envelope 1 \n", 0, "unsupported envelope version" },
 		{ "postern-envelope 99999999999999999999999\n", 0,
@@ -420,24 +768,11 @@ test_parse_errors(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *err = NULL;
-		size_t len = cases[i].len ? cases[i].len :
-		    strlen(cases[i].text);
-		char *copy = malloc(len ? len : 1);
+		char what[32];
 
-		/* exact-size heap copy: ASan catches any read past len */
-		memcpy(copy, cases[i].text, len);
-		if (envelope_parse(copy, len, &e, &err) != -1)
-			fail_msg("case %zu parsed, want \"%s\"", i,
-			    cases[i].why);
-		if (err == NULL || strcmp(err, cases[i].why) != 0)
-			fail_msg("case %zu: got \"%s\", want \"%s\"", i,
-			    err ? err : "(null)", cases[i].why);
-		/* *e is left empty */
-		assert_null(e.sender);
-		assert_null(e.rcpts);
-		assert_int_equal(e.nrcpts, 0);
-		free(copy);
+		snprintf(what, sizeof(what), "case %zu", i);
+		expect_parse_error(what, cases[i].text, cases[i].len ?
+		    cases[i].len : strlen(cases[i].text), cases[i].why);
 	}
 	/* the building blocks themselves are fine */
 	{
@@ -474,23 +809,224 @@ test_parse_errors(void **state)
 	}
 }
 
+/* test_parse_errors_v2 - the version-2 records: each rejection (a table),
+   then what they accept */
+static void
+test_parse_errors_v2(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;
+	} cases[] = {
+		/* not in version 1 */
+		{ HEAD REST "attempts 1\n" RCPT "end\n",
+		    "record not in envelope version 1" },
+		{ HEAD REST "attempts 0\n" RCPT "end\n",
+		    "record not in envelope version 1" },
+		{ HEAD REST "next 5\n" RCPT "end\n",
+		    "record not in envelope version 1" },
+		{ HEAD REST "dsn " ID_B "\n" RCPT "end\n",
+		    "record not in envelope version 1" },
+		{ HEAD REST RCPT "reply 451 4.4.1 x\n" "end\n",
+		    "record not in envelope version 1" },
+		{ HEAD REST RCPT "reply\n" "end\n",
+		    "record not in envelope version 1" },
+		/* reply: only directly after its rcpt, once */
+		{ HEAD2 REST "reply 451 - x\n" RCPT "end\n",
+		    "reply record not after a recipient" },
+		{ HEAD2 "reply 451 - x\n" REST RCPT "end\n",
+		    "reply record not after a recipient" },
+		{ HEAD2 REST RCPT "attempts 1\nreply 451 - x\n" "end\n",
+		    "reply record not after a recipient" },
+		{ HEAD2 REST RCPT "reply 451 - a\nreply 451 - b\n" "end\n",
+		    "second reply record for a recipient" },
+		{ HEAD2 REST RCPT "reply 451 - a\nreply 451 - a\n" "end\n",
+		    "second reply record for a recipient" },
+		/* reply code */
+		{ HEAD2 REST RCPT "reply\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply \n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 45 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 4510 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 451-4.4.1 x\n" "end\n",
+		    "bad reply code" },
+		{ HEAD2 REST RCPT "reply 199 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 600 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 001 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 0 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply 4a1 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply -451 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply +51 - x\n" "end\n", "bad reply code" },
+		{ HEAD2 REST RCPT "reply  451 - x\n" "end\n", "bad reply code" },
+		/* enhanced status code */
+		{ HEAD2 REST RCPT "reply 451\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 \n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451  4.4.1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 -- x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.4 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.4.1.1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 3.4.1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.4.1234 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.1234.1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4..1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.4. x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 .4.1 x\n" "end\n",
+		    "bad enhanced status code" },
+		{ HEAD2 REST RCPT "reply 451 4.4.x x\n" "end\n",
+		    "bad enhanced status code" },
+		/* reply text: printable, like every value */
+		{ HEAD2 REST RCPT "reply 451 - a\tb\n" "end\n",
+		    "control character in envelope" },
+		{ HEAD2 REST RCPT "reply 451 - a\r\n" "end\n",
+		    "carriage return in envelope" },
+		/* dsn */
+		{ HEAD2 REST "dsn\n" RCPT "end\n", "bad dsn queue id" },
+		{ HEAD2 REST "dsn short\n" RCPT "end\n", "bad dsn queue id" },
+		{ HEAD2 REST "dsn " ID_B "x\n" RCPT "end\n",
+		    "bad dsn queue id" },
+		{ HEAD2 REST "dsn 1c2QbT3ZxAbCdEfGhIj/\n" RCPT "end\n",
+		    "bad dsn queue id" },
+		{ HEAD2 REST "dsn  " ID_B "\n" RCPT "end\n",
+		    "bad dsn queue id" },
+		{ HEAD2 REST "dsn " ID_B "\ndsn " ID_B "\n" RCPT "end\n",
+		    "duplicate record" },
+		/* attempts */
+		{ HEAD2 REST "attempts\n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts -1\n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts +1\n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts 01\n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts 1 \n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts 4294967296\n" RCPT "end\n",
+		    "bad attempts" },
+		{ HEAD2 REST "attempts many\n" RCPT "end\n", "bad attempts" },
+		{ HEAD2 REST "attempts 1\nattempts 2\n" RCPT "end\n",
+		    "duplicate record" },
+		/* next */
+		{ HEAD2 REST "next\n" RCPT "end\n", "bad next attempt time" },
+		{ HEAD2 REST "next -1\n" RCPT "end\n", "bad next attempt time" },
+		{ HEAD2 REST "next 01\n" RCPT "end\n", "bad next attempt time" },
+		{ HEAD2 REST "next 9223372036854775808\n" RCPT "end\n",
+		    "bad next attempt time" },
+		{ HEAD2 REST "next 1.5\n" RCPT "end\n", "bad next attempt time" },
+		{ HEAD2 REST "next 1\nnext 1\n" RCPT "end\n",
+		    "duplicate record" },
+		/* near misses of the new keys */
+		{ HEAD2 REST "Attempts 1\n" RCPT "end\n", "unknown record" },
+		{ HEAD2 REST RCPT "replies 451 - x\n" "end\n",
+		    "unknown record" },
+		{ HEAD2 REST "next_attempt 1\n" RCPT "end\n",
+		    "unknown record" },
+	};
+	static const char *ok[] = {
+		/* absent records are zero; explicit zeros are fine too */
+		HEAD2 REST RCPT "end\n",
+		HEAD2 REST "attempts 0\nnext 0\n" RCPT "end\n",
+		/* any order for the one-only records, before or after rcpt */
+		HEAD2 "attempts 2\n" REST RCPT "next 7\ndsn " ID_B "\n" "end\n",
+		/* a reply for each recipient; text empty, with or without its
+		   space */
+		HEAD2 REST RCPT "reply 451 4.4.1\n"
+		    "rcpt failed s@x\nreply 550 5.1.1 \n"
+		    "rcpt pending t@x\nreply 000 4.4.1 timed out\n"
+		    "rcpt delivered u@x\n" "end\n",
+	};
+	struct envelope e;
+	struct buf b;
+	const char *err;
+	char what[32];
+	size_t i, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(what, sizeof(what), "v2 case %zu", i);
+		expect_parse_error(what, cases[i].text, strlen(cases[i].text),
+		    cases[i].why);
+	}
+	/* text one byte longer than allowed, then the longest allowed */
+	for (len = ENVELOPE_REPLY_MAX + 1; len >= ENVELOPE_REPLY_MAX; len--) {
+		buf_init(&b, 1 << 16);
+		assert_int_equal(buf_puts(&b, HEAD2 REST RCPT "reply 451 - "),
+		    0);
+		for (i = 0; i < len; i++)
+			assert_int_equal(buf_append(&b, "x", 1), 0);
+		assert_int_equal(buf_puts(&b, "\nend\n"), 0);
+		if (len > ENVELOPE_REPLY_MAX)
+			expect_parse_error("long text", b.data, b.len,
+			    "reply text too long");
+		else {
+			err = NULL;
+			if (envelope_parse(b.data, b.len, &e, &err) != 0)
+				fail_msg("longest text: %s", err);
+			assert_int_equal(strlen(e.rcpts[0].text), len);
+			envelope_free(&e);
+		}
+		buf_free(&b);
+	}
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		err = NULL;
+		if (envelope_parse(ok[i], strlen(ok[i]), &e, &err) != 0)
+			fail_msg("ok case %zu: %s", i, err);
+		envelope_free(&e);
+	}
+	assert_int_equal(envelope_parse(ok[1], strlen(ok[1]), &e, &err), 0);
+	assert_int_equal(e.attempts, 0);
+	assert_int_equal(e.next_attempt, 0);
+	envelope_free(&e);
+	assert_int_equal(envelope_parse(ok[2], strlen(ok[2]), &e, &err), 0);
+	assert_int_equal(e.attempts, 2);
+	assert_int_equal(e.next_attempt, 7);
+	assert_string_equal(e.dsn, ID_B);
+	envelope_free(&e);
+	assert_int_equal(envelope_parse(ok[3], strlen(ok[3]), &e, &err), 0);
+	assert_int_equal(e.nrcpts, 4);
+	assert_int_equal(e.rcpts[0].code, 451);
+	assert_string_equal(e.rcpts[0].enhanced, "4.4.1");
+	assert_string_equal(e.rcpts[0].text, "");
+	assert_int_equal(e.rcpts[1].status, RCPT_FAILED);
+	assert_int_equal(e.rcpts[1].code, 550);
+	assert_string_equal(e.rcpts[1].text, "");
+	assert_int_equal(e.rcpts[2].code, 0);
+	assert_string_equal(e.rcpts[2].enhanced, "4.4.1");
+	assert_string_equal(e.rcpts[2].text, "timed out");
+	assert_null(e.rcpts[3].text);
+	envelope_free(&e);
+}
+
 /* test_parse_truncated - every proper prefix of a good envelope fails */
 static void
 test_parse_truncated(void **state)
 {
+	static const char *goldens[] = { golden, golden_v1, golden_v2 };
 	struct envelope e;
-	size_t len, n = strlen(golden);
+	size_t g, len, n;
 
 	(void)state;
-	for (len = 0; len < n; len++) {
-		const char *err = NULL;
-		char *copy = malloc(len ? len : 1);
+	for (g = 0; g < 3; g++) {
+		n = strlen(goldens[g]);
+		for (len = 0; len < n; len++) {
+			const char *err = NULL;
+			char *copy = malloc(len ? len : 1);
 
-		memcpy(copy, golden, len);
-		if (envelope_parse(copy, len, &e, &err) != -1)
-			fail_msg("prefix of %zu bytes parsed", len);
-		assert_non_null(err);
-		free(copy);
+			memcpy(copy, goldens[g], len);
+			if (envelope_parse(copy, len, &e, &err) != -1)
+				fail_msg("prefix of %zu bytes of golden %zu "
+				    "parsed", len, g);
+			assert_non_null(err);
+			free(copy);
+		}
 	}
 }
 
@@ -499,7 +1035,8 @@ static void
 test_parse_random_damage(void **state)
 {
 	struct envelope e;
-	size_t n = strlen(golden), i, len;
+	const char *src;
+	size_t n, i, len;
 	unsigned seed = 12345;
 	int round, ok = 0;
 
@@ -508,9 +1045,11 @@ test_parse_random_damage(void **state)
 		const char *err = NULL;
 		char *copy;
 
+		src = round % 2 ? golden_v2 : golden;
+		n = strlen(src);
 		len = n;
 		copy = malloc(n);
-		memcpy(copy, golden, n);
+		memcpy(copy, src, n);
 		for (i = 0; i < 1 + (unsigned)round % 4; i++) {
 			seed = seed * 1103515245 + 12345;
 			switch ((seed >> 16) % 3) {
@@ -636,12 +1175,17 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_golden),
+		cmocka_unit_test(test_format_golden_v2),
 		cmocka_unit_test(test_parse_golden),
+		cmocka_unit_test(test_parse_v1),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_roundtrip_v2),
+		cmocka_unit_test(test_set_reply),
 		cmocka_unit_test(test_prepend),
 		cmocka_unit_test(test_format_refuses),
 		cmocka_unit_test(test_format_too_big),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_errors_v2),
 		cmocka_unit_test(test_parse_truncated),
 		cmocka_unit_test(test_parse_random_damage),
 		cmocka_unit_test(test_queue_id_valid),

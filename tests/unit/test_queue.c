@@ -2,7 +2,9 @@
  * test_queue - the on-disk queue in a fresh mkdtemp directory per test:
  * ids, streaming writes, sync and async (group) commit on a real
  * event_base, abort, write errors, startup recovery of every planted
- * state in relay/QUEUE.md (with the expected log lines), foreach order.
+ * state in relay/QUEUE.md (with the expected log lines), foreach order;
+ * envelope updates and removals, sync and async, mixed with commits in
+ * shared batches, at queue_close, and recovery after a crash mid-update.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -844,6 +846,627 @@ test_recover(void **state)
 	assert_int_equal(queue_recover(f->q, NULL, NULL, NULL), 0);
 }
 
+/* load - queue_load_envelope that must succeed */
+static void
+load(struct fixture *f, const char *id, struct envelope *e)
+{
+	const char *err = NULL;
+
+	if (queue_load_envelope(f->q, id, e, &err) == -1)
+		fail_msg("%s: load: %s", id, err);
+}
+
+/* deliver_first - e's first recipient delivered, a second one deferred
+   with a reply, one attempt made */
+static void
+deliver_first(struct envelope *e, const char *text)
+{
+	e->rcpts[0].status = RCPT_DELIVERED;
+	envelope_set_reply(&e->rcpts[0], 250, "2.0.0", "Ok: queued as X");
+	if (e->nrcpts < 2)
+		envelope_add_rcpt(e, "second@example.com");
+	envelope_set_reply(&e->rcpts[1], 451, "4.7.1", text);
+	e->attempts++;
+	e->next_attempt = 1900000000;
+}
+
+/* test_update_sync - the new envelope replaces the old, message untouched */
+static void
+test_update_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_stats st;
+	struct envelope e, back;
+	char id[QUEUE_ID_LEN + 1], *before, *after, *text;
+	size_t blen, alen, len;
+
+	commit_one_sync(f, 1000, 1, id);
+	before = slurp(path(f, "queue", file_name(id, "msg")), &blen);
+	load(f, id, &e);
+	deliver_first(&e, "Greylisted");
+	strcpy(e.dsn, "1c2QbT3ZxAbCdEfGhIjK");
+	assert_int_equal(queue_update_sync(f->q, &e), 0);
+
+	load(f, id, &back);
+	assert_string_equal(back.id, id);
+	assert_int_equal(back.size, 1000);
+	assert_int_equal(back.attempts, 1);
+	assert_int_equal(back.next_attempt, 1900000000);
+	assert_string_equal(back.dsn, "1c2QbT3ZxAbCdEfGhIjK");
+	assert_int_equal(back.nrcpts, 2);
+	assert_int_equal(back.rcpts[0].status, RCPT_DELIVERED);
+	assert_int_equal(back.rcpts[0].code, 250);
+	assert_int_equal(back.rcpts[1].status, RCPT_PENDING);
+	assert_int_equal(back.rcpts[1].code, 451);
+	assert_string_equal(back.rcpts[1].enhanced, "4.7.1");
+	assert_string_equal(back.rcpts[1].text, "Greylisted");
+	envelope_free(&back);
+
+	/* a second update: the latest wins */
+	e.rcpts[1].status = RCPT_FAILED;
+	envelope_set_reply(&e.rcpts[1], 550, "5.1.1", "no such user");
+	e.attempts++;
+	assert_int_equal(queue_update_sync(f->q, &e), 0);
+	load(f, id, &back);
+	assert_int_equal(back.attempts, 2);
+	assert_int_equal(back.rcpts[1].status, RCPT_FAILED);
+	assert_string_equal(back.rcpts[1].text, "no such user");
+	envelope_free(&back);
+	envelope_free(&e);
+
+	/* written as version 2, mode 0600; the message is as it was */
+	text = slurp(path(f, "queue", file_name(id, "env")), &len);
+	assert_memory_equal(text, "postern-envelope 2\n", 19);
+	free(text);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path(f, "queue", file_name(id, "env")),
+		    &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+	}
+	after = slurp(path(f, "queue", file_name(id, "msg")), &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(before);
+	free(after);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	assert_int_equal(count_dir(f, "queue"), 2);
+	queue_stats(f->q, &st);
+	assert_int_equal(st.commits, 1);
+	assert_int_equal(st.updates, 2);
+	assert_int_equal(st.failures, 0);
+	assert_int_equal(st.dir_fsyncs, 3);
+}
+
+/* test_update_v1 - a version-1 envelope on disk is read, and its first
+   update writes version 2 */
+static void
+test_update_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1], v1[512], *text;
+	size_t len;
+
+	commit_one_sync(f, 10, 1, id);
+	snprintf(v1, sizeof(v1), "postern-envelope 1\nid %s\ntime 1\n"
+	    "sender a@b\nclient c\nhelo h\nbody 7bit\nsmtputf8 0\nsize 10\n"
+	    "rcpt pending r@x\nend\n", id);
+	spew(path(f, "queue", file_name(id, "env")), v1, strlen(v1));
+	load(f, id, &e);
+	assert_int_equal(e.attempts, 0);
+	assert_null(e.rcpts[0].text);
+	deliver_first(&e, "x");
+	assert_int_equal(queue_update_sync(f->q, &e), 0);
+	envelope_free(&e);
+	text = slurp(path(f, "queue", file_name(id, "env")), &len);
+	assert_memory_equal(text, "postern-envelope 2\n", 19);
+	assert_non_null(strstr(text, "\nreply 451 4.7.1 x\n"));
+	free(text);
+}
+
+/* test_update_refused - what cannot be written, or has nowhere to go */
+static void
+test_update_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_stats st;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1], *before, *after;
+	size_t blen, alen;
+
+	commit_one_sync(f, 10, 1, id);
+	before = slurp(path(f, "queue", file_name(id, "env")), &blen);
+	load(f, id, &e);
+
+	/* a value envelope_format refuses: EINVAL, nothing written */
+	free(e.rcpts[0].addr);
+	e.rcpts[0].addr = strdup("a@b\nrcpt pending eve@x");
+	errno = 0;
+	assert_int_equal(queue_update_sync(f->q, &e), -1);
+	assert_int_equal(errno, EINVAL);
+	free(e.rcpts[0].addr);
+	e.rcpts[0].addr = strdup("r@x");
+	e.rcpts[0].text = strdup("bad\ttext");	/* not via the setter */
+	assert_int_equal(queue_update_sync(f->q, &e), -1);
+	assert_int_equal(errno, EINVAL);
+	envelope_clear_reply(&e.rcpts[0]);
+	/* an invalid id never names a file */
+	strcpy(e.id, "../../etc/passwd");
+	errno = 0;
+	assert_int_equal(queue_update_sync(f->q, &e), -1);
+	assert_int_equal(errno, EINVAL);
+	/* a message that is not there: ENOENT, and nothing is created */
+	strcpy(e.id, "00000000000000000000");
+	errno = 0;
+	assert_int_equal(queue_update_sync(f->q, &e), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(exists(path(f, "queue", file_name(e.id, "env"))));
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	envelope_free(&e);
+
+	after = slurp(path(f, "queue", file_name(id, "env")), &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(before);
+	free(after);
+	assert_int_equal(count_dir(f, "queue"), 2);
+	queue_stats(f->q, &st);
+	assert_int_equal(st.updates, 0);
+	assert_int_equal(st.failures, 1);	/* ENOENT; EINVAL never ran */
+	assert_int_equal(st.dir_fsyncs, 1);	/* the commit's */
+}
+
+/* test_update_write_fails - the new envelope cannot be written: the old
+   one stays, nothing is left in tmp/ */
+static void
+test_update_write_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope e;
+	struct rlimit old, small;
+	void (*oldsig)(int);
+	char id[QUEUE_ID_LEN + 1], *before, *after;
+	size_t blen, alen;
+	int r, saved;
+
+	commit_one_sync(f, 10, 1, id);
+	before = slurp(path(f, "queue", file_name(id, "env")), &blen);
+	load(f, id, &e);
+	deliver_first(&e, "a reply long enough to pass the limit");
+	getrlimit(RLIMIT_FSIZE, &old);
+	small = old;
+	small.rlim_cur = 60;
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	r = queue_update_sync(f->q, &e);
+	saved = errno;
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, oldsig);
+	assert_int_equal(r, -1);
+	assert_int_equal(saved, EFBIG);
+	envelope_free(&e);
+	after = slurp(path(f, "queue", file_name(id, "env")), &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(before);
+	free(after);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	assert_int_equal(count_dir(f, "queue"), 2);
+}
+
+/* test_remove_sync - neither file is left; a second remove is ENOENT */
+static void
+test_remove_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_stats st;
+	char id[QUEUE_ID_LEN + 1], keep[QUEUE_ID_LEN + 1];
+	char nomsg[QUEUE_ID_LEN + 1];
+
+	commit_one_sync(f, 10, 1, id);
+	commit_one_sync(f, 10, 2, keep);
+	assert_int_equal(queue_remove_sync(f->q, id), 0);
+	assert_false(exists(path(f, "queue", file_name(id, "env"))));
+	assert_false(exists(path(f, "queue", file_name(id, "msg"))));
+	assert_true(exists(path(f, "queue", file_name(keep, "env"))));
+	assert_true(exists(path(f, "queue", file_name(keep, "msg"))));
+	errno = 0;
+	assert_int_equal(queue_remove_sync(f->q, id), -1);
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_int_equal(queue_remove_sync(f->q, "../queue/x"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_remove_sync(f->q, ""), -1);
+	assert_int_equal(errno, EINVAL);
+
+	/* S5 left behind (message without envelope): ENOENT, untouched;
+	   that is recovery's to delete */
+	commit_one_sync(f, 10, 3, nomsg);
+	assert_int_equal(unlink(path(f, "queue", file_name(nomsg, "env"))), 0);
+	assert_int_equal(queue_remove_sync(f->q, nomsg), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_true(exists(path(f, "queue", file_name(nomsg, "msg"))));
+	assert_int_equal(unlink(path(f, "queue", file_name(nomsg, "msg"))), 0);
+
+	/* an envelope whose message is missing: removed all the same */
+	commit_one_sync(f, 10, 4, nomsg);
+	assert_int_equal(unlink(path(f, "queue", file_name(nomsg, "msg"))), 0);
+	assert_int_equal(queue_remove_sync(f->q, nomsg), 0);
+	assert_false(exists(path(f, "queue", file_name(nomsg, "env"))));
+
+	assert_int_equal(count_dir(f, "queue"), 2);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	queue_stats(f->q, &st);
+	assert_int_equal(st.commits, 4);
+	assert_int_equal(st.removes, 2);
+	assert_int_equal(st.failures, 2);	/* the two ENOENTs */
+	assert_int_equal(st.dir_fsyncs, 6);
+}
+
+/* An operation of the mixed batch and the error its callback must get. */
+enum mixed_kind { MIXED_COMMIT, MIXED_UPDATE, MIXED_REMOVE };
+struct mixed_op {
+	enum mixed_kind	 kind;
+	const char	*id;		/* update, remove */
+	const char	*text;		/* update: reply text to record */
+	int		 want;
+};
+
+static struct mixed_op mixed[ASYNC_MAX];
+static int nmixed, mixed_issued_called;
+static struct fixture *mixed_f;
+
+/* mixed_add - append one operation to the plan */
+static void
+mixed_add(enum mixed_kind kind, const char *id, const char *text, int want)
+{
+	assert_true(nmixed < ASYNC_MAX);
+	mixed[nmixed].kind = kind;
+	mixed[nmixed].id = id;
+	mixed[nmixed].text = text;
+	mixed[nmixed].want = want;
+	nmixed++;
+}
+
+/* mixed_issue - on the loop: start every planned operation at once */
+static void
+mixed_issue(evutil_socket_t fd, short what, void *arg)
+{
+	struct fixture *f = mixed_f;
+	struct queue_msg *m;
+	struct envelope e;
+	char line[64];
+	int i;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (i = 0; i < nmixed; i++) {
+		switch (mixed[i].kind) {
+		case MIXED_COMMIT:
+			assert_non_null(m = queue_msg_new(f->q));
+			snprintf(line, sizeof(line), "message %d\r\n", i);
+			assert_int_equal(queue_msg_write(m, line,
+			    strlen(line)), 0);
+			make_envelope(&e, "rcpt@example.net");
+			assert_int_equal(queue_msg_commit(m, &e, async_cb,
+			    (uint64_t)i), 0);
+			envelope_free(&e);
+			break;
+		case MIXED_UPDATE:
+			/* built from scratch: the id may be gone already */
+			make_envelope(&e, "rcpt@example.net");
+			strcpy(e.id, mixed[i].id);
+			e.size = 10;
+			deliver_first(&e, mixed[i].text);
+			assert_int_equal(queue_update(f->q, &e, async_cb,
+			    (uint64_t)i), 0);
+			envelope_free(&e);	/* copied */
+			break;
+		case MIXED_REMOVE:
+			assert_int_equal(queue_remove(f->q, mixed[i].id,
+			    async_cb, (uint64_t)i), 0);
+			break;
+		}
+	}
+	/* no callback runs from inside the calls */
+	mixed_issued_called = results_called;
+}
+
+/*
+ * test_async_mixed - commits, updates and removals in flight together,
+ * several on the same ids: each calls back once with its own error, the
+ * operations on one id keep their order, and they share directory fsyncs
+ */
+static void
+test_async_mixed(void **state)
+{
+	struct fixture *f = *state;
+	enum { NPRE = 60, NNEW = 100 };
+	static char pre[NPRE][QUEUE_ID_LEN + 1];
+	static const char *absent = "00000000000000000000";
+	struct queue_stats st0, st;
+	struct event_base *base;
+	struct timeval limit = { 60, 0 }, now = { 0, 0 };
+	struct envelope e;
+	int i, nfsync, left;
+
+	for (i = 0; i < NPRE; i++)
+		commit_one_sync(f, 10, (unsigned)i, pre[i]);
+	queue_stats(f->q, &st0);
+
+	nmixed = 0;
+	for (i = 0; i < NNEW / 2; i++)
+		mixed_add(MIXED_COMMIT, NULL, NULL, 0);
+	for (i = 0; i < 20; i++)
+		mixed_add(MIXED_UPDATE, pre[i], "deferred once", 0);
+	for (i = 20; i < 40; i++)
+		mixed_add(MIXED_REMOVE, pre[i], NULL, 0);
+	for (i = NNEW / 2; i < NNEW; i++)
+		mixed_add(MIXED_COMMIT, NULL, NULL, 0);
+	for (i = 40; i < 45; i++) {		/* the later update wins */
+		mixed_add(MIXED_UPDATE, pre[i], "first", 0);
+		mixed_add(MIXED_UPDATE, pre[i], "second", 0);
+	}
+	for (i = 45; i < 50; i++) {		/* no resurrection */
+		mixed_add(MIXED_REMOVE, pre[i], NULL, 0);
+		mixed_add(MIXED_UPDATE, pre[i], "too late", ENOENT);
+	}
+	for (i = 50; i < 55; i++) {
+		mixed_add(MIXED_UPDATE, pre[i], "then removed", 0);
+		mixed_add(MIXED_REMOVE, pre[i], NULL, 0);
+	}
+	mixed_add(MIXED_REMOVE, pre[55], NULL, 0);
+	mixed_add(MIXED_REMOVE, pre[55], NULL, ENOENT);
+	mixed_add(MIXED_REMOVE, absent, NULL, ENOENT);
+	mixed_add(MIXED_UPDATE, absent, "nobody", ENOENT);
+	/* pre[56..59] are left alone */
+
+	memset(results, 0, sizeof(results));
+	results_called = 0;
+	results_want = nmixed;
+	mixed_issued_called = -1;
+	mixed_f = f;
+	assert_non_null(base = event_base_new());
+	results_base = base;
+	assert_int_equal(queue_start(f->q, base), 0);
+	assert_int_equal(event_base_once(base, -1, EV_TIMEOUT, mixed_issue,
+	    NULL, &now), 0);
+	event_base_loopexit(base, &limit);
+	assert_true(event_base_dispatch(base) >= 0);
+	assert_int_equal(mixed_issued_called, 0);
+	assert_int_equal(results_called, nmixed);
+	for (i = 0; i < nmixed; i++) {
+		if (results[i].called != 1 || results[i].error != mixed[i].want)
+			fail_msg("op %d (kind %d): called %d, error %d, want %d",
+			    i, mixed[i].kind, results[i].called,
+			    results[i].error, mixed[i].want);
+		if (mixed[i].kind != MIXED_COMMIT)
+			assert_string_equal(results[i].id, mixed[i].id);
+		else
+			assert_true(exists(path(f, "queue",
+			    file_name(results[i].id, "env"))));
+	}
+	queue_stats(f->q, &st);
+	queue_close(f->q);
+	f->q = NULL;
+	results_base = NULL;
+	event_base_free(base);
+
+	assert_int_equal(st.commits - st0.commits, NNEW);
+	assert_int_equal(st.updates - st0.updates, 20 + 10 + 5);
+	assert_int_equal(st.removes - st0.removes, 20 + 5 + 5 + 1);
+	assert_int_equal(st.failures - st0.failures, 5 + 3);
+	nfsync = (int)(st.dir_fsyncs - st0.dir_fsyncs);
+	print_message("# mixed %d operations: %d dir fsyncs in %llu batches, "
+	    "largest batch %llu\n", nmixed, nfsync,
+	    (unsigned long long)st.batches, (unsigned long long)st.max_batch);
+	assert_true(nfsync <= (int)st.batches);
+	assert_true(nfsync < nmixed / 4);
+	assert_true(st.max_batch > 1);
+
+	/* what is on disk afterwards */
+	{
+		char *err = NULL;
+
+		assert_non_null(f->q = queue_open(f->dir, 0, &err));
+	}
+	left = NPRE - 20 - 5 - 5 - 1 + NNEW;
+	assert_int_equal(count_dir(f, "queue"), 2 * left);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	for (i = 0; i < NPRE; i++) {
+		int gone = (i >= 20 && i < 40) || (i >= 45 && i < 56);
+
+		assert_int_equal(exists(path(f, "queue",
+		    file_name(pre[i], "env"))), !gone);
+		assert_int_equal(exists(path(f, "queue",
+		    file_name(pre[i], "msg"))), !gone);
+		if (gone)
+			continue;
+		load(f, pre[i], &e);
+		if (i < 20)
+			assert_string_equal(e.rcpts[1].text, "deferred once");
+		else if (i < 45)
+			assert_string_equal(e.rcpts[1].text, "second");
+		else {
+			assert_int_equal(e.nrcpts, 1);	/* untouched */
+			assert_null(e.rcpts[0].text);
+		}
+		envelope_free(&e);
+	}
+	assert_false(exists(path(f, "queue", file_name(absent, "env"))));
+}
+
+/* test_close_runs_op_callbacks - updates and removals queued, the loop
+   never runs: queue_close does them and runs every callback */
+static void
+test_close_runs_op_callbacks(void **state)
+{
+	struct fixture *f = *state;
+	struct event_base *base;
+	struct queue_msg *m;
+	struct envelope e;
+	char id[6][QUEUE_ID_LEN + 1], newid[QUEUE_ID_LEN + 1];
+	int i;
+
+	for (i = 0; i < 6; i++)
+		commit_one_sync(f, 10, (unsigned)i, id[i]);
+	memset(results, 0, sizeof(results));
+	results_called = 0;
+	results_want = 8;
+	results_base = NULL;
+	assert_non_null(base = event_base_new());
+	assert_int_equal(queue_start(f->q, base), 0);
+	for (i = 0; i < 3; i++) {
+		load(f, id[i], &e);
+		deliver_first(&e, "at close");
+		assert_int_equal(queue_update(f->q, &e, async_cb,
+		    (uint64_t)i), 0);
+		envelope_free(&e);
+	}
+	for (i = 3; i < 6; i++)
+		assert_int_equal(queue_remove(f->q, id[i], async_cb,
+		    (uint64_t)i), 0);
+	assert_int_equal(queue_remove(f->q, id[3], async_cb, 6), 0);
+	assert_non_null(m = queue_msg_new(f->q));
+	strcpy(newid, queue_msg_id(m));
+	assert_int_equal(queue_msg_write(m, "x\r\n", 3), 0);
+	make_envelope(&e, "rcpt@example.net");
+	assert_int_equal(queue_msg_commit(m, &e, async_cb, 7), 0);
+	envelope_free(&e);
+
+	queue_close(f->q);	/* the loop never ran */
+	f->q = NULL;
+	event_base_free(base);
+	assert_int_equal(results_called, 8);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(results[i].called, 1);
+		assert_int_equal(results[i].error, i == 6 ? ENOENT : 0);
+	}
+	{
+		char *err = NULL;
+
+		assert_non_null(f->q = queue_open(f->dir, 0, &err));
+	}
+	for (i = 0; i < 3; i++) {
+		load(f, id[i], &e);
+		assert_string_equal(e.rcpts[1].text, "at close");
+		envelope_free(&e);
+	}
+	for (i = 3; i < 6; i++)
+		assert_false(exists(path(f, "queue", file_name(id[i], "env"))));
+	assert_true(exists(path(f, "queue", file_name(newid, "env"))));
+	assert_int_equal(count_dir(f, "queue"), 2 * 4);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+}
+
+/* test_async_ops_refused - without queue_start, or with what cannot be
+   written: -1 at once, and no callback ever */
+static void
+test_async_ops_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct event_base *base;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1];
+
+	commit_one_sync(f, 10, 1, id);
+	load(f, id, &e);
+	memset(results, 0, sizeof(results));
+	results_called = 0;
+	errno = 0;
+	assert_int_equal(queue_update(f->q, &e, async_cb, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(queue_remove(f->q, id, async_cb, 0), -1);
+	assert_int_equal(errno, EINVAL);
+
+	assert_non_null(base = event_base_new());
+	assert_int_equal(queue_start(f->q, base), 0);
+	e.next_attempt = -5;
+	errno = 0;
+	assert_int_equal(queue_update(f->q, &e, async_cb, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	e.next_attempt = 0;
+	strcpy(e.id, "short");
+	assert_int_equal(queue_update(f->q, &e, async_cb, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(queue_remove(f->q, "not/an/id/at/all/xxx", async_cb,
+	    0), -1);
+	assert_int_equal(errno, EINVAL);
+	envelope_free(&e);
+	queue_close(f->q);
+	f->q = NULL;
+	event_base_free(base);
+	assert_int_equal(results_called, 0);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	assert_int_equal(count_dir(f, "queue"), 2);
+}
+
+/* test_recover_mid_update - a crash after tmp/ID.env of an update was
+   written, before its rename: recovery deletes the temp file and keeps
+   the committed envelope */
+static void
+test_recover_mid_update(void **state)
+{
+	struct fixture *f = *state;
+	struct envelope e;
+	struct buf b;
+	char id[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 1], *before, *after;
+	char logp[512];
+	unsigned queued, removed, corrupt;
+	size_t blen, alen;
+
+	commit_one_sync(f, 10, 1, id);
+	commit_one_sync(f, 20, 2, other);
+	before = slurp(path(f, "queue", file_name(id, "env")), &blen);
+	/* the newer envelope, complete and fsync'ed but never renamed */
+	load(f, id, &e);
+	deliver_first(&e, "never renamed");
+	buf_init(&b, 1 << 16);
+	assert_int_equal(envelope_format(&e, &b), 0);
+	spew(path(f, "tmp", file_name(id, "env")), b.data, b.len);
+	/* and one cut short in the middle of its write */
+	spew(path(f, "tmp", file_name(other, "env")), b.data, b.len / 2);
+	buf_free(&b);
+	envelope_free(&e);
+
+	snprintf(logp, sizeof(logp), "%s/recover.log", f->dir);
+	capture(logp);
+	assert_int_equal(queue_recover(f->q, &queued, &removed, &corrupt), 0);
+	capture(NULL);
+	assert_int_equal(queued, 2);
+	assert_int_equal(removed, 2);
+	assert_int_equal(corrupt, 0);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	assert_int_equal(count_dir(f, "queue"), 4);
+	after = slurp(path(f, "queue", file_name(id, "env")), &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(before);
+	free(after);
+	load(f, id, &e);
+	assert_int_equal(e.attempts, 0);
+	assert_int_equal(e.rcpts[0].status, RCPT_PENDING);
+	envelope_free(&e);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want), "removed stale tmp/%s",
+		    file_name(id, "env"));
+		assert_true(grep_file(logp, want));
+	}
+	/* and the message can be updated normally afterwards */
+	load(f, id, &e);
+	deliver_first(&e, "after recovery");
+	assert_int_equal(queue_update_sync(f->q, &e), 0);
+	envelope_free(&e);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+}
+
 /* test_recover_odd_files - a FIFO, a directory, a symlink: no hang, no crash */
 static void
 test_recover_odd_files(void **state)
@@ -994,6 +1617,24 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_order, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_ids, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_update_sync, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_update_v1, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_update_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_update_write_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_remove_sync, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_async_mixed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_close_runs_op_callbacks,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_ops_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recover_mid_update, setup,
 		    teardown),
 	};
 
