@@ -143,6 +143,62 @@ static const struct config_key keys[] = {
 	{ "limits.connections_per_ip", K_INT, 0, "20", 1, 100000, NULL,
 	  "concurrent connections per client address" },
 
+	{ "relay", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "delivery of queued mail" },
+	{ "relay.mode", K_ENUM, 0, "mx", 0, 0, "mx|smarthost|directory",
+	  "recipients' MX hosts, one upstream server, or a local folder" },
+	{ "relay.directory", K_STRING, 0, "mail", 0, 0, NULL,
+	  "directory mode: the Maildir-style folder; relative: to state_dir" },
+	{ "relay.port", K_INT, 0, "25", 1, 65535, NULL,
+	  "mx mode: TCP port of the recipients' mail servers" },
+	{ "relay.addresses", K_STRINGS, 0, NULL, 0, 0, NULL,
+	  "public addresses mail leaves from: bound before connecting, "
+	  "and put in the SPF suggestion" },
+	{ "relay.ip", K_ENUM, 0, "any", 0, 0, "any|ipv4|ipv6",
+	  "address families used to reach mail servers" },
+	{ "relay.tls", K_ENUM, 0, "opportunistic", 0, 0,
+	  "opportunistic|require|none",
+	  "mx mode: STARTTLS when offered, required (and verified), or never" },
+	{ "relay.ca_file", K_STRING, 0, NULL, 0, 0, NULL,
+	  "PEM CA certificates for verification; default: the system's" },
+	{ "relay.connections", K_INT, 0, "100", 1, 10000, NULL,
+	  "outbound connections in total" },
+	{ "relay.connections_per_host", K_INT, 0, "5", 1, 1000, NULL,
+	  "outbound connections to one destination" },
+	{ "relay.pause", K_DURATION, 0, "0", 0, 3600, NULL,
+	  "wait between two messages to one destination" },
+	{ "relay.retry", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "retries of deferred mail" },
+	{ "relay.retry.first", K_DURATION, 0, "5m", 1, 86400, NULL,
+	  "wait before the first retry; doubled each time" },
+	{ "relay.retry.max", K_DURATION, 0, "1h", 1, 604800, NULL,
+	  "longest wait between retries" },
+	{ "relay.retry.expire", K_DURATION, 0, "5d", 60, 2592000, NULL,
+	  "give up (and bounce) this long after acceptance" },
+	{ "relay.smarthost", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "smarthost mode: the upstream server" },
+	{ "relay.smarthost.host", K_STRING, 0, NULL, 0, 0, NULL,
+	  "host name or IP address; required in smarthost mode" },
+	{ "relay.smarthost.port", K_INT, 0, "587", 1, 65535, NULL,
+	  "TCP port" },
+	{ "relay.smarthost.tls", K_ENUM, 0, "require", 0, 0,
+	  "require|implicit|opportunistic|none",
+	  "STARTTLS required, TLS from connect (465), when offered, or never" },
+	{ "relay.smarthost.verify", K_BOOL, 0, "true", 0, 0, NULL,
+	  "verify the certificate and host name (require and implicit)" },
+	{ "relay.smarthost.login", K_STRING, 0, NULL, 0, 0, NULL,
+	  "AUTH login (PLAIN or LOGIN, over TLS only)" },
+	{ "relay.smarthost.password_file", K_STRING, 0, NULL, 0, 0, NULL,
+	  "file holding the password (first line); mode 0600" },
+	{ "relay.smarthost.spf", K_STRING, 0, NULL, 0, 0, NULL,
+	  "the provider's SPF mechanism for `keys dns`, e.g. "
+	  "\"include:_spf.provider.example\"" },
+	{ "relay.routes", K_LIST, 0, NULL, 0, 0, NULL,
+	  "per-domain next hops, in any mode" },
+	{ "relay.routes.domain", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "recipient domain (and its subdomains)" },
+	{ "relay.routes.next_hop", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "\"host\", \"host:port\", \"[address]:port\" (no MX lookup)" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -1119,6 +1175,21 @@ header_names(struct loader *ld, const config_setting_t *dom,
 	return names;
 }
 
+/* checked_domain - v as a domain name (lower case, no final dot), or
+   NULL after reporting that setting key at s is not one */
+static char *
+checked_domain(struct loader *ld, const config_setting_t *s, const char *key,
+    const char *v)
+{
+	char *name = domain_name(v);
+
+	if (valid_domain(name))
+		return name;
+	problem_at(ld, s, "%s: \"%s\" is not a valid domain name", key, v);
+	free(name);
+	return NULL;
+}
+
 /* build_domains - the hosted domains */
 static void
 build_domains(struct loader *ld)
@@ -1139,13 +1210,8 @@ build_domains(struct loader *ld)
 		e = config_setting_get_elem(list, (unsigned)i);
 		if ((v = get_string(ld, e, "domains.name", &s)) == NULL)
 			continue;
-		name = domain_name(v);
-		if (!valid_domain(name)) {
-			problem_at(ld, s, "domains.name: \"%s\" is not a valid "
-			    "domain name", v);
-			free(name);
+		if ((name = checked_domain(ld, s, "domains.name", v)) == NULL)
 			continue;
-		}
 		for (j = 0; j < c->ndomains; j++)
 			if (strcmp(c->domains[j].name, name) == 0)
 				break;
@@ -1530,6 +1596,252 @@ build_limits(struct loader *ld)
 	    (unsigned)get_number(ld, g, "limits.connections_per_ip");
 }
 
+/*
+ * parse_next_hop - "host", "host:port", "[address]" or "[address]:port"
+ * (IPv6 only in brackets) into *host (newly allocated) and *port (0 if
+ * none). Returns 0, or -1 if it is none of those.
+ */
+static int
+parse_next_hop(const char *v, char **host, unsigned *port)
+{
+	const char *end, *colon;
+	unsigned char tmp[sizeof(struct in6_addr)];
+	unsigned long p = 0;
+	char *h, *e;
+
+	*host = NULL;
+	*port = 0;
+	if (v[0] == '[') {
+		if ((end = strchr(v, ']')) == NULL)
+			return -1;
+		h = xstrndup(v + 1, (size_t)(end - v - 1));
+		if (inet_pton(AF_INET, h, tmp) != 1 &&
+		    inet_pton(AF_INET6, h, tmp) != 1) {
+			free(h);
+			return -1;
+		}
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (colon == NULL && end[1] != '\0') {
+			free(h);
+			return -1;
+		}
+	} else {
+		colon = strrchr(v, ':');
+		h = colon ? xstrndup(v, (size_t)(colon - v)) : xstrdup(v);
+		if (!valid_domain(h) && inet_pton(AF_INET, h, tmp) != 1) {
+			free(h);
+			return -1;
+		}
+	}
+	if (colon != NULL) {
+		errno = 0;
+		p = strtoul(colon + 1, &e, 10);
+		if (colon[1] < '1' || colon[1] > '9' || *e != '\0' ||
+		    errno != 0 || p > 65535) {
+			free(h);
+			return -1;
+		}
+	}
+	*host = h;
+	*port = (unsigned)p;
+	return 0;
+}
+
+/* read_secret - the first line of a password file that only its owner
+   may read; NULL with the problem recorded */
+static char *
+read_secret(struct loader *ld, const config_setting_t *s, const char *path)
+{
+	char buf[1024], *nl, *pw = NULL;
+	struct stat st;
+	FILE *fp;
+
+	if ((fp = fopen(path, "re")) == NULL) {
+		problem_at(ld, s, "relay.smarthost.password_file: cannot read "
+		    "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		problem_at(ld, s, "relay.smarthost.password_file: %s is "
+		    "accessible by others (mode %04o); a password file must "
+		    "not be: chmod 600 %s", path,
+		    (unsigned)(st.st_mode & 07777), path);
+	else if (fgets(buf, sizeof(buf), fp) == NULL || buf[0] == '\n' ||
+	    buf[0] == '\0')
+		problem_at(ld, s, "relay.smarthost.password_file: %s is empty",
+		    path);
+	else {
+		if ((nl = strchr(buf, '\n')) != NULL)
+			*nl = '\0';
+		if ((nl = strchr(buf, '\r')) != NULL)
+			*nl = '\0';
+		pw = xstrdup(buf);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	fclose(fp);
+	return pw;
+}
+
+/* build_smarthost - the upstream server of smarthost mode */
+static void
+build_smarthost(struct loader *ld, const config_setting_t *r)
+{
+	struct relay_config *rc = &ld->c->relay;
+	const config_setting_t *g, *s, *ps;
+	const char *v, *pwfile, *login;
+	char *path;
+	unsigned port;
+
+	g = member(r, key_get("relay.smarthost"));
+	if ((v = get_string(ld, g, "relay.smarthost.host", &s)) != NULL) {
+		if (parse_next_hop(v, &rc->smarthost.host, &port) ==
+		    -1 || port != 0) {
+			problem_at(ld, s, "relay.smarthost.host: \"%s\" is not "
+			    "a host name or IP address (the port is "
+			    "relay.smarthost.port)", v);
+			free(rc->smarthost.host);
+			rc->smarthost.host = NULL;
+		}
+	} else if (rc->mode == RELAY_SMARTHOST)
+		problem_at(ld, g ? g : r, "relay.smarthost.host is required: "
+		    "relay.mode is \"smarthost\"");
+	rc->smarthost.port = (unsigned)get_number(ld, g,
+	    "relay.smarthost.port");
+	v = get_string(ld, g, "relay.smarthost.tls", NULL);
+	rc->smarthost.tls = strcmp(v, "implicit") == 0 ? RELAY_TLS_IMPLICIT :
+	    strcmp(v, "opportunistic") == 0 ? RELAY_TLS_OPPORTUNISTIC :
+	    strcmp(v, "none") == 0 ? RELAY_TLS_NONE : RELAY_TLS_REQUIRE;
+	rc->smarthost.verify = get_bool(ld, g, "relay.smarthost.verify");
+	login = get_string(ld, g, "relay.smarthost.login", &s);
+	pwfile = get_string(ld, g, "relay.smarthost.password_file", &ps);
+	if ((login == NULL) != (pwfile == NULL))
+		problem_at(ld, login ? s : ps, "relay.smarthost: login and "
+		    "password_file go together");
+	else if (login != NULL) {
+		if (rc->smarthost.tls == RELAY_TLS_NONE)
+			problem_at(ld, s, "relay.smarthost.login: AUTH sends "
+			    "the password, so it needs TLS (relay.smarthost.tls "
+			    "is \"none\")");
+		rc->smarthost.login = xstrdup(login);
+		path = ld->c->state_dir ? path_join(ld->c->state_dir, pwfile) :
+		    xstrdup(pwfile);
+		rc->smarthost.password = read_secret(ld, ps, path);
+		free(path);
+	}
+	if ((v = get_string(ld, g, "relay.smarthost.spf", NULL)) != NULL)
+		rc->smarthost.spf = xstrdup(v);
+}
+
+/* build_routes - per-domain next hops */
+static void
+build_routes(struct loader *ld, const config_setting_t *r)
+{
+	struct relay_config *rc = &ld->c->relay;
+	const config_setting_t *list, *e, *ds, *hs;
+	struct route_config *rt;
+	const char *dom, *hop;
+	char *name;
+	int i, n;
+	size_t j;
+
+	if ((list = member(r, key_get("relay.routes"))) == NULL ||
+	    !check_value(ld, key_get("relay.routes"), list, 0))
+		return;
+	n = config_setting_length(list);
+	rc->routes = xcalloc((size_t)n + 1, sizeof(*rc->routes));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(list, (unsigned)i);
+		dom = get_string(ld, e, "relay.routes.domain", &ds);
+		hop = get_string(ld, e, "relay.routes.next_hop", &hs);
+		if (dom == NULL || hop == NULL)
+			continue;
+		if ((name = checked_domain(ld, ds, "relay.routes.domain",
+		    dom)) == NULL)
+			continue;
+		for (j = 0; j < rc->nroutes; j++)
+			if (strcmp(rc->routes[j].domain, name) == 0)
+				break;
+		if (j < rc->nroutes) {
+			problem_at(ld, ds, "relay.routes.domain: %s already has "
+			    "a route at line %d", name, rc->routes[j].line);
+			free(name);
+			continue;
+		}
+		rt = &rc->routes[rc->nroutes];
+		if (parse_next_hop(hop, &rt->host, &rt->port) == -1) {
+			problem_at(ld, hs, "relay.routes.next_hop: \"%s\" is not "
+			    "\"host\", \"host:port\" or \"[address]:port\"",
+			    hop);
+			free(name);
+			continue;
+		}
+		rt->domain = name;
+		rt->line = config_setting_source_line(e);
+		rc->nroutes++;
+	}
+}
+
+/* build_relay - the relay group */
+static void
+build_relay(struct loader *ld)
+{
+	const config_setting_t *g = top(ld, "relay"), *arr, *e;
+	struct relay_config *rc = &ld->c->relay;
+	unsigned char tmp[sizeof(struct in6_addr)];
+	const char *v;
+	int i, n;
+
+	v = get_string(ld, g, "relay.mode", NULL);
+	rc->mode = strcmp(v, "smarthost") == 0 ? RELAY_SMARTHOST :
+	    strcmp(v, "directory") == 0 ? RELAY_DIRECTORY : RELAY_MX;
+	v = get_string(ld, g, "relay.directory", NULL);
+	if (ld->c->state_dir != NULL)
+		rc->directory = path_join(ld->c->state_dir, v);
+	rc->port = (unsigned)get_number(ld, g, "relay.port");
+	if ((arr = get_strings(ld, g, "relay.addresses")) != NULL) {
+		n = config_setting_length(arr);
+		rc->addresses = xcalloc((size_t)n + 1, sizeof(*rc->addresses));
+		for (i = 0; i < n; i++) {
+			e = config_setting_get_elem(arr, (unsigned)i);
+			v = config_setting_get_string(e);
+			if (inet_pton(AF_INET, v, tmp) != 1 &&
+			    inet_pton(AF_INET6, v, tmp) != 1) {
+				problem_at(ld, e, "relay.addresses: \"%s\" is "
+				    "not a numeric IPv4 or IPv6 address", v);
+				continue;
+			}
+			rc->addresses[rc->naddresses++] = xstrdup(v);
+		}
+	}
+	v = get_string(ld, g, "relay.ip", NULL);
+	rc->families = strcmp(v, "ipv4") == 0 ? CONFIG_INET4 :
+	    strcmp(v, "ipv6") == 0 ? CONFIG_INET6 :
+	    CONFIG_INET4 | CONFIG_INET6;
+	v = get_string(ld, g, "relay.tls", NULL);
+	rc->tls = strcmp(v, "require") == 0 ? RELAY_TLS_REQUIRE :
+	    strcmp(v, "none") == 0 ? RELAY_TLS_NONE : RELAY_TLS_OPPORTUNISTIC;
+	if ((v = get_string(ld, g, "relay.ca_file", &e)) != NULL &&
+	    ld->c->state_dir != NULL) {
+		rc->ca_file = path_join(ld->c->state_dir, v);
+		if ((v = readable(rc->ca_file)) != NULL)
+			problem_at(ld, e, "relay.ca_file: cannot read %s: %s",
+			    rc->ca_file, v);
+	}
+	rc->connections = (unsigned)get_number(ld, g, "relay.connections");
+	rc->connections_per_host =
+	    (unsigned)get_number(ld, g, "relay.connections_per_host");
+	rc->pause = (unsigned)get_number(ld, g, "relay.pause");
+	e = member(g, key_get("relay.retry"));
+	rc->retry_first = (unsigned)get_number(ld, e, "relay.retry.first");
+	rc->retry_max = (unsigned)get_number(ld, e, "relay.retry.max");
+	rc->expire = (unsigned)get_number(ld, e, "relay.retry.expire");
+	if (rc->retry_max < rc->retry_first)
+		problem_at(ld, e ? e : g, "relay.retry: max (%us) is shorter "
+		    "than first (%us)", rc->retry_max, rc->retry_first);
+	build_smarthost(ld, g);
+	build_routes(ld, g);
+}
+
 /* read_file - parse path; 0, or -1 with the problem recorded */
 static int
 read_file(struct loader *ld)
@@ -1582,6 +1894,7 @@ config_load(const char *path, struct config_errors *errs)
 		build_auth(&ld);
 		build_senders(&ld);
 		build_limits(&ld);
+		build_relay(&ld);
 	}
 
 	config_destroy(&ld.lc);
@@ -1658,6 +1971,22 @@ config_free(struct config *c)
 		free_strings(c->senders[i].addresses, c->senders[i].naddresses);
 	}
 	free(c->senders);
+	free(c->relay.directory);
+	free_strings(c->relay.addresses, c->relay.naddresses);
+	free(c->relay.ca_file);
+	free(c->relay.smarthost.host);
+	free(c->relay.smarthost.login);
+	if (c->relay.smarthost.password != NULL) {
+		explicit_bzero(c->relay.smarthost.password,
+		    strlen(c->relay.smarthost.password));
+		free(c->relay.smarthost.password);
+	}
+	free(c->relay.smarthost.spf);
+	for (i = 0; i < c->relay.nroutes; i++) {
+		free(c->relay.routes[i].domain);
+		free(c->relay.routes[i].host);
+	}
+	free(c->relay.routes);
 	free(c);
 }
 

@@ -81,6 +81,60 @@ struct limits_config {
 	unsigned	 connections_per_ip;	/* concurrent, per client address */
 };
 
+enum relay_mode {
+	RELAY_MX,		/* the recipients' MX hosts */
+	RELAY_SMARTHOST,	/* everything to one upstream server */
+	RELAY_DIRECTORY,	/* a local Maildir-style folder (development) */
+};
+
+enum relay_tls {
+	RELAY_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
+	RELAY_TLS_REQUIRE,		/* STARTTLS required, verified */
+	RELAY_TLS_IMPLICIT,		/* TLS from connect (smarthost, 465) */
+	RELAY_TLS_NONE,			/* never */
+};
+
+#define CONFIG_INET4	0x01
+#define CONFIG_INET6	0x02
+
+struct route_config {
+	char		*domain;	/* lower case; subdomains too */
+	char		*host;		/* name or address, no brackets */
+	unsigned	 port;		/* 0: relay.port */
+	int		 line;
+};
+
+struct relay_config {
+	enum relay_mode	 mode;
+	char		*directory;	/* absolute; directory mode */
+	unsigned	 port;		/* mx mode: the servers' port */
+	char		**addresses;	/* numeric source addresses */
+	size_t		 naddresses;
+	int		 families;	/* CONFIG_INET4 | CONFIG_INET6 */
+	enum relay_tls	 tls;		/* mx mode: opportunistic, require,
+					   none */
+	char		*ca_file;	/* absolute; NULL: system store */
+	unsigned	 connections;
+	unsigned	 connections_per_host;
+	unsigned	 pause;		/* seconds between two messages to
+					   one destination */
+	unsigned	 retry_first;	/* seconds */
+	unsigned	 retry_max;
+	unsigned	 expire;
+	struct {
+		char		*host;	/* NULL unless configured */
+		unsigned	 port;
+		enum relay_tls	 tls;
+		bool		 verify;
+		char		*login;	/* NULL: no AUTH */
+		char		*password;	/* read from password_file
+						   as root; wiped on free */
+		char		*spf;	/* "include:..." or NULL */
+	} smarthost;
+	struct route_config *routes;
+	size_t		 nroutes;
+};
+
 struct config {
 	char			*path;		/* file it came from */
 	char			*hostname;	/* banner, EHLO, Received */
@@ -109,6 +163,7 @@ struct config {
 	size_t			 nsenders;
 
 	struct limits_config	 limits;
+	struct relay_config	 relay;
 };
 
 /* A list of "FILE:LINE: message" strings, owned by the list. */

@@ -48,6 +48,51 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+	{ "smarthost mode without a host",
+	  HEAD LISTEN5 "relay = { mode = \"smarthost\"; };\n",
+	  6, "relay.smarthost.host is required", "\"smarthost\"", 0 },
+	{ "smarthost host with a port",
+	  HEAD LISTEN5 "relay = { smarthost = { host = \"mx.example:25\"; "
+	  "}; };\n",
+	  6, "is not a host name or IP address", "relay.smarthost.port", 0 },
+	{ "smarthost login without password file",
+	  HEAD LISTEN5 "relay = { smarthost = { host = \"up.example\"; "
+	  "login = \"me\"; }; };\n",
+	  6, "login and password_file go together", NULL, 0 },
+	{ "smarthost password file missing",
+	  HEAD LISTEN5 "relay = { smarthost = { host = \"up.example\"; "
+	  "login = \"me\"; password_file = \"nope.pw\"; }; };\n",
+	  6, "relay.smarthost.password_file: cannot read", "nope.pw", 0 },
+	{ "AUTH without TLS",
+	  HEAD LISTEN5 "relay = { smarthost = { host = \"up.example\"; "
+	  "tls = \"none\"; login = \"me\"; password_file = \"nope.pw\"; "
+	  "}; };\n",
+	  6, "AUTH sends the password, so it needs TLS", NULL, 2 },
+	{ "bad relay mode",
+	  HEAD LISTEN5 "relay = { mode = \"lmtp\"; };\n",
+	  6, "relay.mode", "mx|smarthost|directory", 0 },
+	{ "bad source address",
+	  HEAD LISTEN5 "relay = { addresses = [ \"mail.example.org\" ]; };\n",
+	  6, "relay.addresses: \"mail.example.org\" is not a numeric", NULL,
+	  0 },
+	{ "retry max below first",
+	  HEAD LISTEN5 "relay = { retry = { first = \"2h\"; max = \"1h\"; "
+	  "}; };\n",
+	  6, "relay.retry: max (3600s) is shorter than first (7200s)", NULL,
+	  0 },
+	{ "bad route next hop",
+	  HEAD LISTEN5 "relay = { routes = ( { domain = \"lists.example\"; "
+	  "next_hop = \"[::1\"; } ); };\n",
+	  6, "relay.routes.next_hop: \"[::1\" is not", NULL, 0 },
+	{ "route port out of range",
+	  HEAD LISTEN5 "relay = { routes = ( { domain = \"lists.example\"; "
+	  "next_hop = \"10.0.0.5:70000\"; } ); };\n",
+	  6, "relay.routes.next_hop", NULL, 0 },
+	{ "route given twice",
+	  HEAD LISTEN5 "relay = { routes = ( { domain = \"lists.example\"; "
+	  "next_hop = \"a.example\"; },\n  { domain = \"Lists.Example.\"; "
+	  "next_hop = \"[2001:db8::1]:2525\"; } ); };\n",
+	  7, "lists.example already has a route at line 6", NULL, 0 },
 	{ "syntax error has its line",
 	  HEAD "listen = ( { address = \"0.0.0.0\";\n  port = ; } );\n",
 	  6, "syntax error", NULL, 0 },
@@ -1154,6 +1199,82 @@ test_example_loads(void **state)
 	config_free(c);
 }
 
+/* test_relay_settings - every relay setting reaches struct relay_config;
+   the smarthost password is read from its file, and only if private */
+static void
+test_relay_settings(void **state)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct config *c;
+	struct relay_config *r;
+	char want[PATH_MAX + 32];
+
+	(void)state;
+	c = must_load(HEAD LISTEN5);
+	r = &c->relay;
+	assert_int_equal(r->mode, RELAY_MX);
+	assert_int_equal(r->port, 25);
+	assert_int_equal(r->tls, RELAY_TLS_OPPORTUNISTIC);
+	assert_int_equal(r->families, CONFIG_INET4 | CONFIG_INET6);
+	assert_int_equal(r->retry_first, 300);
+	assert_int_equal(r->retry_max, 3600);
+	assert_int_equal(r->expire, 5 * 86400);
+	assert_int_equal(r->connections_per_host, 5);
+	assert_int_equal(r->pause, 0);
+	assert_null(r->smarthost.host);
+	assert_int_equal(r->nroutes, 0);
+	snprintf(want, sizeof(want), "%s/mail", tmpdir);
+	assert_string_equal(r->directory, want);
+	config_free(c);
+
+	write_file("up.pw", "s3cret word\nignored\n");
+	assert_int_equal(chmod(path_in("up.pw"), 0600), 0);
+	c = must_load(HEAD LISTEN5 "relay = { mode = \"smarthost\"; "
+	    "ip = \"ipv4\"; tls = \"require\"; port = 2525; pause = \"2s\";\n"
+	    "  addresses = [ \"192.0.2.7\", \"2001:db8::7\" ];\n"
+	    "  smarthost = { host = \"Smtp.Provider.Example\"; tls = "
+	    "\"implicit\"; port = 465; verify = false; login = \"me@x\"; "
+	    "password_file = \"up.pw\"; spf = \"include:_spf.p.example\"; "
+	    "};\n"
+	    "  routes = ( { domain = \"lists.example.org\"; next_hop = "
+	    "\"[2001:db8::5]:2526\"; },\n"
+	    "    { domain = \"b.example\"; next_hop = \"mx.b.example\"; } );"
+	    " };\n");
+	r = &c->relay;
+	assert_int_equal(r->mode, RELAY_SMARTHOST);
+	assert_int_equal(r->families, CONFIG_INET4);
+	assert_int_equal(r->tls, RELAY_TLS_REQUIRE);
+	assert_int_equal(r->port, 2525);
+	assert_int_equal(r->pause, 2);
+	assert_int_equal(r->naddresses, 2);
+	assert_string_equal(r->addresses[1], "2001:db8::7");
+	assert_string_equal(r->smarthost.host, "Smtp.Provider.Example");
+	assert_int_equal(r->smarthost.port, 465);
+	assert_int_equal(r->smarthost.tls, RELAY_TLS_IMPLICIT);
+	assert_false(r->smarthost.verify);
+	assert_string_equal(r->smarthost.login, "me@x");
+	assert_string_equal(r->smarthost.password, "s3cret word");
+	assert_string_equal(r->smarthost.spf, "include:_spf.p.example");
+	assert_int_equal(r->nroutes, 2);
+	assert_string_equal(r->routes[0].domain, "lists.example.org");
+	assert_string_equal(r->routes[0].host, "2001:db8::5");
+	assert_int_equal(r->routes[0].port, 2526);
+	assert_string_equal(r->routes[1].host, "mx.b.example");
+	assert_int_equal(r->routes[1].port, 0);
+	config_free(c);
+
+	/* a password file others may read is refused, naming it */
+	assert_int_equal(chmod(path_in("up.pw"), 0640), 0);
+	c = load_text(HEAD LISTEN5 "relay = { smarthost = { host = "
+	    "\"up.example\"; login = \"me\"; password_file = \"up.pw\"; }; "
+	    "};\n", &errs);
+	assert_null(c);
+	assert_true(has_error(&errs, 0, path_in("t.conf"), 6,
+	    "relay.smarthost.password_file:", "is accessible by others (mode "
+	    "0640)"));
+	config_errors_free(&errs);
+}
+
 /* test_dev_conf - config/dev.conf, in a copy of the repository layout */
 static void
 test_dev_conf(void **state)
@@ -1245,6 +1366,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_example_documents_every_key),
 	cmocka_unit_test(test_example_loads),
 	cmocka_unit_test(test_dev_conf),
+	cmocka_unit_test(test_relay_settings),
 };
 
 #define NFIXED	(sizeof(fixed_tests) / sizeof(fixed_tests[0]))
