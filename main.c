@@ -40,6 +40,7 @@
 #include "relay/dns.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
+#include "relay/sched.h"
 #include "submit/auth.h"
 #include "submit/server.h"
 #include "submit/session.h"
@@ -208,6 +209,7 @@ cmd_serve(int argc, char **argv)
 	struct event_base *base;
 	struct keyring *keys;
 	struct rotate *rot;
+	struct sched *sched;
 	struct config *cfg;
 	struct server srv;
 	struct dns *dns;
@@ -250,6 +252,11 @@ cmd_serve(int argc, char **argv)
 	if ((rot = rotate_start(base, keys, dns, cfg->dkim_check_interval)) ==
 	    NULL)
 		log_fatalx("cannot start the DKIM rotation checker");
+	if ((sched = sched_new(base, cfg, q, &err)) == NULL)
+		log_fatalx("%s", err);
+	if (sched_start(sched) == -1)
+		log_fatal("relay: cannot read the queue");
+	session_set_sched(sched);
 
 	sigterm = evsignal_new(base, SIGTERM, signal_cb, base);
 	sigint = evsignal_new(base, SIGINT, signal_cb, base);
@@ -260,7 +267,10 @@ cmd_serve(int argc, char **argv)
 
 	session_close_all();
 	server_close(&srv);
+	sched_stop(sched);
 	queue_close(q);		/* waits for commits in progress */
+	session_set_sched(NULL);
+	sched_free(sched);
 	rotate_free(rot);
 	dns_free(dns);
 	event_free(sigterm);
@@ -426,6 +436,7 @@ cmd_users(int argc, char **argv)
 static void
 print_queued(const struct envelope *e, void *arg)
 {
+	const struct envelope_rcpt *r;
 	char when[32];
 	struct tm tm;
 	size_t i;
@@ -435,10 +446,25 @@ print_queued(const struct envelope *e, void *arg)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	printf("%s %8llu %s <%s>", e->id, (unsigned long long)e->size, when,
 	    e->sender);
-	for (i = 0; i < e->nrcpts; i++)
-		printf("%s<%s>%s", i ? ", " : " -> ", e->rcpts[i].addr,
-		    e->rcpts[i].status == RCPT_DELIVERED ? " (delivered)" :
-		    e->rcpts[i].status == RCPT_FAILED ? " (failed)" : "");
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		printf("%s<%s>", i ? ", " : " -> ", r->addr);
+		if (r->status == RCPT_DELIVERED)
+			printf(" (delivered)");
+		else if (r->status == RCPT_FAILED)
+			printf(" (failed: %03d %s)", r->code,
+			    r->enhanced[0] ? r->enhanced : "-");
+		else if (r->text != NULL)
+			printf(" (deferred: %03d %s)", r->code,
+			    r->enhanced[0] ? r->enhanced : "-");
+	}
+	if (e->attempts > 0) {
+		localtime_r(&e->next_attempt, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		printf(" attempts=%u", e->attempts);
+		if (e->next_attempt != 0)
+			printf(" next=%s", when);
+	}
 	printf("\n");
 }
 

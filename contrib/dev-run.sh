@@ -32,18 +32,20 @@ Send a first message, from this directory in another terminal:
   (swaks takes the password only as an argument, which other local users
   can see in ps: fine for this development instance, not for production.)
 
-Every message is DKIM-signed for example.test (selectors dev-rsa and
-dev-ed, keys in var/keys/example.test/). Check the signatures of a queued
-message against those key files (no DNS needed):
+Nothing leaves this machine: relay.mode is "directory", so every message
+arrives, once per recipient, as a file in var/mail/new/. It is DKIM-signed
+for example.test (selectors dev-rsa and dev-ed, keys in
+var/keys/example.test/); check the signatures against those key files (no
+DNS needed):
 
-  ./postern queue show ID --message -c config/dev.conf | ./postern keys verify --local -c config/dev.conf
+  ls var/mail/new/
+  ./postern keys verify --local -c config/dev.conf < var/mail/new/FILE
 
-See what was queued:
+Mail that could not be delivered yet waits in the queue:
 
   ./postern queue list -c config/dev.conf
   ./postern queue show ID -c config/dev.conf
 
-Delivery is not implemented yet: accepted mail stays in var/queue/.
 Starting ./postern serve -c config/dev.conf (Ctrl-C stops it)...
 
 TEXT

@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "keys/dkim.h"
 #include "keys/keyring.h"
+#include "relay/sched.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "submit/address.h"
@@ -123,6 +124,7 @@ static struct session	*registry[REGISTRY_BUCKETS];
 static uint64_t		 next_session_id = 1;
 static char		*linebuf;		/* one command line */
 static size_t		 linebuf_size;
+static struct sched	*delivery;	/* session_set_sched */
 static char		 databuf[DATA_CHUNK];	/* dataread output */
 
 static void	session_read_cb(struct bufferevent *, void *);
@@ -922,12 +924,21 @@ session_data_bytes(struct session *s, const char *p, size_t len)
 	}
 }
 
+/* session_set_sched - where committed messages go */
+void
+session_set_sched(struct sched *sc)
+{
+	delivery = sc;
+}
+
 /* commit_done - the queue's answer, on the loop thread */
 static void
 commit_done(uint64_t cookie, int error, const char *id)
 {
 	struct session *s = session_lookup(cookie);
 
+	if (error == 0 && delivery != NULL)
+		sched_queued(delivery, id);
 	if (s == NULL) {
 		if (error == 0)
 			log_info("id=%s committed after its client left", id);

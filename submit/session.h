@@ -33,4 +33,12 @@ char	*session_auth_mechanisms(void);
 /* session_close_all - free every session now (shutdown) */
 void	session_close_all(void);
 
+/*
+ * session_set_sched - hand every message committed from now on to the
+ * delivery scheduler (also when its client has already left); NULL
+ * stops that (shutdown).
+ */
+struct sched;
+void	session_set_sched(struct sched *);
+
 #endif

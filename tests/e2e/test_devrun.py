@@ -71,14 +71,13 @@ def printed_swaks(out):
     return cmds
 
 
-VERIFY_CMD = ("./postern queue show ID --message -c config/dev.conf | "
-              "./postern keys verify --local -c config/dev.conf")
+VERIFY_CMD = "./postern keys verify --local -c config/dev.conf < var/mail/new/FILE"
 
 
-def check_dev_signatures(t, ids, text):
-    """The queued messages carry the dev keys' two signatures (dkimpy,
-    keys from var/keys/), and the verify command dev-run.sh prints works
-    once `postern keys verify` exists."""
+def check_dev_signatures(t, names, text):
+    """The delivered files carry the dev keys' two signatures (dkimpy,
+    keys from var/keys/), and the verify command dev-run.sh prints
+    accepts them."""
     keys = os.path.join(t, "var", "keys", "example.test")
     records = {
         "dev-rsa._domainkey.example.test":
@@ -87,23 +86,19 @@ def check_dev_signatures(t, ids, text):
             dkim_txt(os.path.join(keys, "dev-ed.key"), "ed25519"),
     }
     assert VERIFY_CMD in text, text
-    usage = subprocess.run(["./postern", "keys"], cwd=t, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True).stdout
-    for qid in ids:
-        r = subprocess.run(["./postern", "queue", "show", qid, "--message",
-                            "-c", "config/dev.conf"], cwd=t,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=30)
-        assert r.returncode == 0, r.stderr
-        sigs = dkim_signatures(r.stdout)
+    for name in names:
+        with open(os.path.join(t, "var", "mail", "new", name), "rb") as f:
+            msg = f.read()
+        assert msg.startswith(b"Return-Path: <admin@example.test>\r\n"
+                              b"Delivered-To: someone@example.com\r\n")
+        sigs = dkim_signatures(msg)
         assert sorted(x["s"] for x in sigs) == ["dev-ed", "dev-rsa"], sigs
         assert all(x["d"] == "example.test" for x in sigs), sigs
-        assert dkimpy_results(r.stdout, records) == [True, True]
-        if "keys verify" in usage:
-            r = subprocess.run(["sh", "-c", VERIFY_CMD.replace("ID", qid)],
-                               cwd=t, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, timeout=30)
-            assert r.returncode == 0, r.stdout
+        assert dkimpy_results(msg, records) == [True, True]
+        r = subprocess.run(["sh", "-c", VERIFY_CMD.replace("FILE", name)],
+                           cwd=t, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout
 
 
 def test_make_run_script(devtree):
@@ -142,13 +137,23 @@ def test_make_run_script(devtree):
             assert re.search(r"250 2\.0\.0 Ok: queued as", r.stdout), r.stdout
 
         assert "./postern queue list -c config/dev.conf" in text
+        new = os.path.join(var, "mail", "new")
+        deadline = time.time() + 15
+        while len(os.listdir(new)) < 2:
+            assert time.time() < deadline, os.listdir(new)
+            time.sleep(0.05)
+        check_dev_signatures(t, sorted(os.listdir(new)), text)
         r = subprocess.run(["./postern", "queue", "list", "-c", "config/dev.conf"],
                            cwd=t, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=30)
         assert r.returncode == 0, r.stderr
-        lines = [l for l in r.stdout.splitlines() if l.strip()]
-        assert len(lines) == 2, r.stdout
-        check_dev_signatures(t, [l.split()[0] for l in lines], text)
+        deadline = time.time() + 15
+        while r.stdout.strip():
+            assert time.time() < deadline, r.stdout
+            time.sleep(0.1)
+            r = subprocess.run(["./postern", "queue", "list", "-c",
+                                "config/dev.conf"], cwd=t,
+                               stdout=subprocess.PIPE, text=True, timeout=30)
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)

@@ -1,0 +1,68 @@
+/*
+ * sched - the delivery scheduler: which queued message is tried when,
+ * and what is recorded after each attempt
+ *
+ * The scheduler keeps every queued message's envelope in memory (they
+ * are small; XXX a bounded "active queue" as Postfix's qmgr keeps is the
+ * way to millions of messages). sched_start() loads the queue as startup
+ * recovery left it; sched_queued() adds a message the moment its commit
+ * is durable. A message is due at its envelope's next_attempt (0: now).
+ *
+ * An attempt delivers every pending recipient through the transport of
+ * relay.mode (today: directory; mx and smarthost come with relay/smtpc),
+ * and records each outcome in the envelope: a 2xx reply makes the
+ * recipient delivered, a 5xx failed, anything else leaves it pending
+ * with the reply kept for `postern queue show` and the DSN. The envelope
+ * is replaced on disk (queue_update: fsync and rename) before the next
+ * attempt can start, so a retry or a restart never sends again to a
+ * recipient that was already accepted; a crash between a remote 250 and
+ * that write is the only way a recipient gets a message twice.
+ *
+ * Retries back off exponentially: relay.retry.first after the first
+ * attempt, doubling, at most relay.retry.max apart. relay.retry.expire
+ * after acceptance, the recipients still pending fail with 5.4.7 and
+ * the reply they last got. A message whose recipients are all final is
+ * removed from disk (queue_remove), unless one failed: XXX the DSN to
+ * the sender (relay/dsn.c) is not written yet, so such a message stays
+ * queued, logged as "bounce owed", rather than be lost silently.
+ *
+ * Loop thread only. Nothing here calls exit().
+ */
+#ifndef POSTERN_SCHED_H
+#define POSTERN_SCHED_H
+
+#include "config/config.h"
+
+struct event_base;
+struct queue;
+struct sched;
+
+/*
+ * sched_new - a scheduler for cfg's relay.mode over q. Directory mode
+ * creates relay.directory and its tmp/, new/ and cur/ (0700) if missing.
+ * NULL with *err (newly allocated) if that fails.
+ */
+struct sched	*sched_new(struct event_base *, const struct config *,
+		    struct queue *, char **err);
+
+/*
+ * sched_start - load every queued message (queue_foreach) and start the
+ * timer. Returns the number of messages loaded, or -1 if the queue
+ * cannot be read.
+ */
+int		 sched_start(struct sched *);
+
+/* sched_queued - the message id was just committed: schedule it now */
+void		 sched_queued(struct sched *, const char *id);
+
+/*
+ * sched_stop - start no new attempt or disk operation; operations the
+ * queue already has still call back (in queue_close()), and only update
+ * memory. Call before queue_close(), then sched_free() after it.
+ */
+void		 sched_stop(struct sched *);
+
+/* sched_free - free everything; NULL is a no-op */
+void		 sched_free(struct sched *);
+
+#endif
