@@ -5,6 +5,7 @@ assertions. Real clients (smtplib, swaks, msmtp, gsasl) are used directly
 in the tests; this raw client exists for what they cannot do.
 """
 import base64
+import smtplib
 import errno
 import os
 import re
@@ -628,7 +629,9 @@ class Dnsmasq:
         self.workdir = workdir
         self.proc = None
 
-    def start(self, records, local=True):
+    def start(self, records, local=True, extra=()):
+        """Serve records ({name: TXT value}) and dnsmasq options extra
+        (e.g. "--mx-host=...", "--host-record=...")."""
         self.stop()
         args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
                 "--pid-file=", "--no-resolv", "--no-hosts",
@@ -640,6 +643,7 @@ class Dnsmasq:
             assert "," not in value, value     # dnsmasq's separator
             chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
             args.append("--txt-record=" + ",".join([name] + chunks))
+        args += list(extra)
         self.log = open(os.path.join(self.workdir, "dnsmasq.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -655,3 +659,41 @@ class Dnsmasq:
             self.proc.wait(timeout=10)
             self.proc = None
             self.log.close()
+
+
+# -- submitting and waiting ----------------------------------------------
+
+def submit_smtplib(d, ctx, msg, sender="alice@example.test", rcpts=("bob@example.com",),
+           login="alice@example.test", mail_options=()):
+    """smtplib over STARTTLS with AUTH, as Trac does; returns the queue
+    id from the reply to the end of DATA. msg: bytes with CRLF (smtplib
+    dot-stuffs, and adds a final CRLF when the message lacks one)."""
+    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
+    try:
+        s.ehlo()
+        s.starttls(context=ctx)
+        s.ehlo()
+        s.login(login, USERS[login])
+        code, resp = s.mail(sender, list(mail_options))
+        assert code == 250, (code, resp)
+        for r in rcpts:
+            code, resp = s.rcpt(r)
+            assert code == 250, (r, code, resp)
+        code, resp = s.data(msg)
+        assert code == 250, (code, resp)
+        qid = queued_id(resp)
+        s.quit()
+    finally:
+        s.close()
+    return qid
+
+
+def wait_until(cond, what, d, timeout=20):
+    """Poll cond() until true; fail with the daemon's log tail if it
+    takes longer than timeout seconds or the daemon dies."""
+    deadline = time.time() + timeout
+    while not cond():
+        assert d.alive(), d.describe()
+        assert time.time() < deadline, f"timed out: {what}\n" + \
+            d.log()[-4000:]
+        time.sleep(0.05)

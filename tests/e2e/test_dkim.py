@@ -29,6 +29,7 @@ from conftest import POSTERN, ROOT, DkimSelector, genkey, run_postern
 from helpers import (USERS, assert_queued, dkim_signatures, dkimpy_results,
                      final_message, header_section, mail_dkim_results,
                      queued_id)
+from helpers import submit_smtplib as submit
 
 ALICE = "alice@example.test"
 RSA_ONLY = {"example.test": [("r1", "rsa-sha256")]}
@@ -50,31 +51,6 @@ needs_verifiers = pytest.mark.skipif(
 
 
 # -- submitting like Trac ------------------------------------------------------
-
-def submit(d, ctx, msg, sender=ALICE, rcpts=("bob@example.com",),
-           login=ALICE, mail_options=()):
-    """smtplib over STARTTLS with AUTH, as Trac does; returns the queue
-    id from the reply to the end of DATA. msg: bytes with CRLF (smtplib
-    dot-stuffs, and adds a final CRLF when the message lacks one)."""
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
-    try:
-        s.ehlo()
-        s.starttls(context=ctx)
-        s.ehlo()
-        s.login(login, USERS[login])
-        code, resp = s.mail(sender, list(mail_options))
-        assert code == 250, (code, resp)
-        for r in rcpts:
-            code, resp = s.rcpt(r)
-            assert code == 250, (r, code, resp)
-        code, resp = s.data(msg)
-        assert code == 250, (code, resp)
-        qid = queued_id(resp)
-        s.quit()
-    finally:
-        s.close()
-    return qid
-
 
 def message(from_addr=ALICE, subject="DKIM test", body=b"Hello.\r\n",
             headers=(), to="bob@example.com", date=True, message_id=True):

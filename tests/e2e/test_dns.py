@@ -14,14 +14,13 @@ libopendkim's own lookups (`keys verify` without --local) cannot be sent
 to another port, so they are not tested here.
 """
 import os
-import smtplib
 import time
 
 import pytest
 
 from conftest import run_postern
-from helpers import (DNSMASQ, USERS, Dnsmasq, dkim_signatures, final_message,
-                     free_udp_port, queued_id)
+from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, final_message,
+                     free_udp_port, submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -166,23 +165,7 @@ def test_check_server_refuses(dns_setup):
 
 
 def submit(d, ctx, msg):
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
-    try:
-        s.ehlo()
-        s.starttls(context=ctx)
-        s.ehlo()
-        s.login(ALICE, USERS[ALICE])
-        code, resp = s.mail(ALICE)
-        assert code == 250, (code, resp)
-        code, resp = s.rcpt("bob@example.com")
-        assert code == 250, (code, resp)
-        code, resp = s.data(msg)
-        assert code == 250, (code, resp)
-        qid = queued_id(resp)
-        s.quit()
-    finally:
-        s.close()
-    return qid
+    return submit_smtplib(d, ctx, msg)
 
 
 @needs_py

@@ -18,7 +18,6 @@ DKIM key rotation without a signing gap, against a real DNS server
   the file and line named.
 """
 import os
-import smtplib
 import stat
 import subprocess
 import time
@@ -26,9 +25,9 @@ import time
 import pytest
 
 from conftest import POSTERN, ROOT, run_postern
-from helpers import (DNSMASQ, USERS, Dnsmasq, dkim_signatures,
-                     dkimpy_results, final_message, free_udp_port,
-                     mail_dkim_results, queued_id)
+from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, dkimpy_results,
+                     final_message, free_udp_port, mail_dkim_results,
+                     submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -85,20 +84,7 @@ def submit(d, ctx, subject):
            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
            f"Message-ID: <{time.time_ns()}@client.example.test>\r\n"
            "\r\nRotation test.\r\n").encode()
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
-    try:
-        s.starttls(context=ctx)
-        s.login(ALICE, USERS[ALICE])
-        code, resp = s.mail(ALICE)
-        assert code == 250, (code, resp)
-        code, resp = s.rcpt("bob@example.com")
-        assert code == 250, (code, resp)
-        code, resp = s.data(msg)
-        assert code == 250, (code, resp)
-        qid = queued_id(resp)
-        s.quit()
-    finally:
-        s.close()
+    qid = submit_smtplib(d, ctx, msg)
     return final_message(d, qid)
 
 
