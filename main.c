@@ -252,7 +252,7 @@ cmd_serve(int argc, char **argv)
 	if ((rot = rotate_start(base, keys, dns, cfg->dkim_check_interval)) ==
 	    NULL)
 		log_fatalx("cannot start the DKIM rotation checker");
-	if ((sched = sched_new(base, cfg, q, &err)) == NULL)
+	if ((sched = sched_new(base, cfg, q, dns, keys, &err)) == NULL)
 		log_fatalx("%s", err);
 	if (sched_start(sched) == -1)
 		log_fatal("relay: cannot read the queue");

@@ -21,23 +21,27 @@
 #include "common/buf.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "relay/deliver.h"
+#include "relay/dsn.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "relay/sched.h"
 
-#define SCHED_TICK	1	/* seconds between scans for due messages */
-#define SCHED_BATCH	64	/* attempts started per scan before yielding */
-#define SCHED_CHUNK	65536	/* bytes copied at once */
-#define SCHED_NEVER	((time_t)INT64_MAX)
+#define SC_TICK	1	/* seconds between scans for due messages */
+#define SC_BATCH	64	/* attempts started per scan before yielding */
+#define SC_CHUNK	65536	/* bytes copied at once */
+#define SC_NEVER	((time_t)INT64_MAX)
 
 /* One queued message. Found by serial from queue callbacks. */
 struct sched_msg {
 	uint64_t		 serial;
 	struct envelope		 env;	/* as on disk, or about to be */
 	time_t			 due;	/* next attempt */
+	bool			 busy;		/* a delivery attempt in flight */
 	bool			 writing;	/* queue_update in flight */
 	bool			 dirty;		/* env changed meanwhile */
 	bool			 removing;	/* queue_remove in flight */
+	bool			 bouncing;	/* its DSN is being committed */
 	struct sched_msg	*prev, *next;
 };
 
@@ -45,6 +49,8 @@ struct sched {
 	struct event_base	*base;
 	const struct config	*cfg;
 	struct queue		*q;
+	struct deliver		*dl;		/* mx and smarthost modes */
+	const struct keyring	*kr;		/* to sign DSNs */
 	struct event		*timer;
 	struct sched_msg	*head;
 	size_t			 nmsgs;
@@ -175,7 +181,7 @@ sched_record(struct sched_msg *m, size_t i, const char *relay, int code,
 static int
 sched_copy(int in, int out)
 {
-	char buf[SCHED_CHUNK];
+	char buf[SC_CHUNK];
 	ssize_t n;
 	off_t off = 0;
 
@@ -366,31 +372,57 @@ sched_attempt_end(struct sched *s, struct sched_msg *m)
 	}
 	m->env.next_attempt = pending > 0 ? now + sched_backoff(rc,
 	    m->env.attempts) : 0;
-	m->due = pending > 0 ? m->env.next_attempt : SCHED_NEVER;
+	m->due = pending > 0 ? m->env.next_attempt : SC_NEVER;
 	sched_write(s, m);
+}
+
+/* sched_rcpt_done - deliver's outcome for one recipient */
+static void
+sched_rcpt_done(uint64_t cookie, size_t rcpt, const struct smtpc_reply *r,
+    const char *relay)
+{
+	struct sched_msg *m;
+
+	if (sched_self == NULL || (m = sched_find(sched_self, cookie)) ==
+	    NULL || rcpt >= m->env.nrcpts)
+		return;
+	sched_record(m, rcpt, relay, r->code, r->enhanced, r->text);
+}
+
+/* sched_attempt_done - deliver has every outcome of m's attempt */
+static void
+sched_attempt_done(uint64_t cookie)
+{
+	struct sched_msg *m;
+
+	if (sched_self == NULL || (m = sched_find(sched_self, cookie)) ==
+	    NULL)
+		return;
+	m->busy = false;
+	sched_attempt_end(sched_self, m);
 }
 
 /* sched_attempt - try every pending recipient of m */
 static void
 sched_attempt(struct sched *s, struct sched_msg *m)
 {
+	char *err = NULL;
 	size_t i;
 
-	switch (s->cfg->relay.mode) {
-	case RELAY_DIRECTORY:
+	if (s->cfg->relay.mode == RELAY_DIRECTORY) {
 		sched_directory(s, m);
-		break;
-	case RELAY_MX:
-	case RELAY_SMARTHOST:
-		/* XXX relay/smtpc delivery is the next step; until then
-		   mail waits in the queue, deferred with this reason. */
-		for (i = 0; i < m->env.nrcpts; i++)
-			if (m->env.rcpts[i].status == RCPT_PENDING)
-				sched_record(m, i, "none", 0, "4.3.2",
-				    "this postern cannot deliver in relay.mode "
-				    "mx or smarthost yet");
-		break;
+		sched_attempt_end(s, m);
+		return;
 	}
+	m->busy = true;
+	if (deliver_start(s->dl, s->q, &m->env, sched_rcpt_done,
+	    sched_attempt_done, m->serial, &err) == 0)
+		return;
+	m->busy = false;
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->env.rcpts[i].status == RCPT_PENDING)
+			sched_record(m, i, "none", 0, "4.3.0", err);
+	free(err);
 	sched_attempt_end(s, m);
 }
 
@@ -416,23 +448,60 @@ sched_removed(uint64_t cookie, int error, const char *id)
 	sched_unlink_free(s, m);
 }
 
-/* sched_finish - every recipient is final: remove m, unless a bounce is
-   owed (see sched.h) */
+/* sched_bounced - the DSN for m's failed recipients is committed (or
+   not); record its id, which lets m be removed */
+static void
+sched_bounced(uint64_t cookie, int error, const char *id)
+{
+	struct sched *s = sched_self;
+	struct sched_msg *m;
+
+	if (s == NULL || (m = sched_find(s, cookie)) == NULL)
+		return;
+	m->bouncing = false;
+	if (error != 0) {
+		log_warnx("id=%s: the bounce to <%s> was not queued: %s; "
+		    "trying again later", m->env.id, m->env.sender,
+		    strerror(error));
+		m->due = time(NULL) + s->cfg->relay.retry_first;
+		return;
+	}
+	log_info("id=%s bounce id=%s to <%s>", m->env.id, id, m->env.sender);
+	snprintf(m->env.dsn, sizeof(m->env.dsn), "%s", id);
+	sched_queued(s, id);
+	sched_write(s, m);	/* then sched_written finishes it */
+}
+
+/*
+ * sched_finish - every recipient is final: remove m, once the bounce for
+ * its failed recipients (if any, and if it has a sender) is queued and
+ * recorded in its envelope
+ */
 static void
 sched_finish(struct sched *s, struct sched_msg *m)
 {
 	size_t pending, failed;
+	char *err = NULL;
 
+	if (s->stopped || m->bouncing)
+		return;
 	sched_counts(m, &pending, &failed);
-	if (failed > 0 && m->env.dsn[0] == '\0') {
-		log_warnx("id=%s bounce owed to <%s> for %zu failed "
-		    "recipient(s): kept in the queue (DSNs are not written "
-		    "yet)", m->env.id, m->env.sender, failed);
-		m->due = SCHED_NEVER;
+	if (failed > 0 && m->env.dsn[0] == '\0' && m->env.sender[0] != '\0') {
+		m->bouncing = true;
+		if (dsn_queue(s->cfg, s->kr, s->q, &m->env, sched_bounced,
+		    m->serial, &err) == -1) {
+			log_warnx("id=%s: cannot write the bounce to <%s>: "
+			    "%s; kept, trying again later", m->env.id,
+			    m->env.sender, err);
+			free(err);
+			m->bouncing = false;
+			m->due = time(NULL) + s->cfg->relay.retry_first;
+		}
 		return;
 	}
-	if (s->stopped)
-		return;
+	if (failed > 0 && m->env.sender[0] == '\0')
+		log_info("id=%s: %zu recipient(s) failed; a bounce gets no "
+		    "bounce", m->env.id, failed);
 	m->removing = true;
 	if (queue_remove(s->q, m->env.id, sched_removed, m->serial) == -1) {
 		log_warn("id=%s: queue_remove", m->env.id);
@@ -510,9 +579,10 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	for (m = s->head; m != NULL; m = next) {
 		next = m->next;
-		if (m->writing || m->removing || m->due > now)
+		if (m->busy || m->writing || m->removing || m->bouncing ||
+		    m->due > now)
 			continue;
-		if (started == SCHED_BATCH) {
+		if (started == SC_BATCH) {
 			sched_kick(s);
 			return;
 		}
@@ -523,12 +593,12 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 		else
 			sched_attempt(s, m);
 	}
-	tv.tv_sec = SCHED_TICK;
+	tv.tv_sec = SC_TICK;
 	(void)evtimer_add(s->timer, &tv);
 }
 
 /* sched_kick - run the tick at once (it re-arms itself every
-   SCHED_TICK seconds) */
+   SC_TICK seconds) */
 static void
 sched_kick(struct sched *s)
 {
@@ -558,7 +628,7 @@ sched_mkdir(const char *path, char **err)
 /* sched_new - the scheduler and, in directory mode, its folders */
 struct sched *
 sched_new(struct event_base *base, const struct config *cfg,
-    struct queue *q, char **err)
+    struct queue *q, struct dns *dns, const struct keyring *kr, char **err)
 {
 	static const char *const sub[] = { "", "/tmp", "/new", "/cur" };
 	struct sched *s;
@@ -579,8 +649,15 @@ sched_new(struct event_base *base, const struct config *cfg,
 	s->base = base;
 	s->cfg = cfg;
 	s->q = q;
+	s->kr = kr;
+	if (cfg->relay.mode != RELAY_DIRECTORY &&
+	    (s->dl = deliver_new(base, cfg, dns, err)) == NULL) {
+		free(s);
+		return NULL;
+	}
 	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL) {
 		*err = xstrdup("sched: cannot create the timer");
+		deliver_free(s->dl);
 		free(s);
 		return NULL;
 	}
@@ -649,6 +726,7 @@ sched_free(struct sched *s)
 {
 	if (s == NULL)
 		return;
+	deliver_free(s->dl);	/* no callbacks from here on */
 	while (s->head != NULL)
 		sched_unlink_free(s, s->head);
 	event_free(s->timer);

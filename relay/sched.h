@@ -9,8 +9,8 @@
  * is durable. A message is due at its envelope's next_attempt (0: now).
  *
  * An attempt delivers every pending recipient through the transport of
- * relay.mode (today: directory; mx and smarthost come with relay/smtpc),
- * and records each outcome in the envelope: a 2xx reply makes the
+ * relay.mode (a folder, or relay/deliver.c over the network) and
+ * records each outcome in the envelope: a 2xx reply makes the
  * recipient delivered, a 5xx failed, anything else leaves it pending
  * with the reply kept for `postern queue show` and the DSN. The envelope
  * is replaced on disk (queue_update: fsync and rename) before the next
@@ -22,9 +22,10 @@
  * attempt, doubling, at most relay.retry.max apart. relay.retry.expire
  * after acceptance, the recipients still pending fail with 5.4.7 and
  * the reply they last got. A message whose recipients are all final is
- * removed from disk (queue_remove), unless one failed: XXX the DSN to
- * the sender (relay/dsn.c) is not written yet, so such a message stays
- * queued, logged as "bounce owed", rather than be lost silently.
+ * removed from disk (queue_remove); if one failed, the bounce to its
+ * sender (relay/dsn.c) is queued first and its id recorded in the
+ * envelope (dsn), so a restart never sends it twice and a crash never
+ * loses it.
  *
  * Loop thread only. Nothing here calls exit().
  */
@@ -34,16 +35,22 @@
 #include "config/config.h"
 
 struct event_base;
+struct dns;
+struct keyring;
 struct queue;
 struct sched;
 
 /*
  * sched_new - a scheduler for cfg's relay.mode over q. Directory mode
- * creates relay.directory and its tmp/, new/ and cur/ (0700) if missing.
- * NULL with *err (newly allocated) if that fails.
+ * creates relay.directory and its tmp/, new/ and cur/ (0700) if missing;
+ * mx and smarthost modes deliver through relay/deliver.c with dns (which
+ * must be attached to the loop and outlive the scheduler); bounces are
+ * signed with the keyring's keys. NULL with
+ * *err (newly allocated) if that fails.
  */
 struct sched	*sched_new(struct event_base *, const struct config *,
-		    struct queue *, char **err);
+		    struct queue *, struct dns *, const struct keyring *,
+		    char **err);
 
 /*
  * sched_start - load every queued message (queue_foreach) and start the

@@ -134,6 +134,7 @@ struct smtpc {
 	char			*peer_name;
 	char			*desc;		/* "name[addr]:port" */
 	enum smtpc_tls		 tls;
+	bool			 no_verify;	/* smtpc_params.no_verify */
 	SSL_CTX			*ssl_ctx;
 	char			*login;
 	char			*password;
@@ -820,7 +821,8 @@ smtpc_tls_ctx(const char *cafile, char **err)
 static bool
 smtpc_verify_required(const struct smtpc *c)
 {
-	return c->tls == SMTPC_TLS_REQUIRE || c->tls == SMTPC_TLS_IMPLICIT;
+	return (c->tls == SMTPC_TLS_REQUIRE || c->tls == SMTPC_TLS_IMPLICIT) &&
+	    !c->no_verify;
 }
 
 /* smtpc_attach - callbacks, watermark and reading for a new bev */
@@ -1739,6 +1741,7 @@ smtpc_copy_params(struct smtpc *c, const struct smtpc_params *p)
 	c->desc = xasprintf("%s[%s]:%d", c->peer_name ? c->peer_name : "",
 	    c->addrstr, port);
 	c->tls = p->tls;
+	c->no_verify = p->no_verify;
 	c->ssl_ctx = p->ssl_ctx;
 	if (p->auth_login) {
 		c->login = xstrdup(p->auth_login);

@@ -107,6 +107,10 @@ struct smtpc_params {
 					   and the text of replies; NULL for
 					   an address literal */
 	enum smtpc_tls	 tls;
+	bool		 no_verify;	/* REQUIRE and IMPLICIT: encrypt, but
+					   only record whether the certificate
+					   verifies (a smarthost configured
+					   with verify = false) */
 	SSL_CTX		*ssl_ctx;	/* from smtpc_tls_ctx(); caller owns;
 					   unused with SMTPC_TLS_NONE */
 	const char	*auth_login;	/* AUTH PLAIN/LOGIN; NULL: no AUTH */

@@ -41,6 +41,7 @@ POSTERN = os.path.join(ROOT, "postern")
 from helpers import HOSTNAME, USERS, client_context, parse_envelope
 
 # The selectors every hosted domain gets unless a test says otherwise.
+NO_DNS_PORT = 9          # discard: nothing answers DNS there
 DEFAULT_DKIM = (("r1", "rsa-sha256"), ("e1", "ed25519-sha256"))
 ALG_KEYTYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 
@@ -261,6 +262,12 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
         lines.append(");")
     lines.append("limits = { " +
                  " ".join(f"{k} = {v};" for k, v in limits.items()) + " };")
+    if "resolver" not in extra:
+        # Delivery (relay.mode mx) looks recipients' domains up: never
+        # through the machine's resolv.conf. Nothing listens on the
+        # discard port of loopback, so lookups fail and mail stays
+        # queued, deferred; tests that deliver bring their own DNS.
+        lines.append(f'resolver = "127.0.0.1@{NO_DNS_PORT}";')
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"

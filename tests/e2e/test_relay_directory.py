@@ -7,19 +7,19 @@ scheduler's bookkeeping around it.
   Delivered-To, then exactly the bytes `postern queue show --message`
   printed (signatures included, CRLF); dkimpy and `postern keys verify
   --local` accept its signatures; the queue is empty afterwards.
-- In mx mode (no outbound SMTP yet) a message is deferred, and the
+- In mx mode without DNS a message is deferred, and the
   envelope on disk records the attempt, the next one and each
   recipient's reply; restarted in directory mode, the daemon picks the
   queued message up at start and delivers it.
 - Recipients already recorded as delivered are never delivered again.
 """
 import os
-import smtplib
 import subprocess
 import time
 
 from conftest import POSTERN, ROOT
-from helpers import USERS, dkim_signatures, dkimpy_results, queued_id
+from helpers import (Dnsmasq, dkim_signatures, dkimpy_results, final_message,
+                     free_udp_port, submit_smtplib, wait_until)
 
 ALICE = "alice@example.test"
 RCPTS = ["bob@example.com", "carol@example.net"]
@@ -31,22 +31,7 @@ def submit(d, ctx, rcpts=RCPTS, subject="directory"):
            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
            f"Message-ID: <{time.time_ns()}@client.example.test>\r\n"
            "\r\nDelivered to a folder.\r\n.leading dot\r\n").encode()
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
-    try:
-        s.starttls(context=ctx)
-        s.login(ALICE, USERS[ALICE])
-        code, resp = s.mail(ALICE)
-        assert code == 250, (code, resp)
-        for r in rcpts:
-            code, resp = s.rcpt(r)
-            assert code == 250, (code, resp)
-        code, resp = s.data(msg)
-        assert code == 250, (code, resp)
-        qid = queued_id(resp)
-        s.quit()
-    finally:
-        s.close()
-    return qid
+    return submit_smtplib(d, ctx, msg, rcpts=rcpts)
 
 
 def maildir(d):
@@ -69,23 +54,6 @@ def delivered(d):
     return out
 
 
-def wait_for(cond, what, d, timeout=15):
-    deadline = time.time() + timeout
-    while not cond():
-        assert d.alive(), d.describe()
-        assert time.time() < deadline, f"timed out: {what}\n" + \
-            d.log()[-3000:]
-        time.sleep(0.05)
-
-
-def queue_show_message(d, qid):
-    p = subprocess.run([POSTERN, "queue", "show", qid, "--message",
-                        "-c", d.conf], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=60, cwd=ROOT)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
 DIRECTORY = 'relay = { mode = "directory"; };'
 
 
@@ -93,9 +61,9 @@ def test_delivered_to_directory(postern_factory, ssl_ctx):
     d = postern_factory(start=False, extra=DIRECTORY)
     d.start()
     qid = submit(d, ssl_ctx)
-    wait_for(lambda: len(os.listdir(os.path.join(maildir(d), "new"))) == 2,
+    wait_until(lambda: len(os.listdir(os.path.join(maildir(d), "new"))) == 2,
              "two files in new/", d)
-    wait_for(lambda: d.queue_ids() == [], "the queue to empty", d)
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
     got = delivered(d)
     assert sorted(got) == sorted(RCPTS)
     assert os.listdir(os.path.join(maildir(d), "tmp")) == []
@@ -124,14 +92,27 @@ def test_delivered_to_directory(postern_factory, ssl_ctx):
     assert f"id={qid} removed: every recipient is final" in log
 
 
-def test_deferred_then_delivered_after_restart(postern_factory, ssl_ctx):
-    # mx mode cannot deliver yet: the attempt is recorded as deferred
+def test_deferred_then_delivered_after_restart(postern_factory, ssl_ctx,
+                                               workdir):
+    # mx mode, and the DNS server refuses: the attempt is recorded as
+    # deferred
+    port = free_udp_port()
+    dns = Dnsmasq(port, workdir)
+    dns.start({}, local=False)
     d = postern_factory(start=False,
-                        extra='relay = { retry = { first = "2s"; }; };')
-    d.start()
+                        extra=f'resolver = "127.0.0.1@{port}";\n'
+                              'relay = { retry = { first = "2s"; }; };')
+    try:
+        d.start()
+        deferred_attempt(d, ssl_ctx)
+    finally:
+        dns.stop()
+
+
+def deferred_attempt(d, ssl_ctx):
     before = int(time.time())
     qid = submit(d, ssl_ctx)
-    wait_for(lambda: d.envelope(qid).get("attempts") == "1",
+    wait_until(lambda: d.envelope(qid).get("attempts") == "1",
              "the first attempt recorded", d)
     env = d.envelope(qid)
     assert [s for s, _ in env.rcpts] == ["pending", "pending"]
@@ -140,15 +121,15 @@ def test_deferred_then_delivered_after_restart(postern_factory, ssl_ctx):
     replies = env.replies
     assert sorted(replies) == sorted(RCPTS)
     for r in replies.values():
-        assert r.startswith("000 4.3.2 this postern cannot deliver"), r
-    final = queue_show_message(d, qid)
+        assert r.startswith("000 4.4.3 MX lookup of "), r
+    final = final_message(d, qid)
     d.stop()
 
     # directory mode: picked up at start, delivered, removed
     d.extra = DIRECTORY
     d.write_config()
     d.start()
-    wait_for(lambda: d.queue_ids() == [], "the queue to empty", d)
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
     got = delivered(d)
     assert sorted(got) == sorted(RCPTS)
     for rcpt, data in got.items():
@@ -157,12 +138,10 @@ def test_deferred_then_delivered_after_restart(postern_factory, ssl_ctx):
 
 
 def test_delivered_recipients_not_sent_again(postern_factory, ssl_ctx):
-    d = postern_factory(start=False,
-                        extra='relay = { retry = { first = "1h"; }; };')
+    # mx mode without DNS: accepted and queued, not delivered
+    d = postern_factory(start=False)
     d.start()
     qid = submit(d, ssl_ctx)
-    wait_for(lambda: d.envelope(qid).get("attempts") == "1",
-             "the first attempt recorded", d)
     d.stop()
     # as if an earlier attempt had delivered bob, and retry now
     path = os.path.join(d.queue_dir, qid + ".env")
@@ -176,5 +155,5 @@ def test_delivered_recipients_not_sent_again(postern_factory, ssl_ctx):
     d.extra = DIRECTORY
     d.write_config()
     d.start()
-    wait_for(lambda: d.queue_ids() == [], "the queue to empty", d)
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
     assert sorted(delivered(d)) == ["carol@example.net"]

@@ -1,0 +1,308 @@
+"""
+Delivery in relay.mode = "mx" (the default) to real SMTP servers on
+loopback: aiosmtpd sinks on 127.0.0.2, .3 and .4 (one port, the
+configured relay.port), found through dnsmasq on a loopback port serving
+MX and address records (relay/dns over libunbound).
+
+- MX in preference order, the implicit MX (no MX record: the domain's
+  own address), the next MX when the first is down; what the sink gets
+  is the signed message, and its signatures verify (dkimpy, keys from
+  the records conftest installed);
+- per-recipient outcomes: 250 delivered, 550 failed, 451 deferred with
+  the reply kept in the envelope; a retry sends only to the deferred
+  recipient, never again to one already accepted;
+- NXDOMAIN (550 5.1.2) and a null MX (556 5.1.10, RFC 7505) fail at
+  once, and one bounce (RFC 3464, signed, null sender) goes to the
+  sender before the message is removed;
+- a route sends a domain to a fixed next hop without MX lookup.
+"""
+import email
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+from helpers import (DNSMASQ, Dnsmasq, dkimpy_results, free_udp_port,
+                     submit_smtplib, wait_until)
+
+try:
+    from aiosmtpd.controller import Controller
+    HAVE_AIOSMTPD = True
+except ImportError:
+    HAVE_AIOSMTPD = False
+
+pytestmark = [
+    pytest.mark.skipif(not os.access(DNSMASQ, os.X_OK),
+                       reason=f"{DNSMASQ} missing"),
+    pytest.mark.skipif(not HAVE_AIOSMTPD, reason="python3-aiosmtpd missing"),
+]
+
+ALICE = "alice@example.test"
+
+
+class Sink:
+    """Records every transaction; refuses recipients by local part:
+    'reject*' 550 5.1.1, 'later*' 451 4.2.0 (each time)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.lock = threading.Lock()
+        self.got = []          # (mail_from, [rcpts], data bytes)
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        local = address.split("@")[0]
+        if local.startswith("reject"):
+            return "550 5.1.1 no such user here"
+        if local.startswith("later"):
+            return "451 4.2.0 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.got.append((envelope.mail_from, list(envelope.rcpt_tos),
+                             envelope.original_content))
+        return "250 2.0.0 queued here"
+
+    def rcpts(self):
+        with self.lock:
+            return [r for _, rs, _ in self.got for r in rs]
+
+
+@pytest.fixture
+def mxnet(postern_factory, workdir):
+    """(make_daemon(extra), dnsmasq, {ip: Sink}, start_sink(ip))"""
+    port = free_port()
+    dport = free_udp_port()
+    server = Dnsmasq(dport, workdir)
+    sinks = {}
+    controllers = []
+
+    def start_sink(ip):
+        sink = Sink(ip)
+        c = Controller(sink, hostname=ip, port=port)
+        c.start()
+        controllers.append(c)
+        sinks[ip] = sink
+        return sink
+
+    def make(extra=""):
+        return postern_factory(start=False, extra=(
+            f'resolver = "127.0.0.1@{dport}";\n'
+            f'relay = {{ port = {port}; tls = "none"; '
+            f'retry = {{ first = "1s"; max = "1s"; }}; {extra} }};'))
+
+    yield make, server, sinks, start_sink
+    for c in controllers:
+        c.stop()
+    server.stop()
+
+
+RECORDS = [
+    "--mx-host=mx-a.test,mx1.mx-a.test,10",
+    "--mx-host=mx-a.test,mx2.mx-a.test,20",
+    "--host-record=mx1.mx-a.test,127.0.0.2",
+    "--host-record=mx2.mx-a.test,127.0.0.3",
+    "--host-record=implicit.test,127.0.0.4",   # no MX: implicit MX
+    "--mx-host=nullmx.test,.,0",
+]
+
+
+def submit(d, ctx, rcpts, subject="mx"):
+    msg = (f"From: {ALICE}\r\nTo: {', '.join(rcpts)}\r\n"
+           f"Subject: {subject}\r\n"
+           "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+           f"Message-ID: <{time.time_ns()}@client.example.test>\r\n"
+           "\r\nOver the network.\r\n.leading dot\r\n").encode()
+    return submit_smtplib(d, ctx, msg, rcpts=rcpts)
+
+
+def test_mx_order_implicit_mx_and_exact_bytes(mxnet, ssl_ctx):
+    make, server, sinks, start_sink = mxnet
+    for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+        start_sink(ip)
+    server.start({}, extra=RECORDS)
+    d = make()
+    d.start()
+    qid = submit(d, ssl_ctx, ["bob@mx-a.test", "carol@implicit.test"])
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert sinks["127.0.0.2"].rcpts() == ["bob@mx-a.test"]   # MX 10
+    assert sinks["127.0.0.3"].rcpts() == []                  # MX 20
+    assert sinks["127.0.0.4"].rcpts() == ["carol@implicit.test"]
+    for ip in ("127.0.0.2", "127.0.0.4"):
+        mail_from, _, data = sinks[ip].got[0]
+        assert mail_from == ALICE
+        # the signatures, our Received, the client's message; the
+        # server undid the dot-stuffing (smtpc's unit tests compare
+        # every byte with the queue file)
+        assert data.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+        assert b"\r\nReceived: from " in data
+        assert data.endswith(b"\r\n\r\nOver the network.\r\n"
+                             b".leading dot\r\n")
+        assert dkimpy_results(data, d.dkim_records) == [True, True]
+    log = d.log()
+    assert f"id={qid} to=<bob@mx-a.test> relay=mx1.mx-a.test[127.0.0.2]:" \
+        in log
+    assert "status=sent (250 2.0.0 queued here)" in log
+
+
+def test_next_mx_when_the_first_is_down(mxnet, ssl_ctx):
+    make, server, sinks, start_sink = mxnet
+    start_sink("127.0.0.3")             # mx1 (127.0.0.2) refuses
+    server.start({}, extra=RECORDS)
+    d = make()
+    d.start()
+    submit(d, ssl_ctx, ["bob@mx-a.test"])
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert sinks["127.0.0.3"].rcpts() == ["bob@mx-a.test"]
+    assert "relay=mx1.mx-a.test[127.0.0.2]:" in d.log()
+
+
+def test_per_recipient_outcomes_and_no_resend(mxnet, ssl_ctx):
+    make, server, sinks, start_sink = mxnet
+    sink = start_sink("127.0.0.2")
+    server.start({}, extra=RECORDS)
+    d = make()
+    d.start()
+    qid = submit(d, ssl_ctx, ["bob@mx-a.test", "reject-me@mx-a.test",
+                              "later@mx-a.test"])
+    # bob delivered, reject-me failed, later deferred and retried
+    wait_until(lambda: int(d.envelope(qid).get("attempts") or 0) >= 3,
+             "three attempts", d)
+    env = d.envelope(qid)
+    assert env.rcpts == [("delivered", "bob@mx-a.test"),
+                         ("failed", "reject-me@mx-a.test"),
+                         ("pending", "later@mx-a.test")]
+    replies = env.replies
+    assert replies["reject-me@mx-a.test"] == "550 5.1.1 no such user here"
+    assert replies["later@mx-a.test"] == \
+        "451 4.2.0 mailbox busy, try later"
+    # every retry sent to 'later' only: bob got exactly one copy
+    assert sink.rcpts().count("bob@mx-a.test") == 1
+    assert len(sink.got) == 1
+
+
+def test_nxdomain_and_null_mx_bounce_to_the_sender(mxnet, ssl_ctx):
+    """Both fail at once; one bounce goes to the sender (routed to a
+    sink here): null envelope sender, From MAILER-DAEMON@ the sender's
+    domain, signed with its keys, an RFC 3464 report naming both."""
+    make, server, sinks, start_sink = mxnet
+    home = start_sink("127.0.0.4")
+    server.start({}, extra=RECORDS)
+    d = make('routes = ( { domain = "example.test"; '
+             'next_hop = "[127.0.0.4]"; } );')
+    d.start()
+    qid = submit(d, ssl_ctx, ["x@nosuch.test", "y@nullmx.test"],
+                 subject="will bounce")
+    wait_until(lambda: len(home.got) == 1, "the bounce", d)
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    mail_from, rcpts, data = home.got[0]
+    assert mail_from == "<>" and rcpts == [ALICE]   # aiosmtpd: "<>"
+    msg = email.message_from_bytes(data)
+    assert msg["From"] == "Mail Delivery System <MAILER-DAEMON@example.test>"
+    assert msg["To"] == f"<{ALICE}>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert [p.get_content_type() for p in parts] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
+    human = parts[0].get_payload()
+    assert "<x@nosuch.test>: 550 5.1.2 domain nosuch.test does not exist" \
+        in human
+    assert "<y@nullmx.test>: 556 5.1.10 domain nullmx.test accepts no " \
+        "mail" in human
+    status = data.decode()
+    assert "Reporting-MTA: dns; relay.example.test" in status
+    assert f"X-Postern-Queue-ID: {qid}" in status
+    assert "Final-Recipient: rfc822; x@nosuch.test\r\nAction: failed\r\n" \
+        "Status: 5.1.2\r\nDiagnostic-Code: smtp; 550 5.1.2 domain " \
+        "nosuch.test does not exist" in status
+    assert "Final-Recipient: rfc822; y@nullmx.test\r\nAction: failed\r\n" \
+        "Status: 5.1.10\r\n" in status
+    assert "Subject: will bounce" in parts[2].as_string()
+    assert "Over the network." not in status     # headers only
+    assert dkimpy_results(data, d.dkim_records) == [True, True]
+    log = d.log()
+    assert f"id={qid} bounce id=" in log
+    assert f"id={qid} removed: every recipient is final" in log
+
+
+def test_route_overrides_mx(mxnet, ssl_ctx):
+    make, server, sinks, start_sink = mxnet
+    sink = start_sink("127.0.0.4")
+    server.start({}, extra=RECORDS)
+    d = make('routes = ( { domain = "mx-a.test"; '
+             'next_hop = "[127.0.0.4]"; } );')
+    d.start()
+    submit(d, ssl_ctx, ["bob@sub.mx-a.test"])
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert sink.rcpts() == ["bob@sub.mx-a.test"]
+
+
+# -- smarthost mode --------------------------------------------------------
+
+class Authenticator:
+    """aiosmtpd authenticator accepting one login/password; remembers
+    every attempt."""
+
+    def __init__(self, login, password):
+        self.login = login.encode()
+        self.password = password.encode()
+        self.seen = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+        self.seen.append((mechanism, auth_data.login))
+        ok = (auth_data.login == self.login and
+              auth_data.password == self.password)
+        # handled=False: aiosmtpd itself answers 535 to a failure
+        return AuthResult(success=ok, handled=False)
+
+
+def test_smarthost_starttls_auth(postern_factory, tls_files, workdir,
+                                 ssl_ctx):
+    """Everything goes to the smarthost: STARTTLS required and the
+    certificate verified (relay.ca_file, the address 127.0.0.1 in its
+    subjectAltName), AUTH with the password from a 0600 file, no MX
+    lookup at all."""
+    import ssl
+    cert, key = tls_files
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    auth = Authenticator("relay@example.test", "upstream secret")
+    sink = Sink("smarthost")
+    port = free_port()
+    c = Controller(sink, hostname="127.0.0.1", port=port, tls_context=ctx,
+                   require_starttls=True, auth_required=True,
+                   authenticator=auth)
+    c.start()
+    try:
+        pw = os.path.join(workdir, "upstream.pw")
+        with open(pw, "w") as f:
+            f.write("upstream secret\n")
+        os.chmod(pw, 0o600)
+        d = postern_factory(start=False, extra=(
+            f'relay = {{ mode = "smarthost"; ca_file = "{cert}";\n'
+            f'  smarthost = {{ host = "127.0.0.1"; port = {port}; '
+            f'tls = "require"; login = "relay@example.test"; '
+            f'password_file = "{pw}"; }}; }};'))
+        d.start()
+        submit(d, ssl_ctx, ["bob@anywhere.test", "carol@elsewhere.test"])
+        wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+        assert sorted(sink.rcpts()) == ["bob@anywhere.test",
+                                        "carol@elsewhere.test"]
+        assert len(sink.got) == 1          # one transaction for both
+        assert auth.seen and auth.seen[-1][1] == b"relay@example.test"
+        assert dkimpy_results(sink.got[0][2], d.dkim_records) == \
+            [True, True]
+        log = d.log()
+        assert "relay=127.0.0.1[127.0.0.1]:" in log
+        assert "tls=TLSv1.3 verified" in log or \
+            "tls=TLSv1.2 verified" in log
+        assert "upstream secret" not in log
+    finally:
+        c.stop()
