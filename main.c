@@ -243,6 +243,7 @@ cmd_serve(int argc, char **argv)
 	if (server_open(&srv, cfg, base, q, &err) == -1)
 		log_fatalx("%s", err);
 	srv.keys = keys;
+	srv.dns = dns;
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));

@@ -112,6 +112,9 @@ static const struct config_key keys[] = {
 	{ "domains.oversign_headers", K_STRINGS, 0, NULL, 0, 0, NULL,
 	  "header fields signed once more than present, so none can be "
 	  "added" },
+	{ "domains.bounce_address", K_STRING, 0, NULL, 0, 0, NULL,
+	  "envelope sender for outbound mail from this domain, instead of "
+	  "the submitter's own; same organisational domain" },
 
 	{ "senders", K_LIST, 0, NULL, 0, 0, NULL,
 	  "extra addresses a login may send as" },
@@ -142,6 +145,8 @@ static const struct config_key keys[] = {
 	  "concurrent connections in total" },
 	{ "limits.connections_per_ip", K_INT, 0, "20", 1, 100000, NULL,
 	  "concurrent connections per client address" },
+	{ "limits.recipient_lookup_timeout", K_DURATION, 0, "5s", 1, 60, NULL,
+	  "wait for DNS on a recipient's domain at RCPT before accepting" },
 
 	{ "relay", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "delivery of queued mail" },
@@ -173,7 +178,7 @@ static const struct config_key keys[] = {
 	  "wait before the first retry; doubled each time" },
 	{ "relay.retry.max", K_DURATION, 0, "1h", 1, 604800, NULL,
 	  "longest wait between retries" },
-	{ "relay.retry.expire", K_DURATION, 0, "5d", 60, 2592000, NULL,
+	{ "relay.retry.expire", K_DURATION, 0, "5d", 1, 2592000, NULL,
 	  "give up (and bounce) this long after acceptance" },
 	{ "relay.smarthost", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "smarthost mode: the upstream server" },
@@ -1190,6 +1195,55 @@ checked_domain(struct loader *ld, const config_setting_t *s, const char *key,
 	return NULL;
 }
 
+/*
+ * same_org - whether a and b are the same domain or one is a subdomain
+ * of the other (the organisational domain without the public suffix
+ * list: a bounce address must not leave the domain it stands for)
+ */
+static bool
+same_org(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la == lb)
+		return strcmp(a, b) == 0;
+	if (la < lb)
+		return b[lb - la - 1] == '.' && strcmp(b + lb - la, a) == 0;
+	return a[la - lb - 1] == '.' && strcmp(a + la - lb, b) == 0;
+}
+
+/* bounce_address - a domain's optional bounce_address, lower-cased
+   domain part, in the same organisational domain; NULL if none or bad */
+static char *
+bounce_address(struct loader *ld, const config_setting_t *e,
+    const char *domain)
+{
+	const config_setting_t *s;
+	const char *v, *at;
+	char *dom, *addr;
+
+	if ((v = get_string(ld, e, "domains.bounce_address", &s)) == NULL)
+		return NULL;
+	if ((at = strrchr(v, '@')) == NULL || at == v ||
+	    strchr(v, ' ') != NULL || strchr(v, '<') != NULL ||
+	    strchr(v, '>') != NULL) {
+		problem_at(ld, s, "domains.bounce_address: \"%s\" is not "
+		    "local@domain", v);
+		return NULL;
+	}
+	dom = domain_name(at + 1);
+	if (!valid_domain(dom) || !same_org(dom, domain)) {
+		problem_at(ld, s, "domains.bounce_address: %s is not in %s or "
+		    "one of its subdomains (SPF and DMARC must align with the "
+		    "domain it sends for)", v, domain);
+		free(dom);
+		return NULL;
+	}
+	addr = xasprintf("%.*s@%s", (int)(at - v), v, dom);
+	free(dom);
+	return addr;
+}
+
 /* build_domains - the hosted domains */
 static void
 build_domains(struct loader *ld)
@@ -1231,6 +1285,8 @@ build_domains(struct loader *ld)
 		c->domains[c->ndomains].oversign_headers = header_names(ld, e,
 		    "domains.oversign_headers",
 		    &c->domains[c->ndomains].noversign_headers);
+		c->domains[c->ndomains].bounce_address = bounce_address(ld, e,
+		    name);
 		c->ndomains++;
 	}
 	free(lines);
@@ -1594,6 +1650,8 @@ build_limits(struct loader *ld)
 	l->connections = (unsigned)get_number(ld, g, "limits.connections");
 	l->connections_per_ip =
 	    (unsigned)get_number(ld, g, "limits.connections_per_ip");
+	l->recipient_lookup_timeout =
+	    (unsigned)get_number(ld, g, "limits.recipient_lookup_timeout");
 }
 
 /*
@@ -1964,6 +2022,7 @@ config_free(struct config *c)
 		free(d->dkim);
 		free_strings(d->sign_headers, d->nsign_headers);
 		free_strings(d->oversign_headers, d->noversign_headers);
+		free(d->bounce_address);
 	}
 	free(c->domains);
 	for (i = 0; i < c->nsenders; i++) {
@@ -2060,6 +2119,23 @@ config_domain_hosted(const struct config *c, const char *domain)
 		    strncasecmp(c->domains[i].name, domain, n) == 0)
 			return true;
 	return false;
+}
+
+/* config_route - the route for domain (itself or a parent), or NULL */
+const struct route_config *
+config_route(const struct config *c, const char *domain)
+{
+	const struct relay_config *rc = &c->relay;
+	size_t i, dl = strlen(domain), rl;
+
+	for (i = 0; i < rc->nroutes; i++) {
+		rl = strlen(rc->routes[i].domain);
+		if (dl == rl ? strcasecmp(domain, rc->routes[i].domain) == 0 :
+		    dl > rl && domain[dl - rl - 1] == '.' &&
+		    strcasecmp(domain + dl - rl, rc->routes[i].domain) == 0)
+			return &rc->routes[i];
+	}
+	return NULL;
 }
 
 /* config_signing_domain - the domain itself or its closest hosted parent */

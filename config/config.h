@@ -60,6 +60,8 @@ struct domain_config {
 	size_t		 nsign_headers;
 	char		**oversign_headers;	/* NULL: the built-in list */
 	size_t		 noversign_headers;
+	char		*bounce_address;	/* outbound envelope sender, or
+						   NULL: the submitter's own */
 };
 
 struct sender_grant {
@@ -78,7 +80,8 @@ struct limits_config {
 	unsigned	 data_timeout;		/* seconds between DATA bytes */
 	unsigned	 session_lifetime;	/* seconds, whole connection */
 	unsigned	 connections;		/* concurrent, in total */
-	unsigned	 connections_per_ip;	/* concurrent, per client address */
+	unsigned	 connections_per_ip;
+	unsigned	 recipient_lookup_timeout;	/* seconds at RCPT */	/* concurrent, per client address */
 };
 
 enum relay_mode {
@@ -187,6 +190,11 @@ int		 config_parse_duration(const char *, unsigned *secs);
 
 /* config_domain_hosted - true if domain (any case) is a hosted domain */
 bool		 config_domain_hosted(const struct config *, const char *domain);
+
+/* config_route - the relay.routes entry for domain or its closest
+   parent, or NULL */
+const struct route_config *config_route(const struct config *,
+		    const char *domain);
 
 /*
  * config_signing_domain - the hosted domain that signs mail whose From:

@@ -790,6 +790,56 @@ out:
 
 /* ---- keys dns ---- */
 
+/*
+ * keycmd_spf - the suggested SPF record: the relay's public addresses
+ * (relay.addresses) or else its host name's A/AAAA records, plus the
+ * smarthost provider's mechanism (relay.smarthost.spf) in smarthost mode
+ */
+static char *
+keycmd_spf(const struct config *cfg)
+{
+	const struct relay_config *rc = &cfg->relay;
+	struct buf b;
+	char *v;
+	size_t i;
+
+	buf_init(&b, 4096);
+	(void)buf_puts(&b, "v=spf1");
+	for (i = 0; i < rc->naddresses; i++)
+		(void)buf_printf(&b, " %s:%s", strchr(rc->addresses[i], ':') ?
+		    "ip6" : "ip4", rc->addresses[i]);
+	if (rc->naddresses == 0)
+		(void)buf_printf(&b, " a:%s", cfg->hostname);
+	if (rc->mode == RELAY_SMARTHOST && rc->smarthost.spf != NULL)
+		(void)buf_printf(&b, " %s", rc->smarthost.spf);
+	(void)buf_puts(&b, " -all");
+	v = xstrdup(b.data);
+	buf_free(&b);
+	return v;
+}
+
+/* keycmd_spf_comment - what keycmd_spf's record says, for `keys dns` */
+static char *
+keycmd_spf_comment(const struct config *cfg, const char *domain)
+{
+	const struct relay_config *rc = &cfg->relay;
+	const char *via = rc->naddresses > 0 ? "its addresses in "
+	    "relay.addresses" : "name (its A/AAAA records)";
+
+	if (rc->mode == RELAY_SMARTHOST)
+		return xasprintf("SPF: mail for %s leaves through the smarthost "
+		    "%s, so the record must allow its provider (%s); it "
+		    "also allows this relay host by %s. A name has one SPF "
+		    "record, so merge this into any existing one", domain,
+		    rc->smarthost.host ? rc->smarthost.host : "",
+		    rc->smarthost.spf ? "relay.smarthost.spf" : "set "
+		    "relay.smarthost.spf to the provider's mechanism, e.g. "
+		    "include:..., and run this again", via);
+	return xasprintf("SPF: authorises the relay host %s by %s to send "
+	    "as %s; a name has one SPF record, so merge this into any "
+	    "existing one", cfg->hostname, via, domain);
+}
+
 /* keycmd_has_prefix - value starts with the version tag pfx (any case),
    followed by a space or the end (SPF) or anything (DMARC's ';') */
 static bool
@@ -891,7 +941,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		keysels_free(&sels);
 
 		/* SPF: one "v=spf1" record at the domain (RFC 7208 4.5). */
-		want = xasprintf("v=spf1 a:%s -all", cfg->hostname);
+		want = keycmd_spf(cfg);
 		if (keycmd_dns_lookup(dns, d->name, &txts, &n) == 0) {
 			for (k = found = match = 0; k < n; k++)
 				if (keycmd_has_prefix(txts[k], "v=spf1",
@@ -994,11 +1044,8 @@ keycmd_dns(struct keyopts *o)
 		}
 		keysels_free(&sels);
 
-		value = xasprintf("v=spf1 a:%s -all", cfg->hostname);
-		comment = xasprintf("SPF: authorises the relay host %s by "
-		    "name (its A/AAAA records) to send as %s; a name has one "
-		    "SPF record, so merge this into any existing one",
-		    cfg->hostname, d->name);
+		value = keycmd_spf(cfg);
+		comment = keycmd_spf_comment(cfg, d->name);
 		keycmd_record(stdout, plain, comment, d->name, value);
 		free(comment);
 		free(value);

@@ -402,10 +402,29 @@ sched_attempt_done(uint64_t cookie)
 	sched_attempt_end(sched_self, m);
 }
 
+/*
+ * sched_outbound_sender - MAIL FROM for mail from sender: the
+ * bounce_address of the hosted domain that signs for it, if set (the
+ * same organisational domain, so SPF still aligns), else sender itself;
+ * the null sender stays null
+ */
+static const char *
+sched_outbound_sender(const struct config *cfg, const char *sender)
+{
+	const struct domain_config *d;
+	const char *at = strrchr(sender, '@');
+
+	if (at == NULL || (d = config_signing_domain(cfg, at + 1)) == NULL ||
+	    d->bounce_address == NULL)
+		return sender;
+	return d->bounce_address;
+}
+
 /* sched_attempt - try every pending recipient of m */
 static void
 sched_attempt(struct sched *s, struct sched_msg *m)
 {
+	struct envelope out;
 	char *err = NULL;
 	size_t i;
 
@@ -414,8 +433,12 @@ sched_attempt(struct sched *s, struct sched_msg *m)
 		sched_attempt_end(s, m);
 		return;
 	}
+	/* The envelope sender outbound: the domain's bounce address, if
+	   it has one, else the submitter's own (deliver copies it). */
+	out = m->env;
+	out.sender = (char *)sched_outbound_sender(s->cfg, m->env.sender);
 	m->busy = true;
-	if (deliver_start(s->dl, s->q, &m->env, sched_rcpt_done,
+	if (deliver_start(s->dl, s->q, &out, sched_rcpt_done,
 	    sched_attempt_done, m->serial, &err) == 0)
 		return;
 	m->busy = false;

@@ -9,8 +9,10 @@
  * is durable. A message is due at its envelope's next_attempt (0: now).
  *
  * An attempt delivers every pending recipient through the transport of
- * relay.mode (a folder, or relay/deliver.c over the network) and
- * records each outcome in the envelope: a 2xx reply makes the
+ * relay.mode (a folder, or relay/deliver.c over the network; the
+ * envelope sender outbound is the sender domain's bounce_address when it
+ * has one, else the submitter's own) and records each outcome in the
+ * envelope: a 2xx reply makes the
  * recipient delivered, a 5xx failed, anything else leaves it pending
  * with the reply kept for `postern queue show` and the DSN. The envelope
  * is replaced on disk (queue_update: fsync and rename) before the next

@@ -25,6 +25,7 @@ struct event_base;
 struct evconnlistener;
 struct queue;
 struct ipcount;
+struct dns;
 struct keyring;
 
 struct listener_arg {
@@ -37,6 +38,8 @@ struct server {
 	struct event_base	*base;
 	struct queue		*queue;
 	struct keyring		*keys;		/* DKIM keys, set by the caller */
+	struct dns		*dns;		/* RCPT domain lookups, set by
+						   the caller; NULL: none */
 	SSL_CTX			*ssl_ctx;	/* NULL if no listener uses TLS */
 	char			*auth_mechs;	/* to advertise; "" if none */
 	struct evconnlistener	**listeners;

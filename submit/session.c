@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "keys/dkim.h"
 #include "keys/keyring.h"
+#include "relay/dns.h"
 #include "relay/sched.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
@@ -66,6 +67,8 @@ enum session_state {
 	STATE_AUTH,		/* reading an AUTH response line */
 	STATE_DATA,		/* reading message data */
 	STATE_COMMIT,		/* waiting for the queue; input paused */
+	STATE_RCPT_WAIT,	/* looking up a recipient's domain; input
+				   paused */
 	STATE_TLS_FLUSH,	/* flushing "220" before STARTTLS */
 	STATE_CLOSING,		/* flushing the last reply */
 };
@@ -112,6 +115,10 @@ struct session {
 	unsigned			 naccepted;
 	struct event			*lifetime;
 	struct txn			*txn;
+	int				 rcpt_lookup;	/* dns id, or 0 */
+	struct event			*rcpt_timer;	/* bounds the lookup */
+	char				*rcpt_addr;	/* waiting for it */
+	char				*rcpt_domain;
 };
 
 struct command {
@@ -143,6 +150,7 @@ session_strstate(enum session_state st)
 	case STATE_AUTH:	return "auth";
 	case STATE_DATA:	return "data";
 	case STATE_COMMIT:	return "commit";
+	case STATE_RCPT_WAIT:	return "rcpt-wait";
 	case STATE_TLS_FLUSH:	return "tls-flush";
 	case STATE_CLOSING:	return "closing";
 	}
@@ -588,6 +596,109 @@ check_rcpt(struct session *s, const char *args)
 	return 0;
 }
 
+/* rcpt_add - take the recipient, as it was formatted */
+static void
+rcpt_add(struct session *s, const char *addr)
+{
+	struct txn *t = s->txn;
+
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts++] = xstrdup(addr);
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+/*
+ * rcpt_decide - the domain lookup is over (st, or DNS_TEMPFAIL for a
+ * timeout): refuse a domain that does not exist or takes no mail, now,
+ * rather than bounce later; anything else is for delivery to decide.
+ * Then read the commands the client pipelined meanwhile.
+ */
+static void
+rcpt_decide(struct session *s, enum dns_status st)
+{
+	if (st == DNS_NXDOMAIN)
+		session_reply(s, "550 5.1.2 <%s>: Recipient address rejected: "
+		    "domain %s does not exist", s->rcpt_addr, s->rcpt_domain);
+	else if (st == DNS_NULL_MX)
+		session_reply(s, "556 5.1.10 <%s>: Recipient address rejected: "
+		    "domain %s accepts no mail (null MX)", s->rcpt_addr,
+		    s->rcpt_domain);
+	else
+		rcpt_add(s, s->rcpt_addr);
+	if (st == DNS_NXDOMAIN || st == DNS_NULL_MX)
+		log_info("session=%" PRIu64 " rcpt=<%s> refused: %s",
+		    s->id, s->rcpt_addr, dns_status_name(st));
+	free(s->rcpt_addr);
+	free(s->rcpt_domain);
+	s->rcpt_addr = s->rcpt_domain = NULL;
+	session_enter_state(s, STATE_COMMAND);
+	session_set_timeout(s, s->cfg->limits.command_timeout);
+	session_process(s);
+}
+
+/* rcpt_answer - relay/dns's answer; arg is the session id */
+static void
+rcpt_answer(void *arg, enum dns_status st, const struct dns_mx *hosts,
+    size_t n)
+{
+	struct session *s = session_lookup((uint64_t)(uintptr_t)arg);
+
+	(void)hosts;
+	(void)n;
+	if (s == NULL || s->state != STATE_RCPT_WAIT)
+		return;
+	s->rcpt_lookup = 0;
+	evtimer_del(s->rcpt_timer);
+	rcpt_decide(s, st);
+}
+
+/* rcpt_timeout - DNS is slow: accept, delivery will decide */
+static void
+rcpt_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->rcpt_lookup > 0)
+		dns_cancel(s->srv->dns, s->rcpt_lookup);
+	s->rcpt_lookup = 0;
+	log_info("session=%" PRIu64 " rcpt=<%s> domain lookup timed out; "
+	    "accepted", s->id, s->rcpt_addr);
+	rcpt_decide(s, DNS_TEMPFAIL);
+}
+
+/*
+ * rcpt_lookup - in mx and smarthost modes, look the recipient's domain
+ * up before answering (the session waits; the loop does not), unless a
+ * route names its next hop. Returns true if the answer will come later.
+ */
+static bool
+rcpt_lookup(struct session *s, const char *addr, const char *domain)
+{
+	struct timeval tv = { s->cfg->limits.recipient_lookup_timeout, 0 };
+
+	if (s->cfg->relay.mode == RELAY_DIRECTORY || s->srv->dns == NULL ||
+	    config_route(s->cfg, domain) != NULL)
+		return false;
+	if (s->rcpt_timer == NULL &&
+	    (s->rcpt_timer = evtimer_new(s->srv->base, rcpt_timeout, s)) ==
+	    NULL)
+		return false;
+	if ((s->rcpt_lookup = dns_mx(s->srv->dns, domain, rcpt_answer,
+	    (void *)(uintptr_t)s->id)) == -1) {
+		/* Not a name DNS can take (an unconverted UTF-8 domain):
+		   delivery decides. */
+		s->rcpt_lookup = 0;
+		return false;
+	}
+	s->rcpt_addr = xstrdup(addr);
+	s->rcpt_domain = xstrdup(domain);
+	(void)evtimer_add(s->rcpt_timer, &tv);
+	session_enter_state(s, STATE_RCPT_WAIT);
+	return true;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -605,9 +716,8 @@ cmd_rcpt(struct session *s, const char *args)
 		return;
 	}
 	address_format(&to, addr, sizeof(addr));
-	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
-	t->rcpts[t->nrcpts++] = xstrdup(addr);
-	session_reply(s, "250 2.1.5 Ok");
+	if (!rcpt_lookup(s, addr, to.domain))
+		rcpt_add(s, addr);
 }
 
 static int
@@ -1400,6 +1510,12 @@ session_free(struct session *s, const char *reason)
 	close(s->fd);
 	if (s->lifetime)
 		event_free(s->lifetime);
+	if (s->rcpt_lookup > 0)
+		dns_cancel(s->srv->dns, s->rcpt_lookup);
+	if (s->rcpt_timer)
+		event_free(s->rcpt_timer);
+	free(s->rcpt_addr);
+	free(s->rcpt_domain);
 	auth_free(s->auth);
 	free(s->login);
 	server_session_done(s->srv, s->ip);

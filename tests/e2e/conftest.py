@@ -38,10 +38,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSTERN = os.path.join(ROOT, "postern")
 
-from helpers import HOSTNAME, USERS, client_context, parse_envelope
+from helpers import (DNSMASQ, HOSTNAME, USERS, Dnsmasq, client_context,
+                     free_udp_port, parse_envelope)
 
 # The selectors every hosted domain gets unless a test says otherwise.
-NO_DNS_PORT = 9          # discard: nothing answers DNS there
+# The refusing DNS server (refusing_dns); the discard port, where nothing
+# answers (every lookup then waits for its timeout), if dnsmasq is missing.
+_NO_DNS = {"port": 9}
 DEFAULT_DKIM = (("r1", "rsa-sha256"), ("e1", "ed25519-sha256"))
 ALG_KEYTYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 
@@ -263,11 +266,12 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
     lines.append("limits = { " +
                  " ".join(f"{k} = {v};" for k, v in limits.items()) + " };")
     if "resolver" not in extra:
-        # Delivery (relay.mode mx) looks recipients' domains up: never
-        # through the machine's resolv.conf. Nothing listens on the
-        # discard port of loopback, so lookups fail and mail stays
-        # queued, deferred; tests that deliver bring their own DNS.
-        lines.append(f'resolver = "127.0.0.1@{NO_DNS_PORT}";')
+        # RCPT and delivery (relay.mode mx) look recipients' domains up:
+        # never through the machine's resolv.conf. The session's
+        # refusing DNS server answers every query with REFUSED at once:
+        # RCPT accepts, delivery defers, mail stays queued. Tests that
+        # deliver bring their own DNS.
+        lines.append(f'resolver = "127.0.0.1@{_NO_DNS["port"]}";')
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"
@@ -602,8 +606,24 @@ def workdir(request):
         print(f"\nkept test directory: {d}")
 
 
+@pytest.fixture(scope="session")
+def refusing_dns(session_dir):
+    """One dnsmasq for the whole session, with no zone and no upstream:
+    it answers REFUSED to everything, the default resolver of every test
+    daemon."""
+    if not os.access(DNSMASQ, os.X_OK):
+        yield None
+        return
+    server = Dnsmasq(free_udp_port(), session_dir)
+    server.start({}, local=False)
+    _NO_DNS["port"] = server.port
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys):
+def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys,
+                    refusing_dns):
     """make(**kw) -> a started Postern in its own subdirectory; kw go to
     Postern() (listeners, limits, mechanisms, senders, domains, extra,
     dkim, domain_options).

@@ -313,6 +313,33 @@ def test_dns_zone_and_plain_agree(setup):
     assert plain_records(setup, DOMAIN) == plain
 
 
+def test_dns_spf_from_relay_settings(setup):
+    """The SPF suggestion names relay.addresses (ip4:/ip6:) instead of the
+    host name, and in smarthost mode adds the provider's mechanism."""
+    _, _, snippet = generated(setup)
+    setup.write(snippet)
+    with open(setup.conf, "a") as f:
+        f.write('relay = { addresses = [ "192.0.2.7", "2001:db8::7" ]; };\n')
+    assert plain_records(setup)[DOMAIN] == \
+        "v=spf1 ip4:192.0.2.7 ip6:2001:db8::7 -all"
+    setup.write(snippet)
+    with open(setup.conf, "a") as f:
+        f.write('relay = { mode = "smarthost"; smarthost = { host = '
+                '"smtp.provider.test"; spf = "include:_spf.provider.test"; '
+                '}; };\n')
+    assert plain_records(setup)[DOMAIN] == \
+        f"v=spf1 a:{HOSTNAME} include:_spf.provider.test -all"
+    text = setup.keys("dns").stdout.decode()
+    assert "leaves through the smarthost smtp.provider.test" in text
+    # without relay.smarthost.spf the admin is told to set it
+    setup.write(snippet)
+    with open(setup.conf, "a") as f:
+        f.write('relay = { mode = "smarthost"; smarthost = { host = '
+                '"smtp.provider.test"; }; };\n')
+    assert "set relay.smarthost.spf to the provider's mechanism" in \
+        setup.keys("dns").stdout.decode()
+
+
 def test_dns_errors(setup):
     r = setup.keys("dns", "other.test")
     assert r.returncode == 1 and b"other.test: not a hosted domain" in r.stderr

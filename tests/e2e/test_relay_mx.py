@@ -18,14 +18,15 @@ MX and address records (relay/dns over libunbound).
 """
 import email
 import os
+import socket
 import threading
 import time
 
 import pytest
 
-from conftest import free_port
-from helpers import (DNSMASQ, Dnsmasq, dkimpy_results, free_udp_port,
-                     submit_smtplib, wait_until)
+from conftest import free_port, ipv6_available
+from helpers import (DNSMASQ, Dnsmasq, dkimpy_results, expect,
+                     free_udp_port, submission, submit_smtplib, wait_until)
 
 try:
     from aiosmtpd.controller import Controller
@@ -81,19 +82,19 @@ def mxnet(postern_factory, workdir):
     sinks = {}
     controllers = []
 
-    def start_sink(ip):
+    def start_sink(ip, **kw):
         sink = Sink(ip)
-        c = Controller(sink, hostname=ip, port=port)
+        c = Controller(sink, hostname=ip, port=port, **kw)
         c.start()
         controllers.append(c)
         sinks[ip] = sink
         return sink
 
-    def make(extra=""):
+    def make(extra="", retry='first = "1s"; max = "1s";'):
         return postern_factory(start=False, extra=(
             f'resolver = "127.0.0.1@{dport}";\n'
             f'relay = {{ port = {port}; tls = "none"; '
-            f'retry = {{ first = "1s"; max = "1s"; }}; {extra} }};'))
+            f'retry = {{ {retry} }}; {extra} }};'))
 
     yield make, server, sinks, start_sink
     for c in controllers:
@@ -185,20 +186,64 @@ def test_per_recipient_outcomes_and_no_resend(mxnet, ssl_ctx):
     assert len(sink.got) == 1
 
 
-def test_nxdomain_and_null_mx_bounce_to_the_sender(mxnet, ssl_ctx):
-    """Both fail at once; one bounce goes to the sender (routed to a
-    sink here): null envelope sender, From MAILER-DAEMON@ the sender's
-    domain, signed with its keys, an RFC 3464 report naming both."""
+def test_rcpt_refuses_nxdomain_and_null_mx(mxnet, ssl_ctx):
+    """At RCPT, the domain is looked up while the session waits (the
+    loop does not): NXDOMAIN 550 5.1.2, null MX 556 5.1.10, an existing
+    domain 250; a lookup slower than limits.recipient_lookup_timeout is
+    accepted. Pipelined commands are answered in order meanwhile."""
     make, server, sinks, start_sink = mxnet
+    black_hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    black_hole.bind(("127.0.0.1", 0))     # takes queries, never answers
+    try:
+        server.start({}, extra=RECORDS + [
+            f"--server=/slow.test/127.0.0.1#{black_hole.getsockname()[1]}"])
+        d = make()
+        d.limits["recipient_lookup_timeout"] = 1
+        d.write_config()
+        d.start()
+        c = submission(d, ssl_ctx, login=ALICE)
+        expect(c.cmd(f"MAIL FROM:<{ALICE}>"), 250, "2.1.0", conn=c)
+        expect(c.cmd("RCPT TO:<x@nosuch.test>"), 550, "5.1.2",
+               "<x@nosuch.test>: Recipient address rejected: domain "
+               "nosuch.test does not exist", conn=c)
+        expect(c.cmd("RCPT TO:<y@nullmx.test>"), 556, "5.1.10",
+               "domain nullmx.test accepts no mail (null MX)", conn=c)
+        expect(c.cmd("RCPT TO:<bob@mx-a.test>"), 250, "2.1.5", conn=c)
+        t0 = time.time()
+        expect(c.cmd("RCPT TO:<z@slow.test>"), 250, "2.1.5", conn=c)
+        assert 0.8 < time.time() - t0 < 10
+        # pipelined: three RCPTs and a NOOP in one write, replies in order
+        c.send(b"RCPT TO:<a@nosuch.test>\r\nRCPT TO:<b@mx-a.test>\r\n"
+               b"RCPT TO:<c@nullmx.test>\r\nNOOP\r\n")
+        assert c.reply().code == 550
+        assert c.reply().code == 250
+        assert c.reply().code == 556
+        assert c.reply().code == 250
+        c.close()
+        log = d.log()
+        assert "rcpt=<x@nosuch.test> refused: NXDOMAIN" in log
+        assert "rcpt=<z@slow.test> domain lookup timed out; accepted" in log
+    finally:
+        black_hole.close()
+
+
+def test_failed_recipient_bounces_to_the_sender(mxnet, ssl_ctx):
+    """The MX refuses one recipient with 550 5.1.1; once the other is
+    delivered, one bounce goes to the sender (routed to a sink here):
+    null envelope sender, From MAILER-DAEMON@ the sender's domain, signed
+    with its keys, an RFC 3464 report naming only the failed one."""
+    make, server, sinks, start_sink = mxnet
+    mx = start_sink("127.0.0.2")
     home = start_sink("127.0.0.4")
     server.start({}, extra=RECORDS)
     d = make('routes = ( { domain = "example.test"; '
              'next_hop = "[127.0.0.4]"; } );')
     d.start()
-    qid = submit(d, ssl_ctx, ["x@nosuch.test", "y@nullmx.test"],
+    qid = submit(d, ssl_ctx, ["bob@mx-a.test", "reject-me@mx-a.test"],
                  subject="will bounce")
     wait_until(lambda: len(home.got) == 1, "the bounce", d)
     wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert mx.rcpts() == ["bob@mx-a.test"]
     mail_from, rcpts, data = home.got[0]
     assert mail_from == "<>" and rcpts == [ALICE]   # aiosmtpd: "<>"
     msg = email.message_from_bytes(data)
@@ -211,20 +256,16 @@ def test_nxdomain_and_null_mx_bounce_to_the_sender(mxnet, ssl_ctx):
     assert [p.get_content_type() for p in parts] == [
         "text/plain", "message/delivery-status", "text/rfc822-headers"]
     human = parts[0].get_payload()
-    assert "<x@nosuch.test>: 550 5.1.2 domain nosuch.test does not exist" \
-        in human
-    assert "<y@nullmx.test>: 556 5.1.10 domain nullmx.test accepts no " \
-        "mail" in human
-    status = data.decode()
-    assert "Reporting-MTA: dns; relay.example.test" in status
-    assert f"X-Postern-Queue-ID: {qid}" in status
-    assert "Final-Recipient: rfc822; x@nosuch.test\r\nAction: failed\r\n" \
-        "Status: 5.1.2\r\nDiagnostic-Code: smtp; 550 5.1.2 domain " \
-        "nosuch.test does not exist" in status
-    assert "Final-Recipient: rfc822; y@nullmx.test\r\nAction: failed\r\n" \
-        "Status: 5.1.10\r\n" in status
+    assert "<reject-me@mx-a.test>: 550 5.1.1 no such user here" in human
+    assert "bob@mx-a.test" not in human
+    text = data.decode()
+    assert "Reporting-MTA: dns; relay.example.test" in text
+    assert f"X-Postern-Queue-ID: {qid}" in text
+    assert ("Final-Recipient: rfc822; reject-me@mx-a.test\r\n"
+            "Action: failed\r\nStatus: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 no such user here") in text
     assert "Subject: will bounce" in parts[2].as_string()
-    assert "Over the network." not in status     # headers only
+    assert "Over the network." not in text      # headers only
     assert dkimpy_results(data, d.dkim_records) == [True, True]
     log = d.log()
     assert f"id={qid} bounce id=" in log
@@ -306,3 +347,94 @@ def test_smarthost_starttls_auth(postern_factory, tls_files, workdir,
         assert "upstream secret" not in log
     finally:
         c.stop()
+
+
+# -- address families ---------------------------------------------------------
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 on loopback")
+@pytest.mark.parametrize("ip,want", [("any", "::1"), ("ipv6", "::1"),
+                                     ("ipv4", "127.0.0.2")])
+def test_relay_ip_families(mxnet, ssl_ctx, ip, want):
+    """An MX host with an A and an AAAA record: IPv6 first by default,
+    only one family when relay.ip says so (large providers reject IPv6
+    senders without matching reverse DNS)."""
+    make, server, sinks, start_sink = mxnet
+    for addr in ("127.0.0.2", "::1"):
+        start_sink(addr)
+    server.start({}, extra=["--mx-host=dual.test,mx.dual.test,10",
+                            "--host-record=mx.dual.test,127.0.0.2,::1"])
+    d = make(f'ip = "{ip}";')
+    d.start()
+    submit(d, ssl_ctx, ["bob@dual.test"])
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert sinks[want].rcpts() == ["bob@dual.test"]
+    other = "127.0.0.2" if want == "::1" else "::1"
+    assert sinks[other].rcpts() == []
+
+
+# -- expiry and SMTPUTF8 --------------------------------------------------------
+
+def test_expired_recipient_fails_and_bounces(mxnet, ssl_ctx):
+    """A recipient deferred (451 each time) past relay.retry.expire fails
+    with 5.4.7, keeping the last reply, and is bounced to the sender."""
+    make, server, sinks, start_sink = mxnet
+    start_sink("127.0.0.2")
+    home = start_sink("127.0.0.4")
+    server.start({}, extra=RECORDS)
+    d = make('routes = ( { domain = "example.test"; '
+             'next_hop = "[127.0.0.4]"; } );',
+             retry='first = "1s"; max = "1s"; expire = "3s";')
+    d.start()
+    qid = submit(d, ssl_ctx, ["later@mx-a.test"])
+    wait_until(lambda: len(home.got) == 1, "the bounce", d, timeout=30)
+    data = home.got[0][2].decode()
+    assert "Final-Recipient: rfc822; later@mx-a.test\r\nAction: failed\r\n" \
+        "Status: 5.4.7\r\n" in data
+    assert "delivery time expired after" in data
+    assert "last reply: 451 4.2.0 mailbox busy, try later" in data
+    assert "relay.retry.expire" in d.log()
+    wait_until(lambda: d.queue_ids() == [], "the queue to empty", d)
+    assert qid not in d.queue_ids()
+
+
+def test_smtputf8_message_to_a_server_without_it(mxnet, ssl_ctx):
+    """A message that needs SMTPUTF8 (a UTF-8 address) to a server that
+    does not offer it fails for good with 553 5.6.7 (RFC 6531 3.5) and a
+    clear reason, and bounces; nothing is sent to that server."""
+    make, server, sinks, start_sink = mxnet
+    mx = start_sink("127.0.0.2", enable_SMTPUTF8=False)
+    home = start_sink("127.0.0.4")
+    server.start({}, extra=RECORDS)
+    d = make('routes = ( { domain = "example.test"; '
+             'next_hop = "[127.0.0.4]"; } );')
+    d.start()
+    msg = (f"From: {ALICE}\r\nTo: =?utf-8?q?J=C3=B6rg?= <jörg@mx-a.test>\r\n"
+           "Subject: utf8\r\n\r\nHallo.\r\n").encode()
+    qid = submit_smtplib(d, ssl_ctx, msg, rcpts=["jörg@mx-a.test"],
+                         mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    wait_until(lambda: len(home.got) == 1, "the bounce", d)
+    assert mx.got == []
+    data = home.got[0][2]
+    assert b"Status: 5.6.7" in data
+    assert b"553 5.6.7" in data
+    assert qid
+
+
+def test_bounce_address_is_the_outbound_sender(mxnet, ssl_ctx):
+    """domains.bounce_address replaces the submitter's address as MAIL
+    FROM outbound (remote bounces reach one mailbox); From: and the
+    signatures are untouched."""
+    make, server, sinks, start_sink = mxnet
+    mx = start_sink("127.0.0.2")
+    server.start({}, extra=RECORDS)
+    d = make()
+    d.domain_options["example.test"] = \
+        'bounce_address = "bounces@mail.example.test";'
+    d.write_config()
+    d.start()
+    submit(d, ssl_ctx, ["bob@mx-a.test"])
+    wait_until(lambda: len(mx.got) == 1, "the delivery", d)
+    mail_from, _, data = mx.got[0]
+    assert mail_from == "bounces@mail.example.test"
+    assert f"From: {ALICE}".encode() in data
+    assert dkimpy_results(data, d.dkim_records) == [True, True]

@@ -119,6 +119,20 @@ static const struct error_case error_cases[] = {
 	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
 	  "domains = ( { name = \"example.org\"; dkim = 1; } );\n" LISTEN5,
 	  4, "domains.dkim: expected a list", NULL, 0 },
+	{ "bounce address in another domain",
+	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
+	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
+	  "domains = ( { name = \"example.org\"; bounce_address = "
+	  "\"bounces@example.org.evil.test\"; } );\n" LISTEN5,
+	  4, "domains.bounce_address: bounces@example.org.evil.test is not in "
+	  "example.org", "SPF and DMARC", 0 },
+	{ "bounce address without a domain",
+	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
+	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
+	  "domains = ( { name = \"example.org\"; bounce_address = "
+	  "\"bounces\"; } );\n" LISTEN5,
+	  4, "domains.bounce_address: \"bounces\" is not local@domain", NULL,
+	  0 },
 	{ "bad selector",
 	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
 	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
@@ -1223,12 +1237,20 @@ test_relay_settings(void **state)
 	assert_int_equal(r->pause, 0);
 	assert_null(r->smarthost.host);
 	assert_int_equal(r->nroutes, 0);
+	assert_null(c->domains[0].bounce_address);
 	snprintf(want, sizeof(want), "%s/mail", tmpdir);
 	assert_string_equal(r->directory, want);
 	config_free(c);
 
 	write_file("up.pw", "s3cret word\nignored\n");
 	assert_int_equal(chmod(path_in("up.pw"), 0600), 0);
+	c = must_load("hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
+	    "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
+	    "domains = ( { name = \"example.org\"; bounce_address = "
+	    "\"Bounces@Mail.Example.ORG\"; } );\n" LISTEN5);
+	assert_string_equal(c->domains[0].bounce_address,
+	    "Bounces@mail.example.org");
+	config_free(c);
 	c = must_load(HEAD LISTEN5 "relay = { mode = \"smarthost\"; "
 	    "ip = \"ipv4\"; tls = \"require\"; port = 2525; pause = \"2s\";\n"
 	    "  addresses = [ \"192.0.2.7\", \"2001:db8::7\" ];\n"
