@@ -16,6 +16,7 @@ MX and address records (relay/dns over libunbound).
   sender before the message is removed;
 - a route sends a domain to a fixed next hop without MX lookup.
 """
+import asyncio
 import email
 import os
 import socket
@@ -45,12 +46,15 @@ ALICE = "alice@example.test"
 
 class Sink:
     """Records every transaction; refuses recipients by local part:
-    'reject*' 550 5.1.1, 'later*' 451 4.2.0 (each time)."""
+    'reject*' 550 5.1.1, 'later*' 451 4.2.0 (each time), 'flaky*' 451
+    4.2.0 the first time only."""
 
     def __init__(self, name):
         self.name = name
         self.lock = threading.Lock()
         self.got = []          # (mail_from, [rcpts], data bytes)
+        self.deferred = set()
+        self.delay = 0         # seconds before answering the data
 
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
@@ -59,10 +63,15 @@ class Sink:
             return "550 5.1.1 no such user here"
         if local.startswith("later"):
             return "451 4.2.0 mailbox busy, try later"
+        if local.startswith("flaky") and address not in self.deferred:
+            self.deferred.add(address)
+            return "451 4.2.0 greylisted, try again"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             self.got.append((envelope.mail_from, list(envelope.rcpt_tos),
                              envelope.original_content))
@@ -96,6 +105,7 @@ def mxnet(postern_factory, workdir):
             f'relay = {{ port = {port}; tls = "none"; '
             f'retry = {{ {retry} }}; {extra} }};'))
 
+    make.port = port
     yield make, server, sinks, start_sink
     for c in controllers:
         c.stop()
