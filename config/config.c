@@ -204,6 +204,9 @@ static const struct config_key keys[] = {
 	  "recipient domain (and its subdomains)" },
 	{ "relay.routes.next_hop", K_STRING, REQ, NULL, 0, 0, NULL,
 	  "\"host\", \"host:port\", \"[address]:port\" (no MX lookup)" },
+	{ "relay.routes.tls", K_ENUM, 0, NULL, 0, 0,
+	  "opportunistic|require|none",
+	  "TLS to this next hop; default: relay.tls" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -1797,7 +1800,7 @@ build_routes(struct loader *ld, const config_setting_t *r)
 	struct relay_config *rc = &ld->c->relay;
 	const config_setting_t *list, *e, *ds, *hs;
 	struct route_config *rt;
-	const char *dom, *hop;
+	const char *dom, *hop, *v;
 	char *name;
 	int i, n;
 	size_t j;
@@ -1835,6 +1838,10 @@ build_routes(struct loader *ld, const config_setting_t *r)
 		}
 		rt->domain = name;
 		rt->line = config_setting_source_line(e);
+		v = get_string(ld, e, "relay.routes.tls", NULL);
+		rt->tls = v == NULL ? rc->tls : strcmp(v, "require") == 0 ?
+		    RELAY_TLS_REQUIRE : strcmp(v, "none") == 0 ?
+		    RELAY_TLS_NONE : RELAY_TLS_OPPORTUNISTIC;
 		rc->nroutes++;
 	}
 }

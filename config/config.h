@@ -104,6 +104,7 @@ struct route_config {
 	char		*domain;	/* lower case; subdomains too */
 	char		*host;		/* name or address, no brackets */
 	unsigned	 port;		/* 0: relay.port */
+	enum relay_tls	 tls;		/* relay.routes.tls, else relay.tls */
 	int		 line;
 };
 

@@ -1,11 +1,32 @@
 /*
  * deliver - network delivery attempts; see deliver.h.
  *
- * An attempt owns its groups; a group owns at most one DNS lookup or one
- * connection at a time, and is freed only after that one has answered
- * (or been cancelled by deliver_free), so the pointers given to
- * relay/dns and relay/smtpc as callback arguments never dangle.
+ * Three kinds of object, each freed only when nothing can call back
+ * with its pointer any more:
+ *
+ *   - an attempt (one message) owns its groups (one next hop each); a
+ *     group has at most one DNS lookup in flight, or uses one
+ *     connection, or waits in d->waiting, or has finished;
+ *   - a connection (struct dl_conn) belongs to the engine, not to a
+ *     group: it is opening or busy for one group (d->active), or idle in
+ *     the cache (d->idle, oldest first). Its smtpc callbacks and its idle
+ *     timer carry its pointer; it is forgotten after smtpc's last
+ *     callback, or when it is handed to smtpc_quit/smtpc_abort (which
+ *     promise no further callback);
+ *   - a destination (struct dl_dest: address and port) counts its
+ *     connections and holds the relay.pause state; it lives while it has
+ *     a connection, a claimed transaction or a pause running.
+ *
+ * A group that cannot have a connection now (a limit, or the pause)
+ * waits in d->waiting, first come first served: d->wake, an event,
+ * scans the queue whenever a connection closes, goes idle, or a pause
+ * ends. deliver_free() cancels every lookup, connection and timer, so no
+ * pointer given as a callback argument dangles.
+ *
+ * XXX connections and destinations are found by walking lists; that is
+ * fine for relay.connections in the hundreds, a tree would do beyond.
  */
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -27,7 +48,46 @@
 #include "relay/dns.h"
 #include "relay/queue.h"
 
+/* An idle cached connection is closed (QUIT) after this many seconds. */
+#define DL_IDLE_TIMEOUT		5
+
+/* A connection carries at most this many transactions, then QUITs. */
+#define DL_CONN_MAX_MSGS	100
+
 struct dl_attempt;
+
+/* One destination: an address and port, "addr:port" or "[addr6]:port". */
+struct dl_dest {
+	struct deliver		*d;
+	char			*name;
+	unsigned		 nconns;	/* opening, busy or idle */
+	bool			 claimed;	/* pause: its turn is taken */
+	struct event		*pause_ev;	/* pending: pause running */
+	TAILQ_ENTRY(dl_dest)	 entry;
+};
+
+enum dl_conn_state {
+	DC_OPENING,		/* smtpc_open started, for c->g */
+	DC_BUSY,		/* a transaction of c->g */
+	DC_IDLE,		/* in the cache */
+};
+
+/* One outbound connection and what makes another equivalent to it. */
+struct dl_conn {
+	struct deliver		*d;
+	struct smtpc		*sc;
+	struct dl_dest		*dest;
+	enum dl_conn_state	 state;
+	struct dl_group		*g;		/* opening or busy: for it */
+	char			*relay;		/* "host[addr]:port" */
+	enum smtpc_tls		 tls;		/* the key, with dest */
+	bool			 no_verify;
+	char			*peer;		/* peer_name, or NULL */
+	const char		*login;		/* the config's, or NULL */
+	unsigned		 uses;		/* transactions sent */
+	struct event		*idle_ev;	/* QUIT when it fires */
+	TAILQ_ENTRY(dl_conn)	 entry;		/* d->active or d->idle */
+};
 
 struct dl_group {
 	struct dl_attempt	*a;
@@ -35,6 +95,7 @@ struct dl_group {
 	char			*hop;		/* this host (route, smarthost) */
 	unsigned		 port;
 	bool			 smarthost;
+	const struct route_config *route;	/* its route, or NULL */
 	size_t			*idx;		/* envelope recipient numbers */
 	const char		**addrs;	/* their addresses */
 	size_t			 n;
@@ -43,9 +104,20 @@ struct dl_group {
 	struct sockaddr_storage	*ips;		/* the current host's */
 	size_t			 nips, iip;
 	int			 lookup;	/* dns id in flight, or 0 */
-	struct smtpc		*conn;		/* in flight, or NULL */
+	struct sockaddr_storage	 ss;		/* the current address, port
+						   set */
+	char			*dest;		/* its dl_dest name */
 	char			*relay;		/* "host[addr]:port" now */
+	struct dl_conn		*dc;		/* opening or busy, or NULL */
+	bool			 reused;	/* dc came from the cache */
+	bool			 fresh;		/* the cached one was dead: open
+						   a new one */
+	struct dl_dest		*claim;		/* pause turn held, or NULL */
+	bool			 waiting;	/* in d->waiting */
+	bool			 told;		/* "waiting" was logged */
+	uint64_t		 gen;		/* d->gen when it was queued */
 	struct smtpc_reply	 last;		/* last failure (text owned) */
+	TAILQ_ENTRY(dl_group)	 wentry;	/* d->waiting */
 	struct dl_group		*next;
 };
 
@@ -69,16 +141,33 @@ struct dl_attempt {
 	struct dl_attempt	*prev, *next;
 };
 
+TAILQ_HEAD(dl_conns, dl_conn);
+
 struct deliver {
 	struct event_base	*base;
 	const struct config	*cfg;
 	struct dns		*dns;
 	SSL_CTX			*ssl_ctx;
 	struct dl_attempt	*attempts;
+	struct dl_conns		 active;	/* opening or busy */
+	struct dl_conns		 idle;		/* least recently used first */
+	unsigned		 nconns;	/* active and idle */
+	TAILQ_HEAD(, dl_dest)	 dests;
+	TAILQ_HEAD(, dl_group)	 waiting;	/* first come, first served */
+	uint64_t		 gen;		/* scans of d->waiting */
+	struct event		*wake;		/* scans d->waiting */
+};
+
+/* What a group may do now. */
+enum dl_turn {
+	DL_WAIT,		/* a limit or the pause: queue */
+	DL_REUSE,		/* an idle connection fits */
+	DL_OPEN,		/* a new connection may be opened */
 };
 
 static void	dl_next_host(struct dl_group *);
 static void	dl_next_addr(struct dl_group *);
+static void	dl_try(struct dl_group *);
 
 /* dl_set_last - remember a failure (copies text) */
 static void
@@ -93,7 +182,284 @@ dl_set_last(struct dl_group *g, int code, const char *enhanced,
 	g->last.local = local;
 }
 
-/* dl_attempt_free - unlink and free a finished attempt */
+/* dl_streq - two optional strings are equal */
+static bool
+dl_streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* dl_wake - scan the waiting groups soon, from the loop */
+static void
+dl_wake(struct deliver *d)
+{
+	event_active(d->wake, EV_TIMEOUT, 1);
+}
+
+/* --- destinations --- */
+
+/* dl_dest_find - the destination called name, or NULL */
+static struct dl_dest *
+dl_dest_find(struct deliver *d, const char *name)
+{
+	struct dl_dest *dest;
+
+	TAILQ_FOREACH(dest, &d->dests, entry)
+		if (strcmp(dest->name, name) == 0)
+			return dest;
+	return NULL;
+}
+
+/* dl_dest_gc - free dest if nothing needs it any more */
+static void
+dl_dest_gc(struct dl_dest *dest)
+{
+	if (dest->nconns > 0 || dest->claimed ||
+	    evtimer_pending(dest->pause_ev, NULL))
+		return;
+	TAILQ_REMOVE(&dest->d->dests, dest, entry);
+	event_free(dest->pause_ev);
+	free(dest->name);
+	free(dest);
+}
+
+/* dl_dest_pause_cb - the pause after a transaction to dest is over */
+static void
+dl_dest_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dl_dest *dest = arg;
+
+	(void)fd;
+	(void)what;
+	dl_wake(dest->d);
+	dl_dest_gc(dest);
+}
+
+/* dl_dest_get - the destination called name, made if new */
+static struct dl_dest *
+dl_dest_get(struct deliver *d, const char *name)
+{
+	struct dl_dest *dest;
+
+	if ((dest = dl_dest_find(d, name)) != NULL)
+		return dest;
+	dest = xcalloc(1, sizeof(*dest));
+	dest->d = d;
+	dest->name = xstrdup(name);
+	if ((dest->pause_ev = evtimer_new(d->base, dl_dest_pause_cb, dest)) ==
+	    NULL)
+		log_fatalx("deliver: cannot make an event");
+	TAILQ_INSERT_TAIL(&d->dests, dest, entry);
+	return dest;
+}
+
+/* dl_paused - relay.pause keeps groups from dest now */
+static bool
+dl_paused(const struct deliver *d, const struct dl_dest *dest)
+{
+	return d->cfg->relay.pause > 0 && dest != NULL && (dest->claimed ||
+	    evtimer_pending(dest->pause_ev, NULL));
+}
+
+/* dl_claim - with relay.pause, g holds dest's turn until its
+   transaction ends */
+static void
+dl_claim(struct dl_group *g, struct dl_dest *dest)
+{
+	if (g->a->d->cfg->relay.pause == 0)
+		return;
+	dest->claimed = true;
+	g->claim = dest;
+}
+
+/* dl_unclaim - give dest's turn back; after a transaction (sent), the
+   next one waits relay.pause */
+static void
+dl_unclaim(struct dl_group *g, bool sent)
+{
+	struct dl_dest *dest = g->claim;
+	struct timeval tv;
+
+	if (dest == NULL)
+		return;
+	g->claim = NULL;
+	dest->claimed = false;
+	if (sent) {
+		tv.tv_sec = dest->d->cfg->relay.pause;
+		tv.tv_usec = 0;
+		evtimer_add(dest->pause_ev, &tv);
+	}
+	dl_wake(dest->d);
+	dl_dest_gc(dest);
+}
+
+/* --- connections --- */
+
+/* dl_conn_forget - drop dc from the books (its smtpc is gone or no
+   longer ours) */
+static void
+dl_conn_forget(struct dl_conn *dc)
+{
+	struct deliver *d = dc->d;
+
+	TAILQ_REMOVE(dc->state == DC_IDLE ? &d->idle : &d->active, dc, entry);
+	d->nconns--;
+	dc->dest->nconns--;
+	if (dc->g != NULL)
+		dc->g->dc = NULL;
+	dl_dest_gc(dc->dest);
+	event_free(dc->idle_ev);
+	free(dc->relay);
+	free(dc->peer);
+	free(dc);
+	dl_wake(d);
+}
+
+/* dl_conn_close - QUIT dc (no callback after) and forget it */
+static void
+dl_conn_close(struct dl_conn *dc, const char *why)
+{
+	log_info("relay=%s closing the connection: %s (messages=%u)",
+	    dc->relay, why, dc->uses);
+	smtpc_quit(dc->sc);
+	dl_conn_forget(dc);
+}
+
+/* dl_conn_idle_cb - an idle connection was not needed in time */
+static void
+dl_conn_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dl_conn_close(arg, "idle");
+}
+
+/* dl_conn_idle - the transaction is over: cache dc for a while */
+static void
+dl_conn_idle(struct dl_conn *dc)
+{
+	struct deliver *d = dc->d;
+	struct timeval tv = { DL_IDLE_TIMEOUT, 0 };
+
+	TAILQ_REMOVE(&d->active, dc, entry);
+	dc->state = DC_IDLE;
+	dc->g = NULL;
+	TAILQ_INSERT_TAIL(&d->idle, dc, entry);
+	evtimer_add(dc->idle_ev, &tv);
+	dl_wake(d);
+}
+
+/* dl_conn_take - g uses the idle connection dc */
+static void
+dl_conn_take(struct dl_conn *dc, struct dl_group *g)
+{
+	struct deliver *d = dc->d;
+
+	evtimer_del(dc->idle_ev);
+	TAILQ_REMOVE(&d->idle, dc, entry);
+	dc->state = DC_BUSY;
+	TAILQ_INSERT_TAIL(&d->active, dc, entry);
+	dc->g = g;
+	g->dc = dc;
+}
+
+/* dl_peer_name - what smtpc verifies and sends as SNI: the host, or
+   NULL for an address literal (it has no name) */
+static const char *
+dl_peer_name(const char *host)
+{
+	unsigned char tmp[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, host, tmp) == 1 ||
+	    inet_pton(AF_INET6, host, tmp) == 1)
+		return NULL;
+	return host;
+}
+
+/* dl_tls - the smtpc TLS policy for g */
+static enum smtpc_tls
+dl_tls(const struct dl_group *g)
+{
+	const struct relay_config *rc = &g->a->d->cfg->relay;
+	enum relay_tls t = g->smarthost ? rc->smarthost.tls :
+	    g->route != NULL ? g->route->tls : rc->tls;
+
+	switch (t) {
+	case RELAY_TLS_REQUIRE:
+		return SMTPC_TLS_REQUIRE;
+	case RELAY_TLS_IMPLICIT:
+		return SMTPC_TLS_IMPLICIT;
+	case RELAY_TLS_NONE:
+		return SMTPC_TLS_NONE;
+	case RELAY_TLS_OPPORTUNISTIC:
+		break;
+	}
+	return SMTPC_TLS_OPPORTUNISTIC;
+}
+
+/* dl_no_verify - g's connections only record whether the certificate
+   verifies */
+static bool
+dl_no_verify(const struct dl_group *g)
+{
+	return g->smarthost && !g->a->d->cfg->relay.smarthost.verify;
+}
+
+/* dl_login - g's AUTH login, or NULL */
+static const char *
+dl_login(const struct dl_group *g)
+{
+	return g->smarthost ? g->a->d->cfg->relay.smarthost.login : NULL;
+}
+
+/* dl_conn_fits - dc may carry g's transaction: same destination, TLS
+   policy, verification, peer name and AUTH login */
+static bool
+dl_conn_fits(const struct dl_conn *dc, const struct dl_dest *dest,
+    const struct dl_group *g)
+{
+	return dc->dest == dest && dc->tls == dl_tls(g) &&
+	    dc->no_verify == dl_no_verify(g) &&
+	    dl_streq(dc->peer, dl_peer_name(g->mx[g->imx].name)) &&
+	    dl_streq(dc->login, dl_login(g));
+}
+
+/* dl_conn_cached - the most recently idle connection that fits g, or
+   NULL */
+static struct dl_conn *
+dl_conn_cached(struct deliver *d, const struct dl_dest *dest,
+    const struct dl_group *g)
+{
+	struct dl_conn *dc;
+
+	TAILQ_FOREACH_REVERSE(dc, &d->idle, dl_conns, entry)
+		if (dl_conn_fits(dc, dest, g))
+			return dc;
+	return NULL;
+}
+
+/* dl_evict - close the least recently used idle connection (to dest,
+   or anywhere when dest is NULL); false if there is none */
+static bool
+dl_evict(struct deliver *d, const struct dl_dest *dest, const char *why)
+{
+	struct dl_conn *dc;
+
+	TAILQ_FOREACH(dc, &d->idle, entry)
+		if (dest == NULL || dc->dest == dest) {
+			dl_conn_close(dc, why);
+			return true;
+		}
+	return false;
+}
+
+/* --- groups and attempts --- */
+
+/* dl_attempt_free - unlink and free an attempt; its groups hold no
+   connection or pause turn (they finished, or deliver_free has dropped
+   those already) */
 static void
 dl_attempt_free(struct dl_attempt *a)
 {
@@ -110,8 +476,8 @@ dl_attempt_free(struct dl_attempt *a)
 		a->groups = g->next;
 		if (g->lookup > 0)
 			dns_cancel(a->d->dns, g->lookup);
-		if (g->conn != NULL)
-			smtpc_abort(g->conn);
+		if (g->waiting)
+			TAILQ_REMOVE(&a->d->waiting, g, wentry);
 		free(g->domain);
 		free(g->hop);
 		free(g->idx);
@@ -120,6 +486,7 @@ dl_attempt_free(struct dl_attempt *a)
 			free(g->mx[i].name);
 		free(g->mx);
 		free(g->ips);
+		free(g->dest);
 		free(g->relay);
 		free(g->last.text);
 		free(g);
@@ -186,33 +553,109 @@ dl_give_up(struct dl_group *g)
 	dl_fail_all(g, g->last.code, g->last.enhanced, g->last.text, where);
 }
 
+/* dl_all_lost - no recipient got a reply: the connection was lost (or
+   timed out) before anything was accepted */
+static bool
+dl_all_lost(const struct smtpc_reply *rcpt, size_t nrcpts)
+{
+	size_t i;
+
+	for (i = 0; i < nrcpts; i++)
+		if (rcpt[i].code != 0)
+			return false;
+	return nrcpts > 0;
+}
+
+/* dl_retry_fresh - the cached connection g used was dead: try again on
+   a new one (once: g->fresh stays set for this address) */
+static void
+dl_retry_fresh(struct dl_group *g)
+{
+	log_info("id=%s relay=%s the reused connection was closed by the "
+	    "server; retrying on a new one", g->a->id, g->relay);
+	g->reused = false;
+	g->fresh = true;
+	dl_try(g);
+}
+
 /* dl_done - the transaction's outcome per recipient */
 static void
 dl_done(void *arg, struct smtpc *conn, const struct smtpc_reply *rcpt,
     size_t nrcpts, bool usable)
 {
-	struct dl_group *g = arg;
+	struct dl_conn *dc = arg;
+	struct dl_group *g = dc->g;
+	bool dead;
 	size_t i;
 
-	g->conn = NULL;
+	(void)conn;
+	dc->g = NULL;
+	g->dc = NULL;
+	dead = g->reused && !usable && dl_all_lost(rcpt, nrcpts);
+	if (!usable)
+		dl_conn_forget(dc);		/* smtpc freed it */
+	else if (dc->uses >= DL_CONN_MAX_MSGS)
+		dl_conn_close(dc, "message limit");
+	else
+		dl_conn_idle(dc);
+	if (dead) {
+		dl_unclaim(g, false);
+		dl_retry_fresh(g);
+		return;
+	}
+	dl_unclaim(g, true);
 	for (i = 0; i < nrcpts && i < g->n; i++)
 		g->a->rcpt_cb(g->a->cookie, g->idx[i], &rcpt[i], g->relay);
-	if (usable)
-		smtpc_quit(conn);
 	dl_group_done(g);
 }
 
-/* dl_ready - a connection is ready for the transaction, or failed */
+/* dl_send - g's transaction on its connection, which is ready */
+static void
+dl_send(struct dl_group *g)
+{
+	struct dl_attempt *a = g->a;
+	struct dl_conn *dc = g->dc;
+	struct smtpc_txn txn;
+	bool reused = g->reused;
+
+	memset(&txn, 0, sizeof(txn));
+	txn.sender = a->sender;
+	txn.rcpts = g->addrs;
+	txn.nrcpts = g->n;
+	txn.fd = a->fd;
+	txn.size = a->size;
+	txn.prepend = a->prepend;
+	txn.prepend_len = a->prepend_len;
+	txn.body_8bit = a->body_8bit;
+	txn.smtputf8 = a->smtputf8;
+	dc->state = DC_BUSY;
+	dc->uses++;
+	if (smtpc_send(dc->sc, &txn, dl_done, dc) == 0)
+		return;
+	smtpc_abort(dc->sc);
+	dl_conn_forget(dc);
+	dl_unclaim(g, false);
+	if (reused) {
+		dl_retry_fresh(g);
+		return;
+	}
+	dl_set_last(g, 0, "4.3.0", "cannot start the transaction", true);
+	dl_next_addr(g);
+}
+
+/* dl_ready - a new connection is ready for the transaction, or failed */
 static void
 dl_ready(void *arg, struct smtpc *conn, const struct smtpc_peer *peer,
     const struct smtpc_reply *r, bool next_host)
 {
-	struct dl_group *g = arg;
+	struct dl_conn *dc = arg;
+	struct dl_group *g = dc->g;
 	struct dl_attempt *a = g->a;
-	struct smtpc_txn txn;
 
+	(void)conn;
 	if (r != NULL) {
-		g->conn = NULL;
+		dl_conn_forget(dc);		/* smtpc freed it */
+		dl_unclaim(g, false);
 		log_info("id=%s relay=%s: %03d %s %s%s", a->id, g->relay,
 		    r->code, r->enhanced[0] ? r->enhanced : "-", r->text,
 		    next_host ? "; trying the next address" : "");
@@ -227,23 +670,7 @@ dl_ready(void *arg, struct smtpc *conn, const struct smtpc_peer *peer,
 	log_info("id=%s relay=%s connected%s%s%s", a->id, g->relay,
 	    peer->tls ? " tls=" : "", peer->tls ? peer->tls_version : "",
 	    peer->tls ? (peer->verified ? " verified" : " unverified") : "");
-	memset(&txn, 0, sizeof(txn));
-	txn.sender = a->sender;
-	txn.rcpts = g->addrs;
-	txn.nrcpts = g->n;
-	txn.fd = a->fd;
-	txn.size = a->size;
-	txn.prepend = a->prepend;
-	txn.prepend_len = a->prepend_len;
-	txn.body_8bit = a->body_8bit;
-	txn.smtputf8 = a->smtputf8;
-	if (smtpc_send(conn, &txn, dl_done, g) == -1) {
-		smtpc_abort(conn);
-		g->conn = NULL;
-		dl_set_last(g, 0, "4.3.0", "cannot start the transaction",
-		    true);
-		dl_next_addr(g);
-	}
+	dl_send(g);
 }
 
 /* dl_source - the first relay.addresses entry of family af, or NULL */
@@ -270,77 +697,200 @@ dl_source(const struct config *cfg, int af, struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* dl_tls - the smtpc TLS policy for g */
-static enum smtpc_tls
-dl_tls(const struct dl_group *g)
+/* dl_open - a new connection for g to its current address */
+static void
+dl_open(struct dl_group *g, struct dl_dest *dest)
 {
-	const struct relay_config *rc = &g->a->d->cfg->relay;
-	enum relay_tls t = g->smarthost ? rc->smarthost.tls : rc->tls;
+	struct deliver *d = g->a->d;
+	const struct config *cfg = d->cfg;
+	const char *host = g->mx[g->imx].name;
+	struct sockaddr_storage src;
+	struct smtpc_params p;
+	struct dl_conn *dc;
+	char *err = NULL;
 
-	switch (t) {
-	case RELAY_TLS_REQUIRE:
-		return SMTPC_TLS_REQUIRE;
-	case RELAY_TLS_IMPLICIT:
-		return SMTPC_TLS_IMPLICIT;
-	case RELAY_TLS_NONE:
-		return SMTPC_TLS_NONE;
-	case RELAY_TLS_OPPORTUNISTIC:
-		break;
-	}
-	return SMTPC_TLS_OPPORTUNISTIC;
+	memset(&p, 0, sizeof(p));
+	p.addr = (struct sockaddr *)&g->ss;
+	p.addrlen = g->ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+	if ((p.sourcelen = dl_source(cfg, g->ss.ss_family, &src)) > 0)
+		p.source = (struct sockaddr *)&src;
+	p.helo = cfg->hostname;
+	p.peer_name = dl_peer_name(host);
+	p.tls = dl_tls(g);
+	p.no_verify = dl_no_verify(g);
+	p.ssl_ctx = d->ssl_ctx;
+	p.auth_login = dl_login(g);
+	if (g->smarthost)
+		p.auth_password = cfg->relay.smarthost.password;
+
+	dc = xcalloc(1, sizeof(*dc));
+	dc->d = d;
+	dc->dest = dest;
+	dc->state = DC_OPENING;
+	dc->g = g;
+	dc->relay = xstrdup(g->relay);
+	dc->tls = p.tls;
+	dc->no_verify = p.no_verify;
+	dc->peer = p.peer_name ? xstrdup(p.peer_name) : NULL;
+	dc->login = p.auth_login;
+	if ((dc->idle_ev = evtimer_new(d->base, dl_conn_idle_cb, dc)) == NULL)
+		log_fatalx("deliver: cannot make an event");
+	TAILQ_INSERT_TAIL(&d->active, dc, entry);
+	d->nconns++;
+	dest->nconns++;
+	g->dc = dc;
+	g->reused = false;
+	if ((dc->sc = smtpc_open(d->base, &p, dl_ready, dc, &err)) != NULL)
+		return;
+	dl_conn_forget(dc);
+	dl_unclaim(g, false);
+	dl_set_last(g, 0, "4.4.1", err ? err : "cannot connect", true);
+	free(err);
+	dl_next_addr(g);
 }
 
-/* dl_next_addr - connect to the current host's next address */
+/*
+ * dl_turn - what g may do now, in this order: wait out the pause; reuse
+ * an idle connection that fits; open a new one within
+ * relay.connections_per_host and relay.connections, closing idle
+ * connections (the destination's own, else the least recently used
+ * anywhere) to make room. *why says what g waits for.
+ */
+static enum dl_turn
+dl_turn(struct dl_group *g, struct dl_conn **dcp, const char **why)
+{
+	struct deliver *d = g->a->d;
+	const struct relay_config *rc = &d->cfg->relay;
+	struct dl_dest *dest = dl_dest_find(d, g->dest);
+
+	if (dl_paused(d, dest)) {
+		*why = "relay.pause";
+		return DL_WAIT;
+	}
+	if (dest != NULL && !g->fresh &&
+	    (*dcp = dl_conn_cached(d, dest, g)) != NULL)
+		return DL_REUSE;
+	/* dl_evict may free dest: not used after this */
+	if (dest != NULL && dest->nconns >= rc->connections_per_host &&
+	    !dl_evict(d, dest, "room for another kind of connection")) {
+		*why = "relay.connections_per_host";
+		return DL_WAIT;
+	}
+	if (d->nconns >= rc->connections &&
+	    !dl_evict(d, NULL, "room for another destination")) {
+		*why = "relay.connections";
+		return DL_WAIT;
+	}
+	return DL_OPEN;
+}
+
+/*
+ * dl_try - a connection for g's current address: a cached one, a new
+ * one, or a place in the queue. A group arriving while others wait
+ * queues behind them (the next scan comes at once), so that turns go
+ * first come, first served.
+ */
+static void
+dl_try(struct dl_group *g)
+{
+	struct deliver *d = g->a->d;
+	struct dl_conn *dc = NULL;
+	struct dl_dest *dest;
+	const char *why = NULL;
+	enum dl_turn turn;
+
+	if (!g->waiting && !TAILQ_EMPTY(&d->waiting))
+		turn = DL_WAIT;
+	else
+		turn = dl_turn(g, &dc, &why);
+	if (turn == DL_WAIT) {
+		if (why != NULL && !g->told) {
+			g->told = true;
+			log_info("id=%s relay=%s waiting for %s", g->a->id,
+			    g->relay, why);
+		}
+		if (!g->waiting) {
+			g->waiting = true;
+			g->gen = d->gen;
+			TAILQ_INSERT_TAIL(&d->waiting, g, wentry);
+			if (why == NULL)
+				dl_wake(d);
+		}
+		return;
+	}
+	if (g->waiting) {
+		g->waiting = false;
+		TAILQ_REMOVE(&d->waiting, g, wentry);
+	}
+	g->told = false;
+	dest = dl_dest_get(d, g->dest);
+	dl_claim(g, dest);
+	if (turn == DL_OPEN) {
+		dl_open(g, dest);
+		return;
+	}
+	dl_conn_take(dc, g);
+	g->reused = true;
+	log_info("id=%s relay=%s reused connection (message %u on it)",
+	    g->a->id, g->relay, dc->uses + 1);
+	dl_send(g);
+}
+
+/*
+ * dl_wake_cb - give every waiting group its chance, oldest first. A
+ * group queued during this scan (its gen is the scan's) waits for the
+ * next one. Trying a group never frees another waiting group (an
+ * attempt is freed only when all its groups are done), so next stays
+ * valid.
+ */
+static void
+dl_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	struct dl_group *g, *next;
+
+	(void)fd;
+	(void)what;
+	d->gen++;
+	for (g = TAILQ_FIRST(&d->waiting); g != NULL; g = next) {
+		next = TAILQ_NEXT(g, wentry);
+		if (g->gen != d->gen)
+			dl_try(g);
+	}
+}
+
+/* dl_next_addr - the current host's next address */
 static void
 dl_next_addr(struct dl_group *g)
 {
-	const struct config *cfg = g->a->d->cfg;
-	struct sockaddr_storage ss, src;
-	struct smtpc_params p;
-	const char *host = g->mx[g->imx].name;
-	char addr[INET6_ADDRSTRLEN], *err = NULL;
-	unsigned char tmp[sizeof(struct in6_addr)];
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&g->ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&g->ss;
+	const char *host;
+	char addr[INET6_ADDRSTRLEN];
 
 	if (g->iip == g->nips) {
 		g->imx++;
 		dl_next_host(g);
 		return;
 	}
-	ss = g->ips[g->iip++];
-	if (ss.ss_family == AF_INET) {
-		((struct sockaddr_in *)&ss)->sin_port = htons(g->port);
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
-		    addr, sizeof(addr));
+	host = g->mx[g->imx].name;
+	g->ss = g->ips[g->iip++];
+	free(g->dest);
+	if (g->ss.ss_family == AF_INET) {
+		s4->sin_port = htons(g->port);
+		inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
+		g->dest = xasprintf("%s:%u", addr, g->port);
 	} else {
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(g->port);
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
-		    addr, sizeof(addr));
+		s6->sin6_port = htons(g->port);
+		inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
+		g->dest = xasprintf("[%s]:%u", addr, g->port);
 	}
 	free(g->relay);
 	g->relay = xasprintf("%s[%s]:%u", host, addr, g->port);
-	memset(&p, 0, sizeof(p));
-	p.addr = (struct sockaddr *)&ss;
-	p.addrlen = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
-	    sizeof(struct sockaddr_in6);
-	if ((p.sourcelen = dl_source(cfg, ss.ss_family, &src)) > 0)
-		p.source = (struct sockaddr *)&src;
-	p.helo = cfg->hostname;
-	/* An address literal has no name to verify or send as SNI. */
-	p.peer_name = inet_pton(AF_INET, host, tmp) == 1 ||
-	    inet_pton(AF_INET6, host, tmp) == 1 ? NULL : host;
-	p.tls = dl_tls(g);
-	p.no_verify = g->smarthost && !cfg->relay.smarthost.verify;
-	p.ssl_ctx = g->a->d->ssl_ctx;
-	if (g->smarthost) {
-		p.auth_login = cfg->relay.smarthost.login;
-		p.auth_password = cfg->relay.smarthost.password;
-	}
-	if ((g->conn = smtpc_open(g->a->d->base, &p, dl_ready, g, &err)) ==
-	    NULL) {
-		dl_set_last(g, 0, "4.4.1", err ? err : "cannot connect", true);
-		free(err);
-		dl_next_addr(g);
-	}
+	g->fresh = false;
+	g->told = false;
+	dl_try(g);
 }
 
 /* dl_addrs_answer - the current host's addresses */
@@ -461,23 +1011,6 @@ dl_group_start(struct dl_group *g)
 	}
 }
 
-/* dl_route - the route for domain (itself or a parent), or NULL */
-static const struct route_config *
-dl_route(const struct config *cfg, const char *domain)
-{
-	const struct relay_config *rc = &cfg->relay;
-	size_t i, dl = strlen(domain), rl;
-
-	for (i = 0; i < rc->nroutes; i++) {
-		rl = strlen(rc->routes[i].domain);
-		if (dl == rl ? strcmp(domain, rc->routes[i].domain) == 0 :
-		    dl > rl && domain[dl - rl - 1] == '.' &&
-		    strcmp(domain + dl - rl, rc->routes[i].domain) == 0)
-			return &rc->routes[i];
-	}
-	return NULL;
-}
-
 /* dl_group_for - the group recipient addr belongs in, made if new */
 static struct dl_group *
 dl_group_for(struct dl_attempt *a, const char *addr)
@@ -493,7 +1026,7 @@ dl_group_for(struct dl_attempt *a, const char *addr)
 	domain = xstrdup(at ? at + 1 : "");
 	for (p = domain; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
-	if ((rt = dl_route(cfg, domain)) != NULL) {
+	if ((rt = config_route(cfg, domain)) != NULL) {
 		hop = xstrdup(rt->host);
 		port = rt->port ? rt->port : cfg->relay.port;
 	} else if (cfg->relay.mode == RELAY_SMARTHOST) {
@@ -503,7 +1036,7 @@ dl_group_for(struct dl_attempt *a, const char *addr)
 	}
 	for (g = a->groups; g != NULL; g = g->next)
 		if (hop != NULL ? g->hop != NULL && strcmp(g->hop, hop) == 0 &&
-		    g->port == port : g->hop == NULL &&
+		    g->port == port && g->route == rt : g->hop == NULL &&
 		    strcmp(g->domain, domain) == 0)
 			break;
 	if (g == NULL) {
@@ -513,6 +1046,7 @@ dl_group_for(struct dl_attempt *a, const char *addr)
 		g->hop = hop;
 		g->port = port;
 		g->smarthost = smarthost;
+		g->route = rt;
 		g->idx = xcalloc(a->nrcpts, sizeof(*g->idx));
 		g->addrs = xcalloc(a->nrcpts, sizeof(*g->addrs));
 		g->next = a->groups;
@@ -610,21 +1144,56 @@ deliver_new(struct event_base *base, const struct config *cfg,
 	d->base = base;
 	d->cfg = cfg;
 	d->dns = dns;
+	TAILQ_INIT(&d->active);
+	TAILQ_INIT(&d->idle);
+	TAILQ_INIT(&d->dests);
+	TAILQ_INIT(&d->waiting);
+	if ((d->wake = event_new(base, -1, 0, dl_wake_cb, d)) == NULL) {
+		*err = xstrdup("cannot make an event");
+		free(d);
+		return NULL;
+	}
 	if ((d->ssl_ctx = smtpc_tls_ctx(cfg->relay.ca_file, err)) == NULL) {
+		event_free(d->wake);
 		free(d);
 		return NULL;
 	}
 	return d;
 }
 
-/* deliver_free - abort everything, no callbacks */
+/* deliver_free - abort everything (in flight, idle, waiting), no
+   callbacks */
 void
 deliver_free(struct deliver *d)
 {
+	struct dl_conn *dc;
+	struct dl_dest *dest;
+
 	if (d == NULL)
 		return;
+	while ((dc = TAILQ_FIRST(&d->active)) != NULL ||
+	    (dc = TAILQ_FIRST(&d->idle)) != NULL) {
+		TAILQ_REMOVE(dc->state == DC_IDLE ? &d->idle : &d->active, dc,
+		    entry);
+		if (dc->g != NULL) {
+			dc->g->dc = NULL;
+			dc->g->claim = NULL;
+		}
+		smtpc_abort(dc->sc);
+		event_free(dc->idle_ev);
+		free(dc->relay);
+		free(dc->peer);
+		free(dc);
+	}
 	while (d->attempts != NULL)
 		dl_attempt_free(d->attempts);
+	while ((dest = TAILQ_FIRST(&d->dests)) != NULL) {
+		TAILQ_REMOVE(&d->dests, dest, entry);
+		event_free(dest->pause_ev);
+		free(dest->name);
+		free(dest);
+	}
+	event_free(d->wake);
 	SSL_CTX_free(d->ssl_ctx);
 	free(d);
 }

@@ -19,11 +19,43 @@
  *     deferred); when no host could be reached, every recipient is
  *     deferred with the last failure.
  *
- * The connection is closed after its transaction (XXX reuse across
- * messages, connection limits per destination and in total, and
- * relay.pause come next). The source address is the first of
- * relay.addresses of the destination's family. Outbound TLS follows
- * relay.tls (routes too) or relay.smarthost.tls and .verify.
+ * The source address is the first of relay.addresses of the
+ * destination's family. Outbound TLS follows relay.tls (or the route's tls)
+ * or relay.smarthost.tls and .verify.
+ *
+ * Connections outlive attempts. A destination is an address and port;
+ * two connections are equivalent when they share the destination, the
+ * TLS policy, the verify flag, the peer name (the MX or next-hop name)
+ * and the AUTH login.
+ *
+ *   - Reuse: after a transaction, a connection smtpc calls usable stays
+ *     idle in a cache instead of QUITting; a group (of this message or
+ *     a later one, for any domain) whose next address it is uses an
+ *     equivalent idle connection first (logged "reused"). An idle
+ *     connection is QUIT after DL_IDLE_TIMEOUT (5 s) and none carries
+ *     more than DL_CONN_MAX_MSGS (100) transactions (constants in
+ *     deliver.c; no settings). If a reused connection turns out dead
+ *     (smtpc_send refuses it, or every recipient gets code 0 with
+ *     usable false: the server closed it while idle), the group is
+ *     tried once more on a new connection instead of deferred. (Lost
+ *     after the final "." but before its reply, that can send twice,
+ *     as the deferral it replaces would.)
+ *   - Limits: relay.connections counts every connection (opening,
+ *     busy, idle), relay.connections_per_host those to one destination.
+ *     A group that would exceed one waits, first come first served, in
+ *     a queue scanned from the loop when a connection closes or goes
+ *     idle; when a limit is reached, idle connections are closed to
+ *     make room (the destination's own first, then the least recently
+ *     used). A connection handed to smtpc_quit stops counting at once,
+ *     though its QUIT may take a moment; an idle one the server closed
+ *     counts until it is reused (and found dead) or times out.
+ *   - relay.pause > 0: transactions to one destination go one at a
+ *     time, and the next starts (connection reuse or opening included)
+ *     at least relay.pause after the previous one ended, whatever its
+ *     outcome; groups queue for their turn. A connection that fails
+ *     before its transaction does not start the pause.
+ *
+ * Waiting never blocks the loop; only the queued groups wait.
  *
  * Callbacks run on the loop, never from inside deliver_start(). They
  * carry the caller's cookie (the scheduler's message serial), never a
@@ -71,7 +103,10 @@ int		 deliver_start(struct deliver *, struct queue *q,
 		    const struct envelope *e, deliver_rcpt_cb, deliver_done_cb,
 		    uint64_t cookie, char **err);
 
-/* deliver_free - abort everything in flight, without callbacks */
+/*
+ * deliver_free - abort everything, without callbacks: lookups,
+ * connections in flight and idle (closed without QUIT), waiting groups
+ */
 void		 deliver_free(struct deliver *);
 
 #endif

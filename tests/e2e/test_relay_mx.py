@@ -448,3 +448,22 @@ def test_bounce_address_is_the_outbound_sender(mxnet, ssl_ctx):
     assert mail_from == "bounces@mail.example.test"
     assert f"From: {ALICE}".encode() in data
     assert dkimpy_results(data, d.dkim_records) == [True, True]
+
+
+def test_route_tls_require_refuses_plaintext(mxnet, ssl_ctx):
+    """A route with tls = "require" to a server without STARTTLS does not
+    send the message in clear: deferred with the reason, never delivered
+    there."""
+    make, server, sinks, start_sink = mxnet
+    sink = start_sink("127.0.0.4")
+    server.start({}, extra=RECORDS)
+    d = make('routes = ( { domain = "mx-a.test"; next_hop = "[127.0.0.4]"; '
+             'tls = "require"; } );')
+    d.start()
+    qid = submit(d, ssl_ctx, ["bob@mx-a.test"])
+    wait_until(lambda: (d.envelope(qid).get("attempts") or "0") != "0",
+               "an attempt", d)
+    env = d.envelope(qid)
+    assert env.rcpts == [("pending", "bob@mx-a.test")]
+    assert "STARTTLS" in env.replies["bob@mx-a.test"], env.replies
+    assert sink.got == []

@@ -1259,7 +1259,7 @@ test_relay_settings(void **state)
 	    "password_file = \"up.pw\"; spf = \"include:_spf.p.example\"; "
 	    "};\n"
 	    "  routes = ( { domain = \"lists.example.org\"; next_hop = "
-	    "\"[2001:db8::5]:2526\"; },\n"
+	    "\"[2001:db8::5]:2526\"; tls = \"none\"; },\n"
 	    "    { domain = \"b.example\"; next_hop = \"mx.b.example\"; } );"
 	    " };\n");
 	r = &c->relay;
@@ -1283,6 +1283,8 @@ test_relay_settings(void **state)
 	assert_int_equal(r->routes[0].port, 2526);
 	assert_string_equal(r->routes[1].host, "mx.b.example");
 	assert_int_equal(r->routes[1].port, 0);
+	assert_int_equal(r->routes[0].tls, RELAY_TLS_NONE);
+	assert_int_equal(r->routes[1].tls, RELAY_TLS_REQUIRE);	/* relay.tls */
 	config_free(c);
 
 	/* a password file others may read is refused, naming it */
