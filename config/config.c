@@ -122,6 +122,14 @@ static const struct config_key keys[] = {
 	  "SASL login" },
 	{ "senders.addresses", K_STRINGS, REQ | NONEMPTY, NULL, 0, 0, NULL,
 	  "\"user@domain\" or \"*@domain\" in hosted domains" },
+	{ "senders.messages_per_hour", K_INT, 0, NULL, 0, 100000000, NULL,
+	  "this login's limit instead of limits.user_messages_per_hour" },
+	{ "senders.messages_per_day", K_INT, 0, NULL, 0, 100000000, NULL,
+	  "this login's limit instead of limits.user_messages_per_day" },
+	{ "senders.recipients_per_hour", K_INT, 0, NULL, 0, 100000000, NULL,
+	  "this login's limit instead of limits.user_recipients_per_hour" },
+	{ "senders.recipients_per_day", K_INT, 0, NULL, 0, 100000000, NULL,
+	  "this login's limit instead of limits.user_recipients_per_day" },
 
 	{ "limits", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "input limits" },
@@ -147,6 +155,21 @@ static const struct config_key keys[] = {
 	  "concurrent connections per client address" },
 	{ "limits.recipient_lookup_timeout", K_DURATION, 0, "5s", 1, 60, NULL,
 	  "wait for DNS on a recipient's domain at RCPT before accepting" },
+	{ "limits.user_messages_per_hour", K_INT, 0, "200", 0, 100000000,
+	  NULL, "messages one login (or trusted sender) may send per hour; "
+	  "0: no limit" },
+	{ "limits.user_messages_per_day", K_INT, 0, "1000", 0, 100000000,
+	  NULL, "messages per login per day; 0: no limit" },
+	{ "limits.user_recipients_per_hour", K_INT, 0, "1000", 0, 100000000,
+	  NULL, "recipients per login per hour; 0: no limit" },
+	{ "limits.user_recipients_per_day", K_INT, 0, "5000", 0, 100000000,
+	  NULL, "recipients per login per day; 0: no limit" },
+	{ "limits.recipient_messages_per_hour", K_INT, 0, "30", 0, 100000000,
+	  NULL, "messages to any one recipient address per hour, from all "
+	  "logins together; 0: no limit" },
+	{ "limits.rate_window", K_DURATION, 0, "1h", 1, 3600, NULL,
+	  "length of the \"hour\" of the rate limits (a day is 24 of "
+	  "them); only tests shorten it" },
 
 	{ "relay", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "delivery of queued mail" },
@@ -1591,6 +1614,15 @@ build_auth(struct loader *ld)
 	free(dir);
 }
 
+/* sender_limit - a grant's own rate limit, or -1 (the limits default) */
+static long
+sender_limit(struct loader *ld, const config_setting_t *e, const char *name)
+{
+	if (member(e, key_get(name)) == NULL)
+		return -1;
+	return (long)get_number(ld, e, name);
+}
+
 /* build_senders - the sender grants */
 static void
 build_senders(struct loader *ld)
@@ -1628,6 +1660,14 @@ build_senders(struct loader *ld)
 		g->login = xstrdup(login);
 		sender_patterns(ld, arr, "senders.addresses", &g->addresses,
 		    &g->naddresses);
+		g->messages_per_hour = sender_limit(ld, e,
+		    "senders.messages_per_hour");
+		g->messages_per_day = sender_limit(ld, e,
+		    "senders.messages_per_day");
+		g->recipients_per_hour = sender_limit(ld, e,
+		    "senders.recipients_per_hour");
+		g->recipients_per_day = sender_limit(ld, e,
+		    "senders.recipients_per_day");
 	}
 	free(lines);
 }
@@ -1655,6 +1695,17 @@ build_limits(struct loader *ld)
 	    (unsigned)get_number(ld, g, "limits.connections_per_ip");
 	l->recipient_lookup_timeout =
 	    (unsigned)get_number(ld, g, "limits.recipient_lookup_timeout");
+	l->user_messages_per_hour =
+	    (unsigned)get_number(ld, g, "limits.user_messages_per_hour");
+	l->user_messages_per_day =
+	    (unsigned)get_number(ld, g, "limits.user_messages_per_day");
+	l->user_recipients_per_hour =
+	    (unsigned)get_number(ld, g, "limits.user_recipients_per_hour");
+	l->user_recipients_per_day =
+	    (unsigned)get_number(ld, g, "limits.user_recipients_per_day");
+	l->recipient_messages_per_hour =
+	    (unsigned)get_number(ld, g, "limits.recipient_messages_per_hour");
+	l->rate_window = (unsigned)get_number(ld, g, "limits.rate_window");
 }
 
 /*

@@ -68,6 +68,10 @@ struct sender_grant {
 	char		*login;		/* SASL login, as the client sends it */
 	char		**addresses;	/* "user@dom" or "*@dom", lower case */
 	size_t		 naddresses;
+	long		 messages_per_hour;	/* -1: limits' default */
+	long		 messages_per_day;
+	long		 recipients_per_hour;
+	long		 recipients_per_day;
 };
 
 struct limits_config {
@@ -81,7 +85,13 @@ struct limits_config {
 	unsigned	 session_lifetime;	/* seconds, whole connection */
 	unsigned	 connections;		/* concurrent, in total */
 	unsigned	 connections_per_ip;
-	unsigned	 recipient_lookup_timeout;	/* seconds at RCPT */	/* concurrent, per client address */
+	unsigned	 recipient_lookup_timeout;	/* seconds at RCPT */
+	unsigned	 user_messages_per_hour;	/* 0: none */
+	unsigned	 user_messages_per_day;
+	unsigned	 user_recipients_per_hour;
+	unsigned	 user_recipients_per_day;
+	unsigned	 recipient_messages_per_hour;
+	unsigned	 rate_window;		/* seconds in an "hour" */	/* concurrent, per client address */
 };
 
 enum relay_mode {

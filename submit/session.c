@@ -44,6 +44,7 @@
 #include "keys/keyring.h"
 #include "relay/dns.h"
 #include "relay/sched.h"
+#include "submit/rates.h"
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "submit/address.h"
@@ -547,13 +548,26 @@ check_mail(struct session *s, const char *args)
 	return 0;
 }
 
+/* session_who - whose limits apply: the login, or on a trusted
+   listener the envelope sender (from, formatted) */
+static void
+session_who(const struct session *s, const char *from, char *out,
+    size_t len)
+{
+	if (s->login != NULL)
+		snprintf(out, len, "%s", s->login);
+	else
+		snprintf(out, len, "sender %s", from);
+}
+
 static void
 cmd_mail(struct session *s, const char *args)
 {
 	struct smtp_mail_params p;
 	struct smtp_error e;
 	struct address from;
-	char addr[ADDRESS_MAX + 1];
+	const char *limit;
+	char addr[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_mail(args, &from, &p, &e) == -1) {
 		session_reply_error(s, &e);
@@ -577,6 +591,11 @@ cmd_mail(struct session *s, const char *args)
 		else
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
 			    "allowed on this listener", addr);
+		return;
+	}
+	session_who(s, addr, who, sizeof(who));
+	if ((limit = rates_mail(s->cfg, who, s->login, time(NULL))) != NULL) {
+		session_reply(s, "%s", limit);
 		return;
 	}
 	s->txn = xcalloc(1, sizeof(*s->txn));
@@ -705,7 +724,9 @@ cmd_rcpt(struct session *s, const char *args)
 	struct txn *t = s->txn;
 	struct smtp_error e;
 	struct address to;
-	char addr[ADDRESS_MAX + 1];
+	const char *limit;
+	char addr[ADDRESS_MAX + 1], from[ADDRESS_MAX + 1];
+	char who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_rcpt(args, t->params.smtputf8, &to, &e) == -1) {
 		session_reply_error(s, &e);
@@ -716,6 +737,13 @@ cmd_rcpt(struct session *s, const char *args)
 		return;
 	}
 	address_format(&to, addr, sizeof(addr));
+	address_format(&t->from, from, sizeof(from));
+	session_who(s, from, who, sizeof(who));
+	if ((limit = rates_rcpt(s->cfg, who, s->login, t->nrcpts, addr,
+	    time(NULL))) != NULL) {
+		session_reply(s, "%s", limit);
+		return;
+	}
 	if (!rcpt_lookup(s, addr, to.domain))
 		rcpt_add(s, addr);
 }
@@ -1085,7 +1113,7 @@ session_data_end(struct session *s)
 	struct txn *t = s->txn;
 	struct envelope e;
 	struct buf sig;
-	char *serr = NULL;
+	char *serr = NULL, from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 	size_t i;
 
 	if (t->in_header && !t->reject)
@@ -1139,8 +1167,12 @@ session_data_end(struct session *s)
 		session_reply(s, "451 4.3.0 Error: queue file write error");
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
-	} else
+	} else {
 		t->qm = NULL;
+		address_format(&t->from, from, sizeof(from));
+		session_who(s, from, who, sizeof(who));
+		rates_accepted(s->cfg, who, t->rcpts, t->nrcpts, time(NULL));
+	}
 	free(e.rcpts);
 	free(e.sender);
 	buf_free(&sig);
@@ -1545,6 +1577,7 @@ session_close_all(void)
 	for (i = 0; i < REGISTRY_BUCKETS; i++)
 		while (registry[i])
 			session_free(registry[i], "shutdown");
+	rates_free();
 	free(linebuf);
 	linebuf = NULL;
 	linebuf_size = 0;

@@ -59,6 +59,13 @@ DEFAULT_LIMITS = {
     "session_lifetime": '"1h"',
     "connections": 1000,
     "connections_per_ip": 20,
+    # rate limits off unless a test sets them (tests send many messages
+    # to one address); test_rates.py checks them
+    "user_messages_per_hour": 0,
+    "user_messages_per_day": 0,
+    "user_recipients_per_hour": 0,
+    "user_recipients_per_day": 0,
+    "recipient_messages_per_hour": 0,
 }
 
 

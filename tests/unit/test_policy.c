@@ -21,11 +21,13 @@ static char *app_grants[] = { "trac@example.org", "noreply@example.net" };
 static char *plus_grants[] = { "a+b@example.org" };
 static char *outside_grants[] = { "news@lists.example.com" };
 
+#define NOLIMITS	-1, -1, -1, -1	/* the limits' defaults */
+
 static struct sender_grant grants[] = {
-	{ "admin@example.org", admin_grants, 1 },
-	{ "app", app_grants, 2 },
-	{ "plus@example.org", plus_grants, 1 },
-	{ "carol@elsewhere.example", outside_grants, 1 },
+	{ "admin@example.org", admin_grants, 1, NOLIMITS },
+	{ "app", app_grants, 2, NOLIMITS },
+	{ "plus@example.org", plus_grants, 1, NOLIMITS },
+	{ "carol@elsewhere.example", outside_grants, 1, NOLIMITS },
 };
 
 static struct domain_config domains[] = {

@@ -1,0 +1,55 @@
+/*
+ * counter - rate counters over fixed windows, keyed by strings
+ *
+ * The interface is narrow on purpose (add, peek, sweep) so that the store
+ * can later move to a shared service when several relays behind one name
+ * must enforce one limit: nothing outside this file knows how counts are
+ * kept. Today they live in one hash table in memory, lost on restart
+ * (a restart forgives; it never refuses more than configured).
+ *
+ * A window of length w seconds covers [start, start + w) with start a
+ * multiple of w (windows are aligned to the epoch, so "per hour" resets
+ * on the hour). A key's count in its current window is what counter_add
+ * returns; once the window is over the count starts again from 0.
+ * Besides the count, each entry keeps how often the caller refused
+ * something for it (counter_refused), so a flood is logged once per
+ * window, with a summary when the window ends (counter_sweep).
+ *
+ * Memory: one entry per (key, window) seen in the current window; the
+ * sweep drops ended ones. Out of memory aborts (alloc.h). Loop thread.
+ */
+#ifndef POSTERN_COUNTER_H
+#define POSTERN_COUNTER_H
+
+#include <stdint.h>
+#include <time.h>
+
+struct counters;
+
+struct counters	*counters_new(void);
+void		 counters_free(struct counters *);
+
+/*
+ * counter_add - add n to key's count in its current window of length
+ * window (seconds, > 0) at time now; returns the new count. *reset (may
+ * be NULL) gets the time the window ends. n 0 only reads.
+ */
+uint64_t	 counter_add(struct counters *, const char *key,
+		    unsigned window, uint64_t n, time_t now, time_t *reset);
+
+/*
+ * counter_refused - note one refusal for key's current window; returns
+ * how many there were in this window, this one included (1: log it).
+ */
+uint64_t	 counter_refused(struct counters *, const char *key,
+		    unsigned window, time_t now);
+
+/*
+ * counter_sweep - drop entries whose window ended before now; for each
+ * that saw refusals, call summary(key, count, refused, arg) first.
+ */
+void		 counter_sweep(struct counters *, time_t now,
+		    void (*summary)(const char *key, uint64_t count,
+		    uint64_t refused, void *arg), void *arg);
+
+#endif

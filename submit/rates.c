@@ -1,0 +1,227 @@
+/*
+ * rates - per-login and per-recipient limits; see rates.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "submit/counter.h"
+#include "submit/rates.h"
+
+static struct counters	*rates;
+static time_t		 last_sweep;
+static char		 reply[1024];
+
+/* One of the limits a login is held to. */
+struct rate {
+	const char	*what;		/* "messages", "recipients" */
+	const char	*setting;	/* for the reply text */
+	const char	*prefix;	/* counter key prefix */
+	unsigned	 limit;		/* 0: none */
+	unsigned	 window;	/* seconds */
+	const char	*per;		/* "hour", "day" */
+};
+
+/* rates_to_key - the counter key of recipient rcpt (lower case: most
+   mailboxes ignore case, and a flood must not dodge the limit by it) */
+static void
+rates_to_key(char *key, size_t len, const char *rcpt)
+{
+	size_t i;
+
+	snprintf(key, len, "to %s", rcpt);
+	for (i = 0; key[i] != '\0'; i++)
+		if (key[i] >= 'A' && key[i] <= 'Z')
+			key[i] = (char)(key[i] - 'A' + 'a');
+}
+
+/* rates_summary - the end of a window that refused something */
+static void
+rates_summary(const char *key, uint64_t count, uint64_t refused, void *arg)
+{
+	(void)arg;
+	log_warnx("rate limit window over: %s had %" PRIu64 " accepted and "
+	    "%" PRIu64 " refused", key, count, refused);
+}
+
+/* rates_store - the counters, swept of ended windows once a minute */
+static struct counters *
+rates_store(time_t now)
+{
+	if (rates == NULL)
+		rates = counters_new();
+	if (now - last_sweep >= 60 || now < last_sweep) {
+		counter_sweep(rates, now, rates_summary, NULL);
+		last_sweep = now;
+	}
+	return rates;
+}
+
+/* rates_grant - the senders entry of login, or NULL */
+static const struct sender_grant *
+rates_grant(const struct config *cfg, const char *login)
+{
+	size_t i;
+
+	for (i = 0; login != NULL && i < cfg->nsenders; i++)
+		if (strcmp(cfg->senders[i].login, login) == 0)
+			return &cfg->senders[i];
+	return NULL;
+}
+
+/* rates_pick - a grant's own limit if it set one, else the default */
+static unsigned
+rates_pick(long own, unsigned def)
+{
+	return own >= 0 ? (unsigned)own : def;
+}
+
+/* rates_when - "HH:MM:SS UTC" of t */
+static void
+rates_when(time_t t, char *out, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%H:%M:%S UTC", &tm);
+}
+
+/*
+ * rates_over - whether who's count for r plus extra reaches r's limit;
+ * if so the reply is written (code and enhanced code given)
+ */
+static int
+rates_over(const struct rate *r, const char *code, const char *who,
+    size_t extra, time_t now)
+{
+	char key[600], when[32];
+	uint64_t count;
+	time_t reset;
+
+	if (r->limit == 0)
+		return 0;
+	snprintf(key, sizeof(key), "%s %s", r->prefix, who);
+	count = counter_add(rates_store(now), key, r->window, 0, now, &reset);
+	if (count + extra < r->limit)
+		return 0;
+	rates_when(reset, when, sizeof(when));
+	snprintf(reply, sizeof(reply), "%s Error: %s has sent %" PRIu64 " %s "
+	    "this %s, the limit (%s = %u); try again after %s", code, who,
+	    count + extra, r->what, r->per, r->setting, r->limit, when);
+	if (counter_refused(rates, key, r->window, now) == 1)
+		log_warnx("rate limit: %s reached %s = %u (%s per %s); "
+		    "further refusals this %s are counted, not logged", who,
+		    r->setting, r->limit, r->what, r->per, r->per);
+	return 1;
+}
+
+/* rates_mail - messages per hour and per day of who */
+const char *
+rates_mail(const struct config *cfg, const char *who, const char *login,
+    time_t now)
+{
+	const struct limits_config *l = &cfg->limits;
+	const struct sender_grant *g = rates_grant(cfg, login);
+	const struct rate r[] = {
+		{ "messages", g && g->messages_per_hour >= 0 ?
+		    "senders.messages_per_hour" :
+		    "limits.user_messages_per_hour", "msgs/h",
+		    rates_pick(g ? g->messages_per_hour : -1,
+		    l->user_messages_per_hour), l->rate_window, "hour" },
+		{ "messages", g && g->messages_per_day >= 0 ?
+		    "senders.messages_per_day" :
+		    "limits.user_messages_per_day", "msgs/d",
+		    rates_pick(g ? g->messages_per_day : -1,
+		    l->user_messages_per_day), 24 * l->rate_window, "day" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		if (rates_over(&r[i], "450 4.7.1", who, 0, now))
+			return reply;
+	return NULL;
+}
+
+/* rates_rcpt - recipients of who, and messages to rcpt */
+const char *
+rates_rcpt(const struct config *cfg, const char *who, const char *login,
+    size_t n, const char *rcpt, time_t now)
+{
+	const struct limits_config *l = &cfg->limits;
+	const struct sender_grant *g = rates_grant(cfg, login);
+	const struct rate r[] = {
+		{ "recipients", g && g->recipients_per_hour >= 0 ?
+		    "senders.recipients_per_hour" :
+		    "limits.user_recipients_per_hour", "rcpts/h",
+		    rates_pick(g ? g->recipients_per_hour : -1,
+		    l->user_recipients_per_hour), l->rate_window, "hour" },
+		{ "recipients", g && g->recipients_per_day >= 0 ?
+		    "senders.recipients_per_day" :
+		    "limits.user_recipients_per_day", "rcpts/d",
+		    rates_pick(g ? g->recipients_per_day : -1,
+		    l->user_recipients_per_day), 24 * l->rate_window, "day" },
+	};
+	char key[600], when[32];
+	uint64_t count;
+	time_t reset;
+	size_t i;
+
+	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		if (rates_over(&r[i], "452 4.7.1", who, n, now))
+			return reply;
+	if (l->recipient_messages_per_hour == 0)
+		return NULL;
+	rates_to_key(key, sizeof(key), rcpt);
+	count = counter_add(rates_store(now), key, l->rate_window, 0, now,
+	    &reset);
+	if (count < l->recipient_messages_per_hour)
+		return NULL;
+	rates_when(reset, when, sizeof(when));
+	snprintf(reply, sizeof(reply), "450 4.7.1 <%s>: Recipient address "
+	    "rejected: it has been sent %" PRIu64 " messages this hour, the "
+	    "limit (limits.recipient_messages_per_hour = %u); try again "
+	    "after %s", rcpt, count, l->recipient_messages_per_hour, when);
+	if (counter_refused(rates, key, l->rate_window, now) == 1)
+		log_warnx("flood: recipient <%s> reached "
+		    "limits.recipient_messages_per_hour = %u (this time from "
+		    "%s); refusing mail to it until %s; further refusals are "
+		    "counted and summarized when the hour ends", rcpt,
+		    l->recipient_messages_per_hour, who, when);
+	return reply;
+}
+
+/* rates_accepted - count an accepted message */
+void
+rates_accepted(const struct config *cfg, const char *who,
+    char *const *rcpts, size_t n, time_t now)
+{
+	const struct limits_config *l = &cfg->limits;
+	struct counters *c = rates_store(now);
+	char key[600];
+	size_t i;
+
+	snprintf(key, sizeof(key), "msgs/h %s", who);
+	(void)counter_add(c, key, l->rate_window, 1, now, NULL);
+	snprintf(key, sizeof(key), "msgs/d %s", who);
+	(void)counter_add(c, key, 24 * l->rate_window, 1, now, NULL);
+	snprintf(key, sizeof(key), "rcpts/h %s", who);
+	(void)counter_add(c, key, l->rate_window, n, now, NULL);
+	snprintf(key, sizeof(key), "rcpts/d %s", who);
+	(void)counter_add(c, key, 24 * l->rate_window, n, now, NULL);
+	for (i = 0; i < n; i++) {
+		rates_to_key(key, sizeof(key), rcpts[i]);
+		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
+	}
+}
+
+/* rates_free - forget everything */
+void
+rates_free(void)
+{
+	counters_free(rates);
+	rates = NULL;
+	last_sweep = 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * rates - how much one login may send, and how much one recipient may
+ * receive, per hour and per day
+ *
+ * A leaked application password must not become hundreds of thousands of
+ * spam messages before anyone notices, and an application that mails on
+ * request must not become a weapon against one victim's mailbox. So:
+ *
+ *   per login (or, on a trusted listener, per envelope sender): messages
+ *   per hour and per day, checked at MAIL; recipients per hour and per
+ *   day, checked at RCPT. limits.user_* are the defaults, a senders
+ *   entry may set its login's own (senders.messages_per_hour, ...).
+ *
+ *   per recipient address, across every login: messages per hour
+ *   (limits.recipient_messages_per_hour), checked at RCPT.
+ *
+ * Over a limit the reply is temporary (450 4.7.1 at MAIL, 452 4.7.1 and
+ * 450 4.7.1 at RCPT) and says which limit and when its window ends, so a
+ * legitimate burst is delayed, not lost. Windows are aligned ("per hour"
+ * resets on the hour; the hour is limits.rate_window, a day 24 of them).
+ * Messages and recipients count once accepted (the end of DATA handed to
+ * the queue). A flood against one recipient is logged once, at its first
+ * refusal in a window, and summarized when the window ends.
+ *
+ * The counts live in submit/counter.c (narrow on purpose: a shared store
+ * can replace it). Loop thread only; the reply texts are static buffers
+ * valid until the next call.
+ */
+#ifndef POSTERN_RATES_H
+#define POSTERN_RATES_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "config/config.h"
+
+/* rates_mail - NULL if who (a login, or "sender ADDR") may start a
+   message now, else the whole reply line to send */
+const char	*rates_mail(const struct config *, const char *who,
+		    const char *login, time_t now);
+
+/* rates_rcpt - NULL if who may add recipient rcpt (counted without
+   regard to case) to a message that has n so far, else the reply line */
+const char	*rates_rcpt(const struct config *, const char *who,
+		    const char *login, size_t n, const char *rcpt, time_t now);
+
+/* rates_accepted - count one accepted message from who to rcpts */
+void		 rates_accepted(const struct config *, const char *who,
+		    char *const *rcpts, size_t n, time_t now);
+
+/* rates_free - forget every count (shutdown, tests) */
+void		 rates_free(void);
+
+#endif

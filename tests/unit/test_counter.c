@@ -1,0 +1,111 @@
+/*
+ * test_counter - submit/counter.c: counts per key and window, aligned
+ * windows that reset, refusal counts and the sweep's summaries, with
+ * times chosen by the test (no clock involved).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "submit/counter.h"
+
+/* test_counts_and_windows - per key, per window length, aligned */
+static void
+test_counts_and_windows(void **state)
+{
+	struct counters *c = counters_new();
+	time_t reset;
+
+	(void)state;
+	assert_int_equal(counter_add(c, "a", 3600, 1, 7200, &reset), 1);
+	assert_int_equal(reset, 10800);
+	assert_int_equal(counter_add(c, "a", 3600, 2, 10799, NULL), 3);
+	assert_int_equal(counter_add(c, "b", 3600, 0, 10799, NULL), 0);
+	/* the same key with another window length is another count */
+	assert_int_equal(counter_add(c, "a", 86400, 5, 10799, &reset), 5);
+	assert_int_equal(reset, 86400);
+	/* the next hour starts again from zero */
+	assert_int_equal(counter_add(c, "a", 3600, 0, 10800, &reset), 0);
+	assert_int_equal(reset, 14400);
+	assert_int_equal(counter_add(c, "a", 86400, 0, 10800, NULL), 5);
+	counters_free(c);
+}
+
+static char	 seen[256];
+static int	 nseen;
+
+/* summary - the sweep's callback: remember what it said */
+static void
+summary(const char *key, uint64_t count, uint64_t refused, void *arg)
+{
+	(void)arg;
+	nseen++;
+	snprintf(seen, sizeof(seen), "%s %llu %llu", key,
+	    (unsigned long long)count, (unsigned long long)refused);
+}
+
+/* test_refusals_and_sweep - refusals counted; ended windows dropped,
+   summarized only when they refused something */
+static void
+test_refusals_and_sweep(void **state)
+{
+	struct counters *c = counters_new();
+
+	(void)state;
+	(void)counter_add(c, "to v@x", 60, 5, 100, NULL);
+	assert_int_equal(counter_refused(c, "to v@x", 60, 101), 1);
+	assert_int_equal(counter_refused(c, "to v@x", 60, 102), 2);
+	(void)counter_add(c, "quiet", 60, 1, 100, NULL);
+	nseen = 0;
+	counter_sweep(c, 119, summary, NULL);	/* window 60..120 open */
+	assert_int_equal(nseen, 0);
+	counter_sweep(c, 120, summary, NULL);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen, "to v@x 5 2");
+	/* dropped: a new window starts empty, refusals too */
+	assert_int_equal(counter_add(c, "to v@x", 60, 0, 130, NULL), 0);
+	assert_int_equal(counter_refused(c, "to v@x", 60, 130), 1);
+	/* an entry that outlived its window without a sweep resets */
+	assert_int_equal(counter_add(c, "to v@x", 60, 1, 200, NULL), 1);
+	assert_int_equal(counter_refused(c, "to v@x", 60, 200), 1);
+	counters_free(c);
+}
+
+/* test_many_keys - thousands of keys, each counted on its own */
+static void
+test_many_keys(void **state)
+{
+	struct counters *c = counters_new();
+	char key[32];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		(void)counter_add(c, key, 3600, (uint64_t)i, 0, NULL);
+	}
+	for (i = 0; i < 20000; i += 997) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(counter_add(c, key, 3600, 0, 1, NULL), i);
+	}
+	counter_sweep(c, 3600, NULL, NULL);
+	assert_int_equal(counter_add(c, "k5", 3600, 0, 3600, NULL), 0);
+	counters_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counts_and_windows),
+		cmocka_unit_test(test_refusals_and_sweep),
+		cmocka_unit_test(test_many_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
