@@ -1,7 +1,9 @@
 # Postern - outbound submission relay.
 #
 #   make          build ./postern (installs missing Debian packages first)
-#   make check    build and run every test suite
+#   make check    build and run every test suite, then again under
+#                 AddressSanitizer + UBSan (build-san/)
+#   make check-san  only the sanitized build and run
 #   make run      development instance on 127.0.0.1 (see README)
 #
 # Sources are found by folder: every .c file under common/, config/,
@@ -22,6 +24,18 @@ CPPFLAGS += -I. -D_GNU_SOURCE
 LDLIBS   += -lpthread
 
 BUILD     = build
+# The daemon binary: ./postern for the normal build, $(BUILD)/postern for
+# any other build tree (make BUILD=build-san SAN=1: the sanitized one).
+BIN       = $(if $(filter build,$(BUILD)),postern,$(BUILD)/postern)
+SAN_TREE  = build-san
+# SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer; a UBSan finding
+# aborts (no recovery), so it fails the test that hit it.
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+ifeq ($(SAN),1)
+CFLAGS   += $(SAN_FLAGS)
+LDFLAGS  += $(SAN_FLAGS)
+endif
 SRCS      = $(sort $(wildcard common/*.c config/*.c submit/*.c relay/*.c keys/*.c))
 OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libpostern.a
@@ -31,7 +45,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all deps check unit e2e run clean
+.PHONY: all deps check check-san san-build unit e2e run clean
 
 all: deps
 	@$(MAKE) --no-print-directory postern
@@ -39,7 +53,7 @@ all: deps
 deps:
 	@contrib/install-deps.sh --if-missing
 
-postern: $(BUILD)/main.o $(LIB)
+$(BIN): $(BUILD)/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 $(LIB): $(OBJS)
@@ -52,14 +66,25 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(LIB) \
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
 	    $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 unit-build: $(UNIT_BINS)
 
+# The same sources in $(SAN_TREE)/ with the sanitizers: $(SAN_TREE)/postern
+# and $(SAN_TREE)/tests/test_*.
+san-build:
+	@$(MAKE) --no-print-directory BUILD=$(SAN_TREE) SAN=1 \
+	    $(SAN_TREE)/postern unit-build
+
 check: deps
 	@$(MAKE) --no-print-directory postern unit-build
-	@tests/run-all
+	@$(MAKE) --no-print-directory san-build
+	@tests/run-all --san
+
+check-san: deps
+	@$(MAKE) --no-print-directory san-build
+	@tests/run-all --san-only
 
 unit: deps
 	@$(MAKE) --no-print-directory unit-build
@@ -74,6 +99,72 @@ run: deps
 	@contrib/dev-run.sh
 
 clean:
-	rm -rf $(BUILD) postern
+	rm -rf $(BUILD) $(SAN_TREE) postern
 
 -include $(OBJS:.o=.d) $(BUILD)/main.d
+
+# ---------------------------------------------------------------------------
+# Fuzzing (libFuzzer; needs clang: apt-get install clang libclang-rt-14-dev)
+#
+#   make fuzz                  build every tests/fuzz/fuzz_NAME.c and run each
+#                              for FUZZ_SECONDS (default 60), one at a time
+#   make fuzz FUZZ_TARGETS=dns FUZZ_SECONDS=600
+#   make fuzz-build            only build build/fuzz/fuzz_NAME
+#
+# The project sources are compiled again with clang and ASan/UBSan into
+# build/fuzz/ (the gcc-built libpostern.a is not used). Each run starts
+# from the seeds in tests/fuzz/corpus/NAME/ (kept small, by hand), adds
+# what it finds to build/fuzz/corpus/NAME/ (promote an input by copying
+# it into the seeds), and writes crashing inputs to
+# tests/fuzz/crashes/NAME/. make check replays seeds and crashes
+# (tests/unit/test_fuzz_corpus.c).
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(sort $(patsubst tests/fuzz/fuzz_%.c,%,\
+                $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BUILD    = $(BUILD)/fuzz
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   = -g -O1 -std=gnu11 -Wall -Wextra -fno-strict-aliasing \
+                -fno-omit-frame-pointer $(FUZZ_SAN) -DFUZZ_LIBFUZZER
+FUZZ_OBJS     = $(SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_LIB      = $(FUZZ_BUILD)/libpostern-fuzz.a
+FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-cc
+
+fuzz-cc:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	    echo "make fuzz needs clang with libFuzzer; install it with:"; \
+	    echo "    apt-get install -y clang libclang-rt-14-dev"; \
+	    exit 1; }
+
+fuzz-build: deps fuzz-cc
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t tests/fuzz/crashes/$$t; \
+	    echo "fuzz $$t: $(FUZZ_SECONDS)s"; \
+	    $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=tests/fuzz/crashes/$$t/ \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
+
+$(FUZZ_OBJS): $(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FUZZ_CFLAGS) \
+	    -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(FUZZ_CFLAGS) -Werror \
+	    -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) $(LDLIBS)
+
+# The replay test #includes the targets: rebuild it when they change.
+$(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
+-include $(FUZZ_OBJS:.o=.d)

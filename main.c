@@ -488,7 +488,7 @@ cmd_queue(int argc, char **argv)
 	char *err = NULL, chunk[65536];
 	ssize_t r;
 	size_t n;
-	int fd, message_only = 0;
+	int fd, message_only = 0, rc = 1;
 
 	for (int i = 0; i < argc; i++)
 		if (strcmp(argv[i], "--message") == 0) {
@@ -506,23 +506,24 @@ cmd_queue(int argc, char **argv)
 	cfg = load_config(path);
 	if ((q = queue_open(cfg->state_dir, 0, &err)) == NULL) {
 		fprintf(stderr, "postern: queue: %s\n", err);
-		return 1;
+		free(err);
+		goto out;
 	}
 	if (strcmp(words[0], "list") == 0 && n == 1) {
 		if (queue_foreach(q, print_queued, print_bad, NULL) == -1) {
 			fprintf(stderr, "postern: cannot read queue: %s\n",
 			    strerror(errno));
-			return 1;
+			goto out;
 		}
 	} else if (strcmp(words[0], "show") == 0 && n == 2) {
 		if (!queue_id_valid(words[1])) {
 			fprintf(stderr, "postern: %s: not a queue id\n",
 			    words[1]);
-			return 1;
+			goto out;
 		}
 		if (queue_load_envelope(q, words[1], &e, &why) == -1) {
 			fprintf(stderr, "postern: %s: %s\n", words[1], why);
-			return 1;
+			goto out;
 		}
 		if (!message_only) {
 			buf_init(&b, 1 << 24);
@@ -537,16 +538,18 @@ cmd_queue(int argc, char **argv)
 		if ((fd = queue_open_message(q, words[1])) == -1) {
 			fprintf(stderr, "postern: %s: message: %s\n", words[1],
 			    strerror(errno));
-			return 1;
+			goto out;
 		}
 		while ((r = read(fd, chunk, sizeof(chunk))) > 0)
 			fwrite(chunk, 1, (size_t)r, stdout);
 		close(fd);
 	} else
 		usage();
-	queue_close(q);
+	rc = 0;
+out:
+	queue_close(q);		/* NULL: nothing */
 	config_free(cfg);
-	return 0;
+	return rc;
 }
 
 int

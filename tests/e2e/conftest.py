@@ -36,7 +36,15 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-POSTERN = os.path.join(ROOT, "postern")
+# The binary under test: ./postern, or POSTERN_BIN (tests/run-all --san
+# sets it to build-san/postern, built with AddressSanitizer + UBSan).
+POSTERN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "postern")
+# Set with POSTERN_BIN by tests/run-all --san: the directory where every
+# sanitized postern process writes its reports (ASAN_OPTIONS log_path,
+# files report.PID) instead of its stderr.
+SAN_LOGDIR = os.environ.get("POSTERN_SAN_LOGDIR")
+# What a sanitizer report that went to stderr starts with.
+SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 from helpers import (DNSMASQ, HOSTNAME, USERS, Dnsmasq, client_context,
                      free_udp_port, parse_envelope)
@@ -194,9 +202,15 @@ def run_postern(args, config=None, stdin=None, timeout=30, cwd=None):
     cmd = [POSTERN] + list(args)
     if config is not None:
         cmd += ["-c", config]
-    return subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout,
-                          cwd=cwd or ROOT)
+    r = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=timeout,
+                       cwd=cwd or ROOT)
+    # a sanitizer report fails the test even if the command was meant
+    # to fail (under run-all --san, the sanitizer_reports fixture does)
+    for bad in SANITIZER_MARKS:
+        assert bad not in r.stderr, (
+            f"sanitizer report from {cmd}:\n{r.stderr}")
+    return r
 
 
 def _q(s):
@@ -652,18 +666,60 @@ def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys,
 
     yield make
     died = []
+    sanitizer = []
     for d in made:
         if d.proc is not None and d.proc.poll() is not None:
             died.append(f"{d.name}: exited with {d.proc.returncode} during "
                         f"the test")
         d.stop()
         log = d.log()
-        for bad in ("AddressSanitizer", "runtime error:", "LeakSanitizer",
-                    "]: panic "):
+        for bad in SANITIZER_MARKS:
             if bad in log:
-                died.append(f"{d.name}: '{bad}' in its stderr")
+                sanitizer.append(f"{d.name}: '{bad}' in its stderr")
+        if "]: panic " in log:
+            died.append(f"{d.name}: ']: panic ' in its stderr")
+    # a sanitizer finding fails the test even where exits are expected
+    if sanitizer:
+        pytest.fail("sanitizer report: " + "; ".join(sanitizer + died),
+                    pytrace=False)
     if died and not getattr(request.node, "allow_daemon_exit", False):
         pytest.fail("daemon trouble: " + "; ".join(died), pytrace=False)
+
+
+def _san_reports():
+    try:
+        return {f for f in os.listdir(SAN_LOGDIR) if f.startswith("report")}
+    except OSError:
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_reports():
+    """Under tests/run-all --san: fail the test during which a sanitized
+    postern (daemon or command, whatever its exit status) wrote a report.
+    Torn down after the test's other fixtures, so a leak reported when
+    postern_factory stops a daemon counts too. The reports are moved to
+    claimed/ so that run-all only counts the unclaimed ones."""
+    if not SAN_LOGDIR:
+        yield
+        return
+    before = _san_reports()
+    yield
+    # the daemons postern_factory stopped have exited (and written any
+    # report at exit) by now
+    new = sorted(_san_reports() - before)
+    if not new:
+        return
+    claimed = os.path.join(SAN_LOGDIR, "claimed")
+    os.makedirs(claimed, exist_ok=True)
+    texts = []
+    for name in new:
+        path = os.path.join(SAN_LOGDIR, name)
+        with open(path, errors="replace") as f:
+            texts.append(f"--- {name}\n{f.read()}")
+        os.replace(path, os.path.join(claimed, name))
+    pytest.fail("sanitizer report(s) during this test:\n" + "\n".join(texts),
+                pytrace=False)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, free_port, run_postern
+from conftest import POSTERN, ROOT, free_port, run_postern
 from helpers import (USERS, assert_queued, expect, make_message, queued_id,
                      smtps)
 
@@ -186,7 +186,7 @@ def test_check_config_missing_file():
 def test_serve_refuses_broken_config(postern_factory):
     d = postern_factory(start=False)
     broken(d, "hostname =", "bogus_setting = 1;\nhostname =")
-    p = subprocess.Popen([os.path.join(ROOT, "postern"), "serve",
+    p = subprocess.Popen([POSTERN, "serve",
                           "-c", d.conf], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
@@ -214,7 +214,7 @@ def test_serve_refuses_world_readable_key(postern_factory, workdir, tls_files):
     assert r.returncode == 1
     assert "accessible by others (mode 0644)" in r.stderr
     assert key in r.stderr
-    p = subprocess.Popen([os.path.join(ROOT, "postern"), "serve", "-c", d.conf],
+    p = subprocess.Popen([POSTERN, "serve", "-c", d.conf],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         p.wait(timeout=5)

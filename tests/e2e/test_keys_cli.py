@@ -192,7 +192,7 @@ def test_generate_makes_a_private_pair(setup):
     assert "2048 bit" in rsa, rsa
     # the printed setting is accepted as it is
     setup.write(snippet)
-    r = subprocess.run([os.path.join(ROOT, "postern"), "check-config",
+    r = subprocess.run([POSTERN, "check-config",
                         "-c", setup.conf],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert r.returncode == 0, r.stdout
