@@ -170,6 +170,34 @@ static const struct config_key keys[] = {
 	{ "limits.rate_window", K_DURATION, 0, "1h", 1, 3600, NULL,
 	  "length of the \"hour\" of the rate limits (a day is 24 of "
 	  "them); only tests shorten it" },
+	{ "limits.connection_rate_per_ip", K_INT, 0, "60", 0, 100000, NULL,
+	  "new connections one client address may open per minute; "
+	  "0: no limit" },
+	{ "limits.auth_failures_per_ip", K_INT, 0, "5", 0, 100000, NULL,
+	  "failed AUTH attempts from one client address within "
+	  "auth_failure_window that lock the address out; 0: never" },
+	{ "limits.auth_failures_per_login", K_INT, 0, "10", 0, 100000, NULL,
+	  "failed AUTH attempts for one login, from all addresses, within "
+	  "auth_failure_window that lock the login out; 0: never" },
+	{ "limits.auth_failure_window", K_DURATION, 0, "15m", 1, 86400, NULL,
+	  "how long failed AUTH attempts are counted" },
+	{ "limits.auth_lockout", K_DURATION, 0, "5m", 1, 86400, NULL,
+	  "first lockout; each one that follows within auth_lockout_max "
+	  "of the last is twice as long" },
+	{ "limits.auth_lockout_max", K_DURATION, 0, "1h", 1, 604800, NULL,
+	  "longest lockout" },
+	{ "limits.auth_failure_delay", K_DURATION, 0, "2s", 0, 60, NULL,
+	  "wait before answering a failed AUTH (the event loop goes on)" },
+	{ "limits.exempt_networks", K_STRINGS, 0, "127.0.0.0/8 ::1/128", 0, 0,
+	  NULL, "client networks (address/prefix) exempt from the per-address "
+	  "limits: connections_per_ip, connection_rate_per_ip, AUTH lockouts "
+	  "and delay" },
+	{ "limits.bounces_per_hour", K_INT, 0, "100", 0, 100000000, NULL,
+	  "bounces (DSNs) to one envelope sender per hour; more wait for "
+	  "the next hour; 0: no limit" },
+	{ "limits.queue_min_free", K_INT, 0, "104857600", 0,
+	  1099511627776LL, NULL, "bytes that must stay free on the queue's "
+	  "filesystem, or MAIL gets 452 4.3.1; 0: no check" },
 
 	{ "relay", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "delivery of queued mail" },
@@ -1522,6 +1550,25 @@ build_tls(struct loader *ld)
 	ld->c->tls_key = tls_file(ld, g, "tls.key");
 }
 
+/* add_default_words - call add for each word of key's default (a
+   string list given no value) */
+static void
+add_default_words(struct loader *ld, const char *key, void (*add)(
+    struct loader *, const config_setting_t *, const char *))
+{
+	const char *p, *sp;
+	char *word;
+
+	for (p = key_get(key)->def; *p; p = sp) {
+		if ((sp = strchr(p, ' ')) == NULL)
+			sp = p + strlen(p);
+		word = xstrndup(p, (size_t)(sp - p));
+		add(ld, NULL, word);
+		free(word);
+		sp += strspn(sp, " ");
+	}
+}
+
 /* add_mechanism - check and append one mechanism name (any case) */
 static void
 add_mechanism(struct loader *ld, const config_setting_t *e, const char *v)
@@ -1568,10 +1615,10 @@ static void
 build_auth(struct loader *ld)
 {
 	const config_setting_t *g, *s, *arr;
-	const char *v, *p, *sp;
+	const char *v;
 	struct config *c = ld->c;
 	struct stat st;
-	char *word, *dir;
+	char *dir;
 	int i, n;
 
 	g = top(ld, "auth");
@@ -1581,16 +1628,8 @@ build_auth(struct loader *ld)
 			s = config_setting_get_elem(arr, (unsigned)i);
 			add_mechanism(ld, s, config_setting_get_string(s));
 		}
-	} else if (member(g, key_get("auth.mechanisms")) == NULL) {
-		for (p = key_get("auth.mechanisms")->def; *p; p = sp) {
-			if ((sp = strchr(p, ' ')) == NULL)
-				sp = p + strlen(p);
-			word = xstrndup(p, (size_t)(sp - p));
-			add_mechanism(ld, NULL, word);
-			free(word);
-			sp += strspn(sp, " ");
-		}
-	}
+	} else if (member(g, key_get("auth.mechanisms")) == NULL)
+		add_default_words(ld, "auth.mechanisms", add_mechanism);
 
 	v = get_string(ld, g, "auth.sasldb", &s);
 	if (c->state_dir == NULL)
@@ -1672,6 +1711,110 @@ build_senders(struct loader *ld)
 	free(lines);
 }
 
+/*
+ * parse_net - "address/prefix" or a bare address (all its bits) into
+ * *net, host bits cleared; -1 if it is neither
+ */
+static int
+parse_net(const char *v, struct config_net *net)
+{
+	char addr[INET6_ADDRSTRLEN], *end;
+	const char *slash = strchr(v, '/');
+	size_t len = slash ? (size_t)(slash - v) : strlen(v);
+	unsigned long prefix;
+	unsigned i;
+
+	if (len >= sizeof(addr))
+		return -1;
+	memcpy(addr, v, len);
+	addr[len] = '\0';
+	memset(net, 0, sizeof(*net));
+	if (inet_pton(AF_INET, addr, net->addr) == 1)
+		net->family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, net->addr) == 1)
+		net->family = AF_INET6;
+	else
+		return -1;
+	net->prefix = net->family == AF_INET ? 32 : 128;
+	if (slash != NULL) {
+		if (!isdigit((unsigned char)slash[1]))
+			return -1;
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (errno != 0 || *end != '\0' || prefix > net->prefix)
+			return -1;
+		net->prefix = (unsigned)prefix;
+	}
+	for (i = net->prefix; i < 128; i++)
+		net->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
+	return 0;
+}
+
+/* add_exempt - check and append one exempt network */
+static void
+add_exempt(struct loader *ld, const config_setting_t *e, const char *v)
+{
+	struct limits_config *l = &ld->c->limits;
+	struct config_net net;
+
+	if (parse_net(v, &net) == -1) {
+		problem_at(ld, e, "limits.exempt_networks: \"%s\" is not an "
+		    "address or address/prefix", v);
+		return;
+	}
+	l->exempt = xreallocarray(l->exempt, l->nexempt + 1,
+	    sizeof(*l->exempt));
+	l->exempt[l->nexempt++] = net;
+}
+
+/* build_exempt - limits.exempt_networks, or its default */
+static void
+build_exempt(struct loader *ld, const config_setting_t *g)
+{
+	const config_setting_t *arr, *s;
+	int i, n;
+
+	if ((arr = get_strings(ld, g, "limits.exempt_networks")) != NULL) {
+		n = config_setting_length(arr);
+		for (i = 0; i < n; i++) {
+			s = config_setting_get_elem(arr, (unsigned)i);
+			add_exempt(ld, s, config_setting_get_string(s));
+		}
+		return;
+	}
+	if (member(g, key_get("limits.exempt_networks")) == NULL)
+		add_default_words(ld, "limits.exempt_networks", add_exempt);
+}
+
+/* config_exempt - ip in one of limits.exempt_networks? */
+bool
+config_exempt(const struct config *c, const char *ip)
+{
+	unsigned char a[16];
+	const struct config_net *n;
+	int family;
+	size_t i;
+	unsigned b;
+
+	if (inet_pton(AF_INET, ip, a) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, a) == 1)
+		family = AF_INET6;
+	else
+		return false;
+	for (i = 0; i < c->limits.nexempt; i++) {
+		n = &c->limits.exempt[i];
+		if (n->family != family)
+			continue;
+		for (b = 0; b < n->prefix; b++)
+			if ((a[b / 8] ^ n->addr[b / 8]) & (0x80u >> (b % 8)))
+				break;
+		if (b == n->prefix)
+			return true;
+	}
+	return false;
+}
+
 /* build_limits - the limits group */
 static void
 build_limits(struct loader *ld)
@@ -1706,6 +1849,28 @@ build_limits(struct loader *ld)
 	l->recipient_messages_per_hour =
 	    (unsigned)get_number(ld, g, "limits.recipient_messages_per_hour");
 	l->rate_window = (unsigned)get_number(ld, g, "limits.rate_window");
+	l->connection_rate_per_ip =
+	    (unsigned)get_number(ld, g, "limits.connection_rate_per_ip");
+	l->auth_failures_per_ip =
+	    (unsigned)get_number(ld, g, "limits.auth_failures_per_ip");
+	l->auth_failures_per_login =
+	    (unsigned)get_number(ld, g, "limits.auth_failures_per_login");
+	l->auth_failure_window =
+	    (unsigned)get_number(ld, g, "limits.auth_failure_window");
+	l->auth_lockout = (unsigned)get_number(ld, g, "limits.auth_lockout");
+	l->auth_lockout_max =
+	    (unsigned)get_number(ld, g, "limits.auth_lockout_max");
+	if (l->auth_lockout_max < l->auth_lockout)
+		problem_at(ld, g, "limits.auth_lockout_max (%us) is shorter "
+		    "than limits.auth_lockout (%us)", l->auth_lockout_max,
+		    l->auth_lockout);
+	l->auth_failure_delay =
+	    (unsigned)get_number(ld, g, "limits.auth_failure_delay");
+	l->bounces_per_hour =
+	    (unsigned)get_number(ld, g, "limits.bounces_per_hour");
+	l->queue_min_free =
+	    (uint64_t)get_number(ld, g, "limits.queue_min_free");
+	build_exempt(ld, g);
 }
 
 /*
@@ -2088,6 +2253,7 @@ config_free(struct config *c)
 		free_strings(c->senders[i].addresses, c->senders[i].naddresses);
 	}
 	free(c->senders);
+	free(c->limits.exempt);
 	free(c->relay.directory);
 	free_strings(c->relay.addresses, c->relay.naddresses);
 	free(c->relay.ca_file);

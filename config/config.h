@@ -91,7 +91,25 @@ struct limits_config {
 	unsigned	 user_recipients_per_hour;
 	unsigned	 user_recipients_per_day;
 	unsigned	 recipient_messages_per_hour;
-	unsigned	 rate_window;		/* seconds in an "hour" */	/* concurrent, per client address */
+	unsigned	 rate_window;		/* seconds in an "hour" */
+	unsigned	 connection_rate_per_ip;	/* per minute; 0: none */
+	unsigned	 auth_failures_per_ip;	/* then locked; 0: never */
+	unsigned	 auth_failures_per_login;
+	unsigned	 auth_failure_window;	/* seconds */
+	unsigned	 auth_lockout;		/* first lockout, seconds */
+	unsigned	 auth_lockout_max;	/* doubled up to this */
+	unsigned	 auth_failure_delay;	/* seconds before a 535 */
+	struct config_net *exempt;		/* exempt_networks */
+	size_t		 nexempt;
+	unsigned	 bounces_per_hour;	/* per envelope sender */
+	uint64_t	 queue_min_free;	/* bytes; 0: no check */
+};
+
+/* One network of limits.exempt_networks. */
+struct config_net {
+	int		 family;		/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];		/* network, host bits zero */
+	unsigned	 prefix;		/* bits */
 };
 
 enum relay_mode {
@@ -201,6 +219,10 @@ int		 config_parse_duration(const char *, unsigned *secs);
 
 /* config_domain_hosted - true if domain (any case) is a hosted domain */
 bool		 config_domain_hosted(const struct config *, const char *domain);
+
+/* config_exempt - is client address ip (numeric) in
+   limits.exempt_networks? */
+bool		 config_exempt(const struct config *, const char *ip);
 
 /* config_route - the relay.routes entry for domain or its closest
    parent, or NULL */

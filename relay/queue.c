@@ -15,6 +15,7 @@
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <dirent.h>
@@ -104,6 +105,19 @@ static const struct timeval queue_keepalive = { 3600, 0 };
 
 static const char queue_digits[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* queue_space - free bytes for us on the queue's filesystem */
+int
+queue_space(struct queue *q, uint64_t *bytes, uint64_t *files)
+{
+	struct statvfs st;
+
+	if (fstatvfs(q->tmpfd, &st) == -1)
+		return -1;
+	*bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
+	*files = st.f_files == 0 ? UINT64_MAX : (uint64_t)st.f_favail;
+	return 0;
+}
 
 /* queue_fname - "ID.msg" or "ID.env" for a valid id */
 static void

@@ -43,6 +43,14 @@ struct queue_msg;
  * caller frees) on failure.
  */
 struct queue	*queue_open(const char *state_dir, int create, char **err);
+
+/*
+ * queue_space - how many bytes and inodes unprivileged writers may still
+ * use on the filesystem of the queue (statvfs f_bavail, f_favail; a
+ * filesystem without an inode count gives UINT64_MAX files). 0, or -1
+ * with errno.
+ */
+int		 queue_space(struct queue *, uint64_t *bytes, uint64_t *files);
 void		 queue_close(struct queue *);
 
 /*

@@ -26,6 +26,7 @@
 #include "relay/envelope.h"
 #include "relay/queue.h"
 #include "relay/sched.h"
+#include "submit/rates.h"
 
 #define SC_TICK	1	/* seconds between scans for due messages */
 #define SC_BATCH	64	/* attempts started per scan before yielding */
@@ -52,7 +53,9 @@ struct sched {
 	struct deliver		*dl;		/* mx and smarthost modes */
 	const struct keyring	*kr;		/* to sign DSNs */
 	struct event		*timer;
-	struct sched_msg	*head;
+	struct sched_msg	*head;		/* oldest first: the tick, */
+	struct sched_msg	*tail;		/* and so the bounce budget,
+						   goes to them first */
 	size_t			 nmsgs;
 	uint64_t		 next_serial;
 	unsigned long		 seq;		/* Maildir file names */
@@ -113,10 +116,12 @@ sched_add(struct sched *s, const struct envelope *e)
 	}
 	m->serial = ++s->next_serial;
 	m->due = m->env.next_attempt;
-	m->next = s->head;
-	if (m->next != NULL)
-		m->next->prev = m;
-	s->head = m;
+	m->prev = s->tail;
+	if (s->tail != NULL)
+		s->tail->next = m;
+	else
+		s->head = m;
+	s->tail = m;
 	s->nmsgs++;
 }
 
@@ -130,6 +135,8 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 		s->head = m->next;
 	if (m->next != NULL)
 		m->next->prev = m->prev;
+	else
+		s->tail = m->prev;
 	s->nmsgs--;
 	envelope_free(&m->env);
 	free(m);
@@ -496,20 +503,44 @@ sched_bounced(uint64_t cookie, int error, const char *id)
 }
 
 /*
+ * sched_hold - limits.bounces_per_hour refused m's bounce: m stays
+ * queued as it is (failed recipients, no dsn) and sched_finish runs
+ * again at reset, when the sender's next window starts
+ */
+static void
+sched_hold(struct sched_msg *m, time_t reset)
+{
+	struct tm tm;
+	char when[32];
+
+	gmtime_r(&reset, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S UTC", &tm);
+	log_info("id=%s: bounce to <%s> held until %s "
+	    "(limits.bounces_per_hour)", m->env.id, m->env.sender, when);
+	m->due = reset;
+}
+
+/*
  * sched_finish - every recipient is final: remove m, once the bounce for
  * its failed recipients (if any, and if it has a sender) is queued and
- * recorded in its envelope
+ * recorded in its envelope; a bounce over limits.bounces_per_hour waits
  */
 static void
 sched_finish(struct sched *s, struct sched_msg *m)
 {
 	size_t pending, failed;
 	char *err = NULL;
+	time_t now = time(NULL), reset = 0;
 
 	if (s->stopped || m->bouncing)
 		return;
 	sched_counts(m, &pending, &failed);
 	if (failed > 0 && m->env.dsn[0] == '\0' && m->env.sender[0] != '\0') {
+		if (rates_bounce(s->cfg, m->env.sender, now, &reset) == -1) {
+			/* never in the past: the tick must not spin */
+			sched_hold(m, reset > now ? reset : now + 1);
+			return;
+		}
 		m->bouncing = true;
 		if (dsn_queue(s->cfg, s->kr, s->q, &m->env, sched_bounced,
 		    m->serial, &err) == -1) {

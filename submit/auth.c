@@ -92,7 +92,9 @@ struct auth_session {
 	char		*mechs;		/* what auth_mechanisms() returns */
 	enum auth_state	 state;
 	char		*challenge;	/* base64, last AUTH_CONTINUE */
-	char		*login;		/* after AUTH_OK */
+	char		*login;		/* after AUTH_OK; the one tried after
+					   AUTH_FAIL, if SASL knows it */
+	bool		 login_user;	/* LOGIN: the user name is next */
 };
 
 static struct auth_opts auth_global;
@@ -477,6 +479,13 @@ auth_free(struct auth_session *as)
 	free(as);
 }
 
+/* auth_attempted - the login a failed exchange tried, or NULL */
+const char *
+auth_attempted(const struct auth_session *as)
+{
+	return as != NULL && as->state == AUTH_ENDED ? as->login : NULL;
+}
+
 /* auth_mechanisms - what to advertise after "AUTH" in EHLO */
 const char *
 auth_mechanisms(struct auth_session *as)
@@ -492,17 +501,16 @@ auth_reset(struct auth_session *as)
 		sasl_dispose(&as->conn);
 	free(as->challenge);
 	as->challenge = NULL;
+	free(as->login);
+	as->login = NULL;
 	as->conn = auth_conn_new(auth_global.hostname, as->local, as->remote,
 	    NULL);
 	as->state = as->conn ? AUTH_IDLE : AUTH_ENDED;
 	return as->conn ? 0 : -1;
 }
 
-/*
- * auth_decode - base64 response (untrusted) into new memory that the
- * caller wipes with freezero_(*out, *outsz). -1 for bad base64.
- */
-static int
+/* auth_decode - see auth.h */
+int
 auth_decode(const char *in, char **out, size_t *outsz, unsigned *outlen)
 {
 	size_t inlen;
@@ -525,12 +533,47 @@ auth_decode(const char *in, char **out, size_t *outsz, unsigned *outlen)
 	return 0;
 }
 
+/* auth_failure - our result for a SASL result other than OK/CONTINUE */
+static enum auth_result
+auth_failure(int r, int starting)
+{
+	switch (r) {
+	case SASL_NOMECH:
+	case SASL_TOOWEAK:
+	case SASL_ENCRYPT:
+		return starting ? AUTH_NOMECH : AUTH_FAIL;
+	case SASL_BADAUTH:
+	case SASL_NOUSER:
+	case SASL_NOAUTHZ:
+	case SASL_NOVERIFY:
+	case SASL_DISABLED:
+	case SASL_EXPIRED:
+	case SASL_TRANS:
+		return AUTH_FAIL;
+	case SASL_BADPROT:
+	case SASL_BADPARAM:
+	case SASL_BADSERV:
+		return AUTH_BAD;
+	case SASL_FAIL:
+	case SASL_NOMEM:
+	case SASL_BUFOVER:
+	case SASL_UNAVAIL:
+	case SASL_TRYAGAIN:
+	case SASL_NOTINIT:
+	default:
+		log_warnx("auth: SASL error: %s",
+		    sasl_errstring(r, NULL, NULL));
+		return AUTH_TEMP;
+	}
+}
+
 /* auth_outcome - turn a SASL result into ours; set challenge or login */
 static enum auth_result
 auth_outcome(struct auth_session *as, int r, int starting, const char *out,
     unsigned outlen, const char **challenge, const char **login)
 {
 	const void *user = NULL;
+	enum auth_result res;
 	size_t sz;
 	unsigned n;
 
@@ -568,34 +611,30 @@ auth_outcome(struct auth_session *as, int r, int starting, const char *out,
 	}
 	as->state = AUTH_ENDED;
 	log_debug("auth: SASL result %d: %s", r, sasl_errstring(r, NULL, NULL));
-	switch (r) {
-	case SASL_NOMECH:
-	case SASL_TOOWEAK:
-	case SASL_ENCRYPT:
-		return starting ? AUTH_NOMECH : AUTH_FAIL;
-	case SASL_BADAUTH:
-	case SASL_NOUSER:
-	case SASL_NOAUTHZ:
-	case SASL_NOVERIFY:
-	case SASL_DISABLED:
-	case SASL_EXPIRED:
-	case SASL_TRANS:
-		return AUTH_FAIL;
-	case SASL_BADPROT:
-	case SASL_BADPARAM:
-	case SASL_BADSERV:
-		return AUTH_BAD;
-	case SASL_FAIL:
-	case SASL_NOMEM:
-	case SASL_BUFOVER:
-	case SASL_UNAVAIL:
-	case SASL_TRYAGAIN:
-	case SASL_NOTINIT:
-	default:
-		log_warnx("auth: SASL error: %s",
-		    sasl_errstring(r, NULL, NULL));
-		return AUTH_TEMP;
+	if ((res = auth_failure(r, starting)) == AUTH_FAIL &&
+	    sasl_getprop(as->conn, SASL_USERNAME, &user) == SASL_OK &&
+	    user != NULL && *(const char *)user != '\0') {
+		/* who was tried, for the lockout per login (guard.h) */
+		free(as->login);
+		as->login = xstrdup(user);
 	}
+	return res;
+}
+
+/* auth_login_name_ok - a LOGIN user name SASL may see: not empty, no
+   control characters, no space at either end (see auth_start) */
+static bool
+auth_login_name_ok(const char *name, unsigned len)
+{
+	unsigned i;
+
+	if (len == 0 || name[0] == ' ' || name[len - 1] == ' ')
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] == 0x7f)
+			return false;
+	return true;
 }
 
 /* auth_start - begin a mechanism, with an optional initial response */
@@ -633,6 +672,20 @@ auth_start(struct auth_session *as, const char *mech, const char *initial,
 	} else if (initial != NULL &&
 	    auth_decode(initial, &in, &insz, &inlen) == -1)
 		return AUTH_BAD;
+	/*
+	 * Cyrus's LOGIN plugin (2.1.28) leaks the password when the user
+	 * name is empty, holds control characters or starts with a space
+	 * (its canonicalisation fails with SASL_FAIL: " a" does); such a
+	 * name cannot log in anyway, so it never gets one.
+	 * An empty initial response counts as none: the name comes next.
+	 */
+	as->login_user = strcmp(upper, "LOGIN") == 0 && inlen == 0;
+	if (strcmp(upper, "LOGIN") == 0 && inlen > 0 &&
+	    !auth_login_name_ok(in, inlen)) {
+		freezero_(in, insz);
+		as->state = AUTH_ENDED;
+		return AUTH_FAIL;
+	}
 	r = sasl_server_start(as->conn, upper, in, inlen, &out, &outlen);
 	if (in != NULL)
 		freezero_(in, insz);
@@ -665,6 +718,14 @@ auth_step(struct auth_session *as, const char *response,
 	if (auth_decode(response, &in, &insz, &inlen) == -1) {
 		as->state = AUTH_ENDED;
 		return AUTH_BAD;
+	}
+	if (as->login_user) {
+		as->login_user = false;
+		if (!auth_login_name_ok(in, inlen)) {
+			freezero_(in, insz);
+			as->state = AUTH_ENDED;
+			return AUTH_FAIL;
+		}
 	}
 	r = sasl_server_step(as->conn, in, inlen, &out, &outlen);
 	freezero_(in, insz);

@@ -72,6 +72,25 @@ enum auth_result auth_step(struct auth_session *, const char *response,
 	    const char **challenge, const char **login);
 
 /*
+ * auth_decode - a base64 response line (untrusted, NUL-terminated, at
+ * most AUTH_LINE_MAX characters) into new memory of *outsz bytes holding
+ * *outlen decoded bytes and a NUL, which the caller wipes and frees with
+ * freezero_(*out, *outsz). -1 (nothing allocated) for bad base64 or an
+ * over-long line. What auth_start and auth_step use; public for the fuzz
+ * target.
+ */
+int	auth_decode(const char *in, char **out, size_t *outsz,
+	    unsigned *outlen);
+
+/*
+ * auth_attempted - after AUTH_FAIL, the login the client tried, when the
+ * mechanism got as far as naming one (PLAIN, LOGIN and SCRAM do once the
+ * user exists; an unknown user may give NULL); NULL otherwise. Owned by
+ * the session. For lockouts per login, never for authorization.
+ */
+const char *auth_attempted(const struct auth_session *);
+
+/*
  * User management for `postern users`: the login "alice@example.org" is
  * stored as user "alice" in realm "example.org" (what saslpasswd2 -u does);
  * a login without '@' uses the realm of the configured hostname.

@@ -9,12 +9,15 @@
 
 #define COUNTER_BUCKETS	4096
 
+/* A count in one window, or (window 0) a lock. */
 struct counter_entry {
 	char			*key;
-	unsigned		 window;
-	time_t			 start;
-	uint64_t		 count;
-	uint64_t		 refused;
+	unsigned		 window;	/* seconds; 0: a lock */
+	time_t			 start;		/* window start; lock end */
+	uint64_t		 count;		/* a lock: its strike */
+	uint64_t		 refused;	/* a lock: its length */
+	unsigned		 keep;		/* a lock: kept this long after
+						   it ends */
 	struct counter_entry	*next;
 };
 
@@ -59,6 +62,21 @@ counters_free(struct counters *c)
 	free(c);
 }
 
+/* counter_find - key's entry of this window length (0: its lock), or
+   NULL; *h gets its bucket */
+static struct counter_entry *
+counter_find(struct counters *c, const char *key, unsigned window,
+    size_t *h)
+{
+	struct counter_entry *e;
+
+	*h = counter_hash(key, window);
+	for (e = c->bucket[*h]; e != NULL; e = e->next)
+		if (e->window == window && strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
 /* counter_entry - key's entry for the window holding now, made or reset
    as needed */
 static struct counter_entry *
@@ -66,13 +84,10 @@ counter_entry(struct counters *c, const char *key, unsigned window,
     time_t now)
 {
 	struct counter_entry *e;
-	size_t h = counter_hash(key, window);
+	size_t h;
 	time_t start = now - now % (time_t)window;
 
-	for (e = c->bucket[h]; e != NULL; e = e->next)
-		if (e->window == window && strcmp(e->key, key) == 0)
-			break;
-	if (e == NULL) {
+	if ((e = counter_find(c, key, window, &h)) == NULL) {
 		e = xcalloc(1, sizeof(*e));
 		e->key = xstrdup(key);
 		e->window = window;
@@ -107,6 +122,48 @@ counter_refused(struct counters *c, const char *key, unsigned window,
 	return ++counter_entry(c, key, window, now)->refused;
 }
 
+/* counter_lock - lock key, doubling a recent lock's length */
+time_t
+counter_lock(struct counters *c, const char *key, unsigned base,
+    unsigned max, time_t now, unsigned *strike)
+{
+	struct counter_entry *e;
+	uint64_t len = base < max ? base : max;
+	size_t h;
+
+	if ((e = counter_find(c, key, 0, &h)) == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		e->key = xstrdup(key);
+		e->next = c->bucket[h];
+		c->bucket[h] = e;
+	} else if (now < e->start + (time_t)max) {
+		/* the last lock is recent: this one is twice as long */
+		len = e->refused * 2 > max ? max : e->refused * 2;
+		if (len < base)
+			len = base < max ? base : max;
+	} else
+		e->count = 0;
+	e->count++;
+	e->refused = len;
+	e->keep = max;
+	e->start = now + (time_t)len;
+	if (strike != NULL)
+		*strike = (unsigned)e->count;
+	return e->start;
+}
+
+/* counter_locked - key's lock end, if it holds */
+time_t
+counter_locked(struct counters *c, const char *key, time_t now)
+{
+	struct counter_entry *e;
+	size_t h;
+
+	if ((e = counter_find(c, key, 0, &h)) == NULL || e->start <= now)
+		return 0;
+	return e->start;
+}
+
 /* counter_sweep - drop ended windows, summarizing refusals */
 void
 counter_sweep(struct counters *c, time_t now, void (*summary)(const char *,
@@ -117,11 +174,12 @@ counter_sweep(struct counters *c, time_t now, void (*summary)(const char *,
 
 	for (i = 0; i < COUNTER_BUCKETS; i++)
 		for (pp = &c->bucket[i]; (e = *pp) != NULL;) {
-			if (e->start + (time_t)e->window > now) {
+			if (e->start + (time_t)(e->window ? e->window :
+			    e->keep) > now) {
 				pp = &e->next;
 				continue;
 			}
-			if (e->refused > 0 && summary != NULL)
+			if (e->window > 0 && e->refused > 0 && summary != NULL)
 				summary(e->key, e->count, e->refused, arg);
 			*pp = e->next;
 			free(e->key);

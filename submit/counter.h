@@ -15,8 +15,13 @@
  * something for it (counter_refused), so a flood is logged once per
  * window, with a summary when the window ends (counter_sweep).
  *
- * Memory: one entry per (key, window) seen in the current window; the
- * sweep drops ended ones. Out of memory aborts (alloc.h). Loop thread.
+ * Locks are the other kind of entry: counter_lock shuts key out for a
+ * while, twice as long as last time if key's previous lock ended less
+ * than max seconds before (the lockout after repeated failed logins).
+ *
+ * Memory: one entry per (key, window) seen in the current window, and
+ * one per lock until max seconds after it ends; the sweep drops the
+ * rest. Out of memory aborts (alloc.h). Loop thread.
  */
 #ifndef POSTERN_COUNTER_H
 #define POSTERN_COUNTER_H
@@ -45,8 +50,22 @@ uint64_t	 counter_refused(struct counters *, const char *key,
 		    unsigned window, time_t now);
 
 /*
- * counter_sweep - drop entries whose window ended before now; for each
- * that saw refusals, call summary(key, count, refused, arg) first.
+ * counter_lock - lock key from now: for base seconds the first time,
+ * for twice the last lock's length if that one ended less than max
+ * seconds before now, never longer than max. Returns the lock's end;
+ * *strike (may be NULL) gets which lock in a row this is (1, 2, ...).
+ */
+time_t		 counter_lock(struct counters *, const char *key,
+		    unsigned base, unsigned max, time_t now, unsigned *strike);
+
+/* counter_locked - the end of key's lock if it holds at now, else 0 */
+time_t		 counter_locked(struct counters *, const char *key,
+		    time_t now);
+
+/*
+ * counter_sweep - drop entries whose window ended before now (and locks
+ * that ended max seconds before); for each window that saw refusals,
+ * call summary(key, count, refused, arg) first.
  */
 void		 counter_sweep(struct counters *, time_t now,
 		    void (*summary)(const char *key, uint64_t count,

@@ -1,5 +1,6 @@
 /*
- * rates - per-login and per-recipient limits; see rates.h.
+ * rates - per-login, per-recipient and per-bounce-sender limits; see
+ * rates.h.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,17 +26,24 @@ struct rate {
 	const char	*per;		/* "hour", "day" */
 };
 
-/* rates_to_key - the counter key of recipient rcpt (lower case: most
-   mailboxes ignore case, and a flood must not dodge the limit by it) */
+/* rates_addr_key - the counter key "PREFIX addr", in lower case (most
+   mailboxes ignore case, and a flood must not dodge a limit by it) */
 static void
-rates_to_key(char *key, size_t len, const char *rcpt)
+rates_addr_key(char *key, size_t len, const char *prefix, const char *addr)
 {
 	size_t i;
 
-	snprintf(key, len, "to %s", rcpt);
+	snprintf(key, len, "%s %s", prefix, addr);
 	for (i = 0; key[i] != '\0'; i++)
 		if (key[i] >= 'A' && key[i] <= 'Z')
 			key[i] = (char)(key[i] - 'A' + 'a');
+}
+
+/* rates_to_key - the counter key of recipient rcpt */
+static void
+rates_to_key(char *key, size_t len, const char *rcpt)
+{
+	rates_addr_key(key, len, "to", rcpt);
 }
 
 /* rates_summary - the end of a window that refused something */
@@ -215,6 +223,37 @@ rates_accepted(const struct config *cfg, const char *who,
 		rates_to_key(key, sizeof(key), rcpts[i]);
 		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
 	}
+}
+
+/* rates_bounce - count one bounce to sender, or refuse it */
+int
+rates_bounce(const struct config *cfg, const char *sender, time_t now,
+    time_t *reset)
+{
+	const struct limits_config *l = &cfg->limits;
+	char key[600], when[32];
+	uint64_t count;
+	time_t end;
+
+	if (l->bounces_per_hour == 0)
+		return 0;
+	rates_addr_key(key, sizeof(key), "bounces/h", sender);
+	count = counter_add(rates_store(now), key, l->rate_window, 0, now,
+	    &end);
+	if (count < l->bounces_per_hour) {
+		(void)counter_add(rates, key, l->rate_window, 1, now, NULL);
+		return 0;
+	}
+	if (reset != NULL)
+		*reset = end;
+	if (counter_refused(rates, key, l->rate_window, now) == 1) {
+		rates_when(end, when, sizeof(when));
+		log_warnx("bounce limit: <%s> reached limits.bounces_per_hour "
+		    "= %u; bounces to it wait in the queue until %s; further "
+		    "ones this hour are counted and summarized when it ends",
+		    sender, l->bounces_per_hour, when);
+	}
+	return -1;
 }
 
 /* rates_free - forget everything */

@@ -7,12 +7,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -22,6 +24,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "submit/auth.h"
+#include "submit/guard.h"
 #include "submit/server.h"
 #include "submit/session.h"
 #include "submit/tls.h"
@@ -116,6 +119,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	const struct limits_config *lim = &srv->cfg->limits;
 	char ip[INET6_ADDRSTRLEN] = "unknown";
 	struct ipcount *c;
+	const char *why;
+	int on = 1;
 
 	(void)l;
 	(void)salen;
@@ -130,9 +135,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	c = ipcount_find(srv, ip, 0);
-	if (c && c->n >= lim->connections_per_ip) {
+	if (c && c->n >= lim->connections_per_ip &&
+	    !config_exempt(srv->cfg, ip)) {
 		refuse(srv, la->lc, fd, ip,
 		    "Too many connections from your address");
+		return;
+	}
+	if ((why = guard_connect(srv->cfg, ip, time(NULL))) != NULL) {
+		refuse(srv, la->lc, fd, ip, why);
 		return;
 	}
 	if (evutil_make_socket_nonblocking(fd) == -1) {
@@ -140,6 +150,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
+	/* Replies leave in whole batches already; Nagle would only hold the
+	   first one after a TLS 1.3 handshake back for a delayed ACK. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	c = ipcount_find(srv, ip, 1);
 	c->n++;
 	srv->nsessions++;

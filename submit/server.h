@@ -5,8 +5,10 @@
  * latter IPV6_V6ONLY), builds the TLS context when a listener needs one and
  * learns the AUTH mechanisms to advertise; failures return -1 with *err
  * (newly allocated) and are fatal at startup. Accepted connections are
- * checked against limits.connections and limits.connections_per_ip before
- * any session memory is spent: over a limit, a plaintext listener gets a
+ * checked against limits.connections, and (unless the client is in
+ * limits.exempt_networks) limits.connections_per_ip, the new connections
+ * per minute and AUTH lockouts (submit/guard.h), before any session
+ * memory is spent: over a limit, a plaintext listener gets a
  * best-effort "421 4.7.0" and the socket is closed; an implicit-TLS one is
  * just closed (no handshake is spent on a client we refuse).
  *

@@ -50,6 +50,7 @@
 #include "submit/address.h"
 #include "submit/auth.h"
 #include "submit/dataread.h"
+#include "submit/guard.h"
 #include "submit/msghdr.h"
 #include "submit/policy.h"
 #include "submit/server.h"
@@ -61,6 +62,9 @@
 #define DATA_CHUNK		65536	/* bytes fed to dataread at a time */
 #define OUTPUT_HIGHWATER	65536	/* stop reading while replies pile up */
 #define READ_HIGHWATER_MIN	65536
+#define QUEUE_MIN_FILES		100	/* inodes that must stay free */
+#define LINGER_SECONDS		2	/* discarding input before close */
+#define LINGER_BYTES		(1024 * 1024)
 
 enum session_state {
 	STATE_HANDSHAKE,	/* implicit TLS or STARTTLS handshake */
@@ -70,8 +74,13 @@ enum session_state {
 	STATE_COMMIT,		/* waiting for the queue; input paused */
 	STATE_RCPT_WAIT,	/* looking up a recipient's domain; input
 				   paused */
+	STATE_TARPIT,		/* holding the answer to a failed AUTH;
+				   input paused */
 	STATE_TLS_FLUSH,	/* flushing "220" before STARTTLS */
 	STATE_CLOSING,		/* flushing the last reply */
+	STATE_LINGER,		/* reply sent, write side shut: discarding
+				   input until EOF, so that closing does not
+				   reset the connection and lose the reply */
 };
 
 struct txn {
@@ -120,6 +129,10 @@ struct session {
 	struct event			*rcpt_timer;	/* bounds the lookup */
 	char				*rcpt_addr;	/* waiting for it */
 	char				*rcpt_domain;
+	struct event			*tarpit;	/* ends STATE_TARPIT */
+	struct event			*linger;	/* STATE_LINGER reads */
+	size_t				 lingered;	/* bytes discarded */
+	bool				 exempt;	/* limits.exempt_networks */
 };
 
 struct command {
@@ -140,6 +153,7 @@ static void	session_write_cb(struct bufferevent *, void *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *, const char *reason);
+static void	session_linger(struct session *);
 
 /* session_strstate - state name for logs */
 static const char *
@@ -152,8 +166,10 @@ session_strstate(enum session_state st)
 	case STATE_DATA:	return "data";
 	case STATE_COMMIT:	return "commit";
 	case STATE_RCPT_WAIT:	return "rcpt-wait";
+	case STATE_TARPIT:	return "tarpit";
 	case STATE_TLS_FLUSH:	return "tls-flush";
 	case STATE_CLOSING:	return "closing";
+	case STATE_LINGER:	return "linger";
 	}
 	return "?";
 }
@@ -460,11 +476,63 @@ check_auth(struct session *s, const char *args)
 	return 0;
 }
 
+/* session_tarpit_end - the delay after a failed AUTH is over: answer,
+   and read what the client sent meanwhile */
+static void
+session_tarpit_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != STATE_TARPIT)
+		return;
+	session_enter_state(s, STATE_COMMAND);
+	session_reply(s, "535 5.7.8 Error: authentication failed");
+	session_set_timeout(s, s->cfg->limits.command_timeout);
+	session_process(s);
+}
+
+/* session_auth_failed - a wrong password (or user): count it against
+   the address and the login tried, then answer 535 after
+   limits.auth_failure_delay unless the client is exempt */
+static void
+session_auth_failed(struct session *s)
+{
+	const char *tried = auth_attempted(s->auth), *locked;
+	struct timeval tv = { s->cfg->limits.auth_failure_delay, 0 };
+	time_t now = time(NULL);
+
+	if ((locked = guard_auth_locked(s->cfg, s->ip, tried, now)) != NULL) {
+		/* the same answer as for the right password: no oracle */
+		session_reply(s, "%s", locked);
+		session_close(s, "auth lockout");
+		return;
+	}
+	log_info("session=%" PRIu64 " auth client=%s mech=%s result=fail",
+	    s->id, s->ip, s->auth_mech);
+	guard_auth_failed(s->cfg, s->ip, tried, now);
+	if (s->exempt || tv.tv_sec == 0) {
+		session_reply(s, "535 5.7.8 Error: authentication failed");
+		return;
+	}
+	if (s->tarpit == NULL &&
+	    (s->tarpit = evtimer_new(s->srv->base, session_tarpit_end, s)) ==
+	    NULL) {
+		session_reply(s, "535 5.7.8 Error: authentication failed");
+		return;
+	}
+	session_enter_state(s, STATE_TARPIT);
+	(void)evtimer_add(s->tarpit, &tv);
+}
+
 /* session_auth_result - answer one AUTH step */
 static void
 session_auth_result(struct session *s, enum auth_result r,
     const char *challenge, const char *login)
 {
+	const char *locked;
+
 	if (r != AUTH_CONTINUE)
 		session_enter_state(s, STATE_COMMAND);
 	switch (r) {
@@ -473,15 +541,22 @@ session_auth_result(struct session *s, enum auth_result r,
 		session_enter_state(s, STATE_AUTH);
 		return;
 	case AUTH_OK:
+		if ((locked = guard_auth_locked(s->cfg, s->ip, login,
+		    time(NULL))) != NULL) {
+			log_info("session=%" PRIu64 " auth client=%s mech=%s "
+			    "login=%s result=locked", s->id, s->ip,
+			    s->auth_mech, login);
+			session_reply(s, "%s", locked);
+			session_close(s, "auth lockout");
+			break;
+		}
 		s->login = xstrdup(login);
 		log_info("session=%" PRIu64 " auth client=%s mech=%s login=%s "
 		    "result=ok", s->id, s->ip, s->auth_mech, s->login);
 		session_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAIL:
-		log_info("session=%" PRIu64 " auth client=%s mech=%s "
-		    "result=fail", s->id, s->ip, s->auth_mech);
-		session_reply(s, "535 5.7.8 Error: authentication failed");
+		session_auth_failed(s);
 		break;
 	case AUTH_CANCEL:
 		session_reply(s, "501 5.0.0 Authentication cancelled");
@@ -505,12 +580,18 @@ session_auth_result(struct session *s, enum auth_result r,
 static void
 cmd_auth(struct session *s, const char *args)
 {
-	const char *initial, *challenge = NULL, *login = NULL;
+	const char *initial, *challenge = NULL, *login = NULL, *limit;
 	struct smtp_error e;
 	enum auth_result r;
 
 	if (smtp_parse_auth(args, s->auth_mech, &initial, &e) == -1) {
 		session_reply_error(s, &e);
+		return;
+	}
+	if ((limit = guard_auth_locked(s->cfg, s->ip, NULL, time(NULL))) !=
+	    NULL) {
+		session_reply(s, "%s", limit);
+		session_close(s, "auth lockout");
 		return;
 	}
 	if ((s->auth = auth_new(s->sasl_local, s->sasl_remote)) == NULL) {
@@ -560,6 +641,32 @@ session_who(const struct session *s, const char *from, char *out,
 		snprintf(out, len, "sender %s", from);
 }
 
+/*
+ * session_space_low - would a message of size bytes (0: unknown) leave
+ * less than limits.queue_min_free on the queue's filesystem, or is it out
+ * of inodes? Logged at most once a minute.
+ */
+static bool
+session_space_low(struct session *s, uint64_t size)
+{
+	static time_t last_log;
+	uint64_t bytes, files, min = s->cfg->limits.queue_min_free;
+	time_t now;
+
+	if (min == 0 || queue_space(s->srv->queue, &bytes, &files) == -1)
+		return false;
+	if (bytes >= min && bytes - min >= size && files >= QUEUE_MIN_FILES)
+		return false;
+	now = time(NULL);
+	if (now - last_log >= 60 || now < last_log) {
+		log_warnx("queue filesystem low: %" PRIu64 " bytes and %" PRIu64
+		    " inodes free, limits.queue_min_free = %" PRIu64 "; MAIL "
+		    "gets 452 4.3.1 until space is freed", bytes, files, min);
+		last_log = now;
+	}
+	return true;
+}
+
 static void
 cmd_mail(struct session *s, const char *args)
 {
@@ -576,6 +683,11 @@ cmd_mail(struct session *s, const char *args)
 	if (p.size_given && p.size > s->cfg->limits.message_size) {
 		session_reply(s, "552 5.3.4 Message size exceeds fixed limit "
 		    "of %" PRIu64 " bytes", s->cfg->limits.message_size);
+		return;
+	}
+	if (session_space_low(s, p.size)) {
+		session_reply(s, "452 4.3.1 Insufficient system storage, try "
+		    "again later");
 		return;
 	}
 	if (from.domain[0] == '\0' && from.local[0] == '\0') {
@@ -1353,6 +1465,54 @@ session_tls_ready(struct session *s)
 	session_process(s);
 }
 
+/* --- closing --- */
+
+/* session_linger_cb - input (discarded) or the end of the wait */
+static void
+session_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char buf[16384];
+	ssize_t n;
+
+	(void)what;
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n > 0 && (s->lingered += (size_t)n) < LINGER_BYTES)
+		return;
+	session_free(s, s->close_reason);
+}
+
+/*
+ * session_linger - the last reply is with the kernel. Closing a socket
+ * with unread input makes Linux send a reset, which can destroy replies
+ * the client has not received yet (the 421 above all, when a client
+ * pipelines on regardless). So shut the write side (FIN after the
+ * replies), read and discard until the client closes, for at most
+ * LINGER_SECONDS (the lifetime timer, re-armed) and LINGER_BYTES, and
+ * only then close. TLS is not shut down cleanly (no close_notify): the
+ * client has its reply.
+ */
+static void
+session_linger(struct session *s)
+{
+	struct timeval tv = { LINGER_SECONDS, 0 };
+
+	bufferevent_free(s->bev);
+	s->bev = NULL;
+	session_enter_state(s, STATE_LINGER);
+	if (shutdown(s->fd, SHUT_WR) == -1 ||
+	    evtimer_add(s->lifetime, &tv) == -1 ||
+	    (s->linger = event_new(s->srv->base, s->fd, EV_READ | EV_PERSIST,
+	    session_linger_cb, s)) == NULL ||
+	    event_add(s->linger, NULL) == -1) {
+		session_free(s, s->close_reason);
+		return;
+	}
+}
+
 /* --- callbacks --- */
 
 static void
@@ -1373,7 +1533,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	switch (s->state) {
 	case STATE_CLOSING:
-		session_free(s, s->close_reason);
+		session_linger(s);
 		return;
 	case STATE_TLS_FLUSH:
 		session_start_tls(s);
@@ -1401,7 +1561,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == STATE_COMMIT) {
+		if (s->state == STATE_COMMIT || s->state == STATE_TARPIT ||
+		    s->state == STATE_RCPT_WAIT) {
 			/* The client waits for us, not we for it. */
 			bufferevent_enable(s->bev, EV_READ);
 			return;
@@ -1442,6 +1603,10 @@ session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->state == STATE_COMMIT) {
 		s->expired = true;
+		return;
+	}
+	if (s->state == STATE_LINGER) {
+		session_free(s, s->close_reason);
 		return;
 	}
 	if (s->state == STATE_CLOSING)
@@ -1487,6 +1652,7 @@ session_new(struct server *srv, const struct listen_config *lc, int fd,
 	s->fd = fd;
 	s->state = STATE_COMMAND;
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	s->exempt = config_exempt(srv->cfg, ip);
 	if (sa->sa_family == AF_INET)
 		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	else if (sa->sa_family == AF_INET6)
@@ -1546,6 +1712,10 @@ session_free(struct session *s, const char *reason)
 		dns_cancel(s->srv->dns, s->rcpt_lookup);
 	if (s->rcpt_timer)
 		event_free(s->rcpt_timer);
+	if (s->tarpit)
+		event_free(s->tarpit);
+	if (s->linger)
+		event_free(s->linger);
 	free(s->rcpt_addr);
 	free(s->rcpt_domain);
 	auth_free(s->auth);
@@ -1578,6 +1748,7 @@ session_close_all(void)
 		while (registry[i])
 			session_free(registry[i], "shutdown");
 	rates_free();
+	guard_free();
 	free(linebuf);
 	linebuf = NULL;
 	linebuf_size = 0;

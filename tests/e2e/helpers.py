@@ -73,11 +73,16 @@ class SMTP:
     """A raw SMTP connection: send exactly the bytes a test wants, read
     replies one at a time, keep a transcript for failure messages."""
 
-    def __init__(self, host, port, ctx=None, implicit=False, timeout=15):
+    def __init__(self, host, port, ctx=None, implicit=False, timeout=15,
+                 source=None):
+        """source: the local address to connect from (another 127.x
+        address, so that per-address limits see another client)."""
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host = host
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if source is not None:
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
         self.ctx = ctx
         self.tls = False
@@ -448,10 +453,10 @@ def smtps(d, ctx, login=None, listener="smtps"):
     return c
 
 
-def submission(d, ctx, login=None, listener="submission"):
+def submission(d, ctx, login=None, listener="submission", source=None):
     """A raw connection on a STARTTLS listener, after EHLO, STARTTLS, EHLO
-    (and AUTH PLAIN when login is given)."""
-    c = SMTP(d.address(listener), d.port(listener), ctx)
+    (and AUTH PLAIN when login is given), from source if given."""
+    c = SMTP(d.address(listener), d.port(listener), ctx, source=source)
     c.greeting()
     c.ehlo()
     c.starttls()

@@ -37,6 +37,7 @@
 } while (0)
 
 int	fuzz_address(const uint8_t *, size_t);
+int	fuzz_auth(const uint8_t *, size_t);
 int	fuzz_dataread(const uint8_t *, size_t);
 int	fuzz_dns(const uint8_t *, size_t);
 int	fuzz_envelope(const uint8_t *, size_t);

@@ -551,6 +551,14 @@ test_retry_same_session(void **state)
 		    "127.0.0.1;40000"));
 		assert_int_equal(converse(as, conv_mechs[i], ALICE, "wrong",
 		    &who), AUTH_FAIL);
+		/* the lockout per login needs to know who was tried */
+		assert_non_null(auth_attempted(as));
+		assert_string_equal(auth_attempted(as), ALICE);
+		assert_int_equal(converse(as, conv_mechs[i], "nobody@example.org",
+		    "x", &who), AUTH_FAIL);
+		print_message("# %s unknown user: attempted=%s\n",
+		    conv_mechs[i], auth_attempted(as) ? auth_attempted(as) :
+		    "(null)");
 		assert_int_equal(converse(as, conv_mechs[i], ALICE, ALICE_PW,
 		    &who), AUTH_OK);
 		assert_string_equal(who, ALICE);
@@ -574,6 +582,45 @@ plain(const char *authz, const char *authc, const char *pw)
 	n = snprintf(raw, sizeof(raw), "%s%c%s%c%s", authz, 0, authc, 0, pw);
 	assert_true(n > 0 && (size_t)n < sizeof(raw));
 	return b64(raw, (size_t)n);
+}
+
+/* test_login_empty_user - LOGIN with an empty user name, or one with
+   control characters, fails here, before Cyrus's LOGIN plugin (which
+   leaks the password on it: the ASan pass of make check would see that;
+   tests/fuzz/crashes/auth/ keeps the inputs the fuzzer found) */
+static void
+test_login_empty_user(void **state)
+{
+	struct auth_session *as;
+	const char *chal, *who;
+
+	(void)state;
+	assert_non_null(as = auth_new(NULL, NULL));
+	/* the name after "Username:" */
+	assert_int_equal(auth_start(as, "LOGIN", NULL, &chal, &who),
+	    AUTH_CONTINUE);
+	assert_int_equal(auth_step(as, "", &chal, &who), AUTH_FAIL);
+	assert_null(who);
+	/* an empty initial response is no name either */
+	assert_int_equal(auth_start(as, "LOGIN", "=", &chal, &who),
+	    AUTH_CONTINUE);
+	assert_int_equal(auth_step(as, "", &chal, &who), AUTH_FAIL);
+	/* nor is one with control characters ("\n\x8c"), as the next
+	   step or as the initial response */
+	assert_int_equal(auth_start(as, "LOGIN", NULL, &chal, &who),
+	    AUTH_CONTINUE);
+	assert_int_equal(auth_step(as, "Coz=", &chal, &who), AUTH_FAIL);
+	assert_int_equal(auth_start(as, "LOGIN", "Coz=", &chal, &who),
+	    AUTH_FAIL);
+	/* nor " a", nor one ending in a space */
+	assert_int_equal(auth_start(as, "LOGIN", "IGE=", &chal, &who),
+	    AUTH_FAIL);
+	assert_int_equal(auth_start(as, "LOGIN", "YSA=", &chal, &who),
+	    AUTH_FAIL);
+	/* and a real one still works after that */
+	assert_int_equal(converse(as, "LOGIN", ALICE, ALICE_PW, &who),
+	    AUTH_OK);
+	auth_free(as);
 }
 
 static void
@@ -899,6 +946,7 @@ main(void)
 		cmocka_unit_test(test_converse_ok),
 		cmocka_unit_test(test_converse_fail),
 		cmocka_unit_test(test_retry_same_session),
+		cmocka_unit_test(test_login_empty_user),
 		cmocka_unit_test(test_plain_by_hand),
 		cmocka_unit_test(test_login_by_hand),
 		cmocka_unit_test(test_cancel_and_bad_input),

@@ -80,6 +80,22 @@ static const struct error_case error_cases[] = {
 	  "}; };\n",
 	  6, "relay.retry: max (3600s) is shorter than first (7200s)", NULL,
 	  0 },
+	{ "exempt network not an address",
+	  HEAD LISTEN5 "limits = { exempt_networks = [ \"10.0.0.0/8\",\n"
+	  "  \"office.example/24\" ]; };\n",
+	  7, "limits.exempt_networks: \"office.example/24\" is not", NULL,
+	  0 },
+	{ "exempt network prefix too long",
+	  HEAD LISTEN5 "limits = { exempt_networks = [ \"10.0.0.0/33\" ]; "
+	  "};\n", 6, "limits.exempt_networks: \"10.0.0.0/33\"", NULL, 0 },
+	{ "exempt network prefix not a number",
+	  HEAD LISTEN5 "limits = { exempt_networks = [ \"::1/x\" ]; };\n",
+	  6, "limits.exempt_networks: \"::1/x\"", NULL, 0 },
+	{ "lockout max below lockout",
+	  HEAD LISTEN5 "limits = { auth_lockout = \"2h\"; auth_lockout_max "
+	  "= \"1h\"; };\n",
+	  6, "limits.auth_lockout_max (3600s) is shorter than "
+	  "limits.auth_lockout (7200s)", NULL, 0 },
 	{ "bad route next hop",
 	  HEAD LISTEN5 "relay = { routes = ( { domain = \"lists.example\"; "
 	  "next_hop = \"[::1\"; } ); };\n",
@@ -792,6 +808,47 @@ test_defaults(void **state)
 	assert_int_equal(c->limits.session_lifetime, 3600);
 	assert_int_equal(c->limits.connections, 1000);
 	assert_int_equal(c->limits.connections_per_ip, 20);
+	assert_int_equal(c->limits.connection_rate_per_ip, 60);
+	assert_int_equal(c->limits.auth_failures_per_ip, 5);
+	assert_int_equal(c->limits.auth_failures_per_login, 10);
+	assert_int_equal(c->limits.auth_failure_window, 900);
+	assert_int_equal(c->limits.auth_lockout, 300);
+	assert_int_equal(c->limits.auth_lockout_max, 3600);
+	assert_int_equal(c->limits.auth_failure_delay, 2);
+	assert_int_equal(c->limits.bounces_per_hour, 100);
+	assert_true(c->limits.queue_min_free == 104857600);
+	/* loopback is exempt by default, nothing else */
+	assert_int_equal(c->limits.nexempt, 2);
+	assert_true(config_exempt(c, "127.0.0.1"));
+	assert_true(config_exempt(c, "127.255.0.9"));
+	assert_true(config_exempt(c, "::1"));
+	assert_false(config_exempt(c, "128.0.0.1"));
+	assert_false(config_exempt(c, "::2"));
+	assert_false(config_exempt(c, "192.0.2.1"));
+	assert_false(config_exempt(c, "not an address"));
+	config_free(c);
+
+	/* networks of any prefix; [ ] exempts nobody */
+	c = must_load(HEAD LISTEN5 "limits = { exempt_networks = [ "
+	    "\"192.0.2.77/25\", \"2001:db8::/32\", \"198.51.100.7\", "
+	    "\"0.0.0.0/0\" ]; };\n");
+	assert_int_equal(c->limits.nexempt, 4);
+	assert_true(config_exempt(c, "2001:db8:ffff::1"));
+	assert_false(config_exempt(c, "2001:db9::1"));
+	assert_true(config_exempt(c, "10.1.2.3"));	/* 0.0.0.0/0 */
+	config_free(c);
+	c = must_load(HEAD LISTEN5 "limits = { exempt_networks = [ "
+	    "\"192.0.2.77/25\", \"198.51.100.7\" ]; };\n");
+	assert_true(config_exempt(c, "192.0.2.0"));
+	assert_true(config_exempt(c, "192.0.2.127"));
+	assert_false(config_exempt(c, "192.0.2.128"));
+	assert_true(config_exempt(c, "198.51.100.7"));
+	assert_false(config_exempt(c, "198.51.100.6"));
+	assert_false(config_exempt(c, "127.0.0.1"));
+	config_free(c);
+	c = must_load(HEAD LISTEN5 "limits = { exempt_networks = [ ]; };\n");
+	assert_int_equal(c->limits.nexempt, 0);
+	assert_false(config_exempt(c, "127.0.0.1"));
 	config_free(c);
 
 	/* listen.tls defaults to starttls, which needs the tls files */

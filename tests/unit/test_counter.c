@@ -98,6 +98,51 @@ test_many_keys(void **state)
 	counters_free(c);
 }
 
+/* test_locks - lengths double while recent, capped, then start over */
+static void
+test_locks(void **state)
+{
+	struct counters *c = counters_new();
+	unsigned strike;
+
+	(void)state;
+	assert_int_equal(counter_locked(c, "ip a", 1000), 0);
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 1000, &strike),
+	    1060);
+	assert_int_equal(strike, 1);
+	assert_int_equal(counter_locked(c, "ip a", 1000), 1060);
+	assert_int_equal(counter_locked(c, "ip a", 1059), 1060);
+	assert_int_equal(counter_locked(c, "ip a", 1060), 0);
+	assert_int_equal(counter_locked(c, "ip b", 1000), 0);
+	/* the next lock within max (300 s) of the last one's end: doubled */
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 1100, &strike),
+	    1220);
+	assert_int_equal(strike, 2);
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 1300, &strike),
+	    1540);
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 1600, &strike),
+	    1900);			/* capped at max */
+	assert_int_equal(strike, 4);
+	/* a lock is not a count */
+	assert_int_equal(counter_add(c, "ip a", 60, 0, 1600, NULL), 0);
+	/* the sweep keeps a lock until max after its end... */
+	counter_sweep(c, 2199, NULL, NULL);
+	assert_int_equal(counter_locked(c, "ip a", 1899), 1900);
+	/* ...then forgets it: the next lock starts again at base */
+	counter_sweep(c, 2200, NULL, NULL);
+	assert_int_equal(counter_locked(c, "ip a", 1899), 0);
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 2300, &strike),
+	    2360);
+	assert_int_equal(strike, 1);
+	/* unswept but long over: also a fresh start */
+	assert_int_equal(counter_lock(c, "ip a", 60, 300, 9000, &strike),
+	    9060);
+	assert_int_equal(strike, 1);
+	/* base above max: max */
+	assert_int_equal(counter_lock(c, "ip c", 600, 300, 0, NULL), 300);
+	counters_free(c);
+}
+
 int
 main(void)
 {
@@ -105,6 +150,7 @@ main(void)
 		cmocka_unit_test(test_counts_and_windows),
 		cmocka_unit_test(test_refusals_and_sweep),
 		cmocka_unit_test(test_many_keys),
+		cmocka_unit_test(test_locks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

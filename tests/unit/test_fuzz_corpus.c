@@ -29,6 +29,7 @@ static const char	*fuzz_current = "";	/* the input being replayed */
 
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_address.c"
+#include "tests/fuzz/fuzz_auth.c"
 #include "tests/fuzz/fuzz_dataread.c"
 #include "tests/fuzz/fuzz_dns.c"
 #include "tests/fuzz/fuzz_envelope.c"
@@ -45,6 +46,7 @@ struct target {
 
 static const struct target targets[] = {
 	{ "address", fuzz_address },
+	{ "auth", fuzz_auth },
 	{ "dataread", fuzz_dataread },
 	{ "dns", fuzz_dns },
 	{ "envelope", fuzz_envelope },

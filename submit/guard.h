@@ -1,0 +1,63 @@
+/*
+ * guard - per-client defences: how often one address may connect, and
+ * lockouts after failed AUTH, per client address and per login
+ *
+ * A server on the Internet is found by password guessers within hours.
+ * So, for every client address outside limits.exempt_networks:
+ *
+ *   new connections per address per minute
+ *   (limits.connection_rate_per_ip): over it, 421 4.7.0 at connect;
+ *
+ *   failed AUTH attempts per address, and per login from all addresses
+ *   together, within limits.auth_failure_window: every
+ *   limits.auth_failures_per_ip-th (per_login-th) failure locks the
+ *   address (login) out for limits.auth_lockout, twice as long as last
+ *   time if the last lockout ended less than limits.auth_lockout_max
+ *   before, at most that. A locked address gets 421 4.7.0 at connect
+ *   and 454 4.7.0 at AUTH; a locked login gets 454 4.7.0 whether the
+ *   password was right or not (no oracle). Attempts refused by a lock
+ *   are not checked and count nowhere.
+ *
+ * The delay after a failed AUTH (limits.auth_failure_delay) is the
+ * session's business: a timer, never a sleep.
+ *
+ * The counts live in submit/counter.c (narrow on purpose: a shared store
+ * can replace it when several relays must enforce one limit). Lockouts
+ * and refusals are logged once each. Loop thread only; returned texts
+ * are static buffers valid until the next call.
+ */
+#ifndef POSTERN_GUARD_H
+#define POSTERN_GUARD_H
+
+#include <time.h>
+
+#include "config/config.h"
+
+/*
+ * guard_connect - NULL if client address ip may open a new connection
+ * now (and it is counted), else why not ("Too many new connections from
+ * your address"), for the 421 reply. Exempt addresses always may.
+ */
+const char	*guard_connect(const struct config *, const char *ip,
+		    time_t now);
+
+/*
+ * guard_auth_locked - NULL if ip may try AUTH now as login (NULL: not
+ * known yet), else the whole 454 4.7.0 reply line, which says until
+ * when. Exempt addresses are never locked out.
+ */
+const char	*guard_auth_locked(const struct config *, const char *ip,
+		    const char *login, time_t now);
+
+/*
+ * guard_auth_failed - count one failed AUTH from ip for login (NULL if
+ * the mechanism never named one); lock ip or login out at the limits.
+ * Exempt addresses count nowhere.
+ */
+void		 guard_auth_failed(const struct config *, const char *ip,
+		    const char *login, time_t now);
+
+/* guard_free - forget every count and lock (shutdown, tests) */
+void		 guard_free(void);
+
+#endif
