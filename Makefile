@@ -168,3 +168,78 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
 $(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
 -include $(FUZZ_OBJS:.o=.d)
+
+# ---------------------------------------------------------------------------
+# Installation
+#
+#   make install     build ./postern if needed, then install
+#   make uninstall   remove exactly the files install puts there
+#
+# Everything goes under $(DESTDIR)$(PREFIX) and $(DESTDIR)$(SYSCONFDIR):
+#
+#   $(PREFIX)/sbin/postern                          the daemon, 0755
+#   $(SYSCONFDIR)/postern/postern.conf.example      0644; postern.conf itself
+#                        is never written (copy the example: INSTALL)
+#   $(PREFIX)/lib/systemd/system/postern.service    0644, made from
+#                        contrib/postern.service.in with the paths above
+#   $(PREFIX)/share/doc/postern/                    README.md, INSTALL and
+#                        examples/ (trac-smtp.ini, mail-clients.md)
+#
+# PREFIX defaults to /usr/local and SYSCONFDIR to $(PREFIX)/etc.
+#   make install SYSCONFDIR=/etc                  what INSTALL uses: the
+#        configuration in /etc/postern/, the daemon's default -c path
+#   make install PREFIX=/usr SYSCONFDIR=/etc      the Debian package layout
+#   make install DESTDIR=/tmp/stage               stage into another root
+# Use the same variables for make uninstall. Uninstall also removes
+# share/doc/postern/ and $(SYSCONFDIR)/postern/ when they are left empty;
+# it never touches postern.conf, the sasldb or /var/lib/postern.
+#
+# Nothing is installed as `sendmail` by make install, so that installing
+# Postern never replaces the system's sendmail. Opt in with
+#   make install-sendmail   $(PREFIX)/sbin/sendmail -> postern (a symlink;
+#                           refused if a sendmail that is not ours is
+#                           there); make uninstall removes that link too.
+
+SYSCONFDIR ?= $(PREFIX)/etc
+SBINDIR     = $(PREFIX)/sbin
+UNITDIR     = $(PREFIX)/lib/systemd/system
+DOCDIR      = $(PREFIX)/share/doc/postern
+DOC_FILES   = README.md INSTALL
+DOC_EXAMPLES = contrib/trac-smtp.ini contrib/trac-sendmail.ini \
+               contrib/mail-clients.md
+
+.PHONY: install uninstall install-sendmail
+
+install-sendmail: install
+	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
+	if [ -e "$$l" ] && [ "$$(readlink "$$l")" != postern ]; then \
+	    echo "$$l exists and is not Postern's: remove it first"; exit 1; \
+	fi; \
+	ln -sfn postern "$$l"
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/postern \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 postern $(DESTDIR)$(SBINDIR)/postern
+	install -m 0644 config/postern.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.example
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@DOCDIR@|$(DOCDIR)|g' contrib/postern.service.in \
+	    > $(DESTDIR)$(UNITDIR)/postern.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/postern.service
+	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(DOC_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+
+uninstall:
+	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
+	if [ -L "$$l" ] && [ "$$(readlink "$$l")" = postern ]; then \
+	    rm -f "$$l"; fi
+	rm -f $(DESTDIR)$(SBINDIR)/postern \
+	    $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.example \
+	    $(DESTDIR)$(UNITDIR)/postern.service \
+	    $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) \
+	    $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(DOC_EXAMPLES)))
+	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/postern; do \
+	    if [ -d "$$d" ]; then rmdir --ignore-fail-on-non-empty "$$d"; fi; \
+	done

@@ -10,6 +10,8 @@
  *	postern users list   [-c FILE]
  *	postern queue list   [-c FILE]
  *	postern queue show ID [-c FILE]
+ *	postern sendmail [options] [recipient ...]
+ *	sendmail [options] [recipient ...]	(the binary under that name)
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -42,6 +44,7 @@
 #include "relay/queue.h"
 #include "relay/sched.h"
 #include "submit/auth.h"
+#include "submit/sendmail.h"
 #include "submit/server.h"
 #include "submit/session.h"
 
@@ -58,6 +61,10 @@ usage(void)
 	    "       postern queue list   [-c FILE]\n"
 	    "       postern queue show ID [--message] [-c FILE]\n"
 	    "       postern keys generate|dns|sign|verify ... (postern keys)\n"
+	    "       postern sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] "
+	    "[--] [recipient ...]\n"
+	    "                                   (also as `sendmail`: a message "
+	    "on stdin to the daemon)\n"
 
 	    "Passwords are read from the terminal, or from standard input "
 	    "when it is not one.\n");
@@ -190,14 +197,180 @@ drop_privileges(const struct config *cfg)
 	log_info("running as user=%s uid=%d", cfg->user, (int)pw->pw_uid);
 }
 
+/*
+ * The graceful stop (SIGTERM, SIGINT): close the listeners, let sessions
+ * finish their transactions and deliveries in flight finish, for at most
+ * stop_timeout; then drop what is left (421 4.3.2) and leave the loop a
+ * moment later. A second signal leaves at once. Nothing accepted is at
+ * risk at any point: the queue is closed (commits finished) after the
+ * loop, and deliveries not finished stay queued.
+ */
+struct stopping {
+	struct event_base	*base;
+	const struct config	*cfg;
+	struct server		*srv;
+	struct sched		*sched;
+	struct event		*poll;		/* every STOP_POLL_MS */
+	time_t			 deadline;	/* stop_timeout */
+	bool			 started;
+	bool			 forced;	/* deadline passed */
+};
+
+#define STOP_POLL_MS	100
+#define STOP_GRACE	2	/* seconds for the last 421s to leave */
+
+/* stop_poll - done yet? */
+static void
+stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct stopping *st = arg;
+	size_t busy = sched_busy(st->sched);
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)what;
+	if (st->srv->nsessions == 0 && busy == 0) {
+		log_info("stopping: every transaction and delivery finished");
+		event_base_loopbreak(st->base);
+		return;
+	}
+	if (!st->forced && now >= st->deadline) {
+		log_warnx("stopping: stop_timeout (%us) passed with %u "
+		    "session(s) and %zu delivery(ies) in progress; dropping "
+		    "them", st->cfg->stop_timeout, st->srv->nsessions, busy);
+		session_drain_end();
+		st->forced = true;
+		st->deadline = now + STOP_GRACE;
+	} else if (st->forced && now >= st->deadline) {
+		event_base_loopbreak(st->base);
+		return;
+	}
+}
+
+/*
+ * Reload (SIGHUP): a new configuration and its DKIM keys for sessions
+ * that start from now on; sessions in progress, the scheduler's relay
+ * settings and deliveries in flight keep the ones they have. Every
+ * configuration and key set stays in memory until exit (struct
+ * generation), since something may still point into it. XXX reference
+ * counts would free them sooner; a reload costs kilobytes.
+ */
+struct generation {
+	struct config		*cfg;
+	struct keyring		*keys;
+	struct generation	*next;
+};
+
+struct reloading {
+	const char		*path;
+	struct event_base	*base;
+	struct server		*srv;
+	struct sched		*sched;
+	struct dns		*dns;
+	struct rotate		*rot;
+	struct stopping		*stop;
+	struct generation	*gens;		/* the current one first */
+};
+
+/* reload_refuse - log why, keep what runs */
+static void
+reload_refuse(const char *path, const char *why)
+{
+	log_warnx("reload of %s refused: %s; the configuration in force "
+	    "stays", path, why);
+}
+
+/* reload_cb - SIGHUP */
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct reloading *r = arg;
+	struct config_errors errs = { NULL, 0 };
+	const struct config *old = r->gens->cfg;
+	struct generation *g;
+	struct config *cfg;
+	struct keyring *kr;
+	struct rotate *rot;
+	char *err = NULL;
+	size_t i;
+
+	(void)sig;
+	(void)what;
+	if (r->stop->started)
+		return;
+	log_info("signal SIGHUP: reloading %s", r->path);
+	if ((cfg = config_reload(r->path, &errs, old)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_warnx("reload: %s", errs.v[i]);
+		reload_refuse(r->path, errs.n ? "errors above" :
+		    "cannot load it");
+		config_errors_free(&errs);
+		return;
+	}
+	if (strcmp(cfg->state_dir, old->state_dir) != 0 ||
+	    (cfg->user == NULL) != (old->user == NULL) ||
+	    (cfg->user != NULL && strcmp(cfg->user, old->user) != 0)) {
+		reload_refuse(r->path, "state_dir and user change only at a "
+		    "restart");
+		config_free(cfg);
+		return;
+	}
+	if ((kr = keyring_load(cfg, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			log_warnx("reload: %s", errs.v[i]);
+		reload_refuse(r->path, "a DKIM key does not load");
+		config_errors_free(&errs);
+		config_free(cfg);
+		return;
+	}
+	if (server_reload(r->srv, cfg, kr, &err) == -1) {
+		reload_refuse(r->path, err);
+		free(err);
+		keyring_free(kr);
+		config_free(cfg);
+		return;
+	}
+	sched_set_keys(r->sched, kr);
+	if ((rot = rotate_start(r->base, kr, r->dns,
+	    old->dkim_check_interval)) != NULL) {
+		rotate_free(r->rot);
+		r->rot = rot;
+	}
+	r->stop->cfg = cfg;
+	g = xcalloc(1, sizeof(*g));
+	g->cfg = cfg;
+	g->keys = kr;
+	g->next = r->gens;
+	r->gens = g;
+	log_info("reloaded %s: %zu listener(s), %zu domain(s), %zu sender "
+	    "grant(s), %zu local user(s); relay settings, resolver and "
+	    "dkim_check_interval change at the next restart", r->path,
+	    cfg->nlisten, cfg->ndomains, cfg->nsenders, cfg->nlocal_senders);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct event_base *base = arg;
+	struct stopping *st = arg;
+	struct timeval tv = { 0, STOP_POLL_MS * 1000 };
 
 	(void)what;
-	log_info("signal %d: stopping", (int)sig);
-	event_base_loopbreak(base);
+	if (st->started) {
+		log_info("signal %d again: stopping now", (int)sig);
+		event_base_loopbreak(st->base);
+		return;
+	}
+	st->started = true;
+	log_info("signal %d: stopping; waiting up to %us for %u session(s) "
+	    "and %zu delivery(ies)", (int)sig, st->cfg->stop_timeout,
+	    st->srv->nsessions, sched_busy(st->sched));
+	server_stop_accepting(st->srv);
+	session_drain();
+	sched_drain(st->sched);
+	st->deadline = time(NULL) + st->cfg->stop_timeout;
+	st->poll = event_new(st->base, -1, EV_PERSIST, stop_poll, st);
+	if (st->poll == NULL || event_add(st->poll, &tv) == -1)
+		event_base_loopbreak(st->base);
 }
 
 /* cmd_serve - run the daemon in the foreground */
@@ -205,7 +378,10 @@ static int
 cmd_serve(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH, *words[1];
-	struct event *sigterm, *sigint;
+	struct event *sigterm, *sigint, *sighup;
+	struct reloading reload;
+	struct generation *g;
+	struct stopping stop;
 	struct event_base *base;
 	struct keyring *keys;
 	struct rotate *rot;
@@ -224,6 +400,9 @@ cmd_serve(int argc, char **argv)
 	cfg = load_config(path);
 	keys = load_keys(cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/* until the loop handles it: a reload asked for during start-up
+	   must not kill the daemon (it reads the configuration anyway) */
+	signal(SIGHUP, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		log_fatalx("libevent without thread support");
 	if ((base = event_base_new()) == NULL)
@@ -259,8 +438,26 @@ cmd_serve(int argc, char **argv)
 		log_fatal("relay: cannot read the queue");
 	session_set_sched(sched);
 
-	sigterm = evsignal_new(base, SIGTERM, signal_cb, base);
-	sigint = evsignal_new(base, SIGINT, signal_cb, base);
+	memset(&stop, 0, sizeof(stop));
+	stop.base = base;
+	stop.cfg = cfg;
+	stop.srv = &srv;
+	stop.sched = sched;
+	sigterm = evsignal_new(base, SIGTERM, signal_cb, &stop);
+	sigint = evsignal_new(base, SIGINT, signal_cb, &stop);
+	memset(&reload, 0, sizeof(reload));
+	reload.path = path;
+	reload.base = base;
+	reload.srv = &srv;
+	reload.sched = sched;
+	reload.dns = dns;
+	reload.rot = rot;
+	reload.stop = &stop;
+	reload.gens = xcalloc(1, sizeof(*reload.gens));
+	reload.gens->cfg = cfg;
+	reload.gens->keys = keys;
+	sighup = evsignal_new(base, SIGHUP, reload_cb, &reload);
+	evsignal_add(sighup, NULL);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	log_info("ready hostname=%s", cfg->hostname);
@@ -272,14 +469,21 @@ cmd_serve(int argc, char **argv)
 	queue_close(q);		/* waits for commits in progress */
 	session_set_sched(NULL);
 	sched_free(sched);
-	rotate_free(rot);
+	rotate_free(reload.rot);
 	dns_free(dns);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
+	if (stop.poll != NULL)
+		event_free(stop.poll);
 	event_base_free(base);
-	keyring_free(keys);
+	while ((g = reload.gens) != NULL) {
+		reload.gens = g->next;
+		keyring_free(g->keys);
+		config_free(g->cfg);
+		free(g);
+	}
 	dkim_shutdown();
-	config_free(cfg);
 	log_info("stopped");
 	return 0;
 }
@@ -555,11 +759,20 @@ out:
 int
 main(int argc, char **argv)
 {
-	const char *cmd;
+	const char *cmd, *base;
 
+	/* /usr/sbin/sendmail -> postern: the sendmail(1) interface */
+	if (argc > 0 && argv[0] != NULL) {
+		base = strrchr(argv[0], '/');
+		base = base ? base + 1 : argv[0];
+		if (strcmp(base, "sendmail") == 0)
+			return sendmail_main(argc, argv);
+	}
 	if (argc < 2)
 		usage();
 	cmd = argv[1];
+	if (strcmp(cmd, "sendmail") == 0)
+		return sendmail_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "check-config") == 0)

@@ -13,6 +13,7 @@
  */
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -61,8 +62,14 @@ static const struct config_key keys[] = {
 	{ "dkim_check_interval", K_DURATION, 0, "1h", 1, 86400, NULL,
 	  "how often pending DKIM selectors (postern keys rotate) are "
 	  "looked up in DNS" },
+	{ "stop_timeout", K_DURATION, 0, "30s", 1, 3600, NULL,
+	  "on SIGTERM, how long transactions and deliveries in progress may "
+	  "take to finish" },
 	{ "user", K_STRING, 0, NULL, 0, 0, NULL,
 	  "account to switch to after binding; default: stay who we are" },
+	{ "local_socket", K_STRING, 0, "/run/postern/sendmail.sock", 0, 0,
+	  NULL, "unix socket for `postern sendmail`; readable by everyone, "
+	  "callers are told apart by their uid" },
 
 	{ "listen", K_LIST, REQ | NONEMPTY, NULL, 0, 0, NULL,
 	  "sockets to accept mail on" },
@@ -130,6 +137,15 @@ static const struct config_key keys[] = {
 	  "this login's limit instead of limits.user_recipients_per_hour" },
 	{ "senders.recipients_per_day", K_INT, 0, NULL, 0, 100000000, NULL,
 	  "this login's limit instead of limits.user_recipients_per_day" },
+
+	{ "local_senders", K_LIST, 0, NULL, 0, 0, NULL,
+	  "addresses each local user may send as through `postern "
+	  "sendmail` (the local_socket)" },
+	{ "local_senders.user", K_STRING, REQ, NULL, 0, 0, NULL,
+	  "local account name (the caller's uid, from the socket's peer "
+	  "credentials)" },
+	{ "local_senders.addresses", K_STRINGS, REQ | NONEMPTY, NULL, 0, 0,
+	  NULL, "\"user@domain\" or \"*@domain\" in hosted domains" },
 
 	{ "limits", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "input limits" },
@@ -284,6 +300,8 @@ struct loader {
 	char		**files;	/* file names in order of first problem */
 	size_t		 nfiles;
 	int		 tls_line;	/* first listener using TLS, 0 if none */
+	const struct config *running;	/* config_reload: the one in force */
+	bool		 client;	/* config_load_client: no secrets */
 };
 
 /* Address of one listener, for duplicate checks. */
@@ -1121,6 +1139,7 @@ build_basics(struct loader *ld)
 	}
 	c->dkim_check_interval = (unsigned)get_number(ld, root,
 	    "dkim_check_interval");
+	c->stop_timeout = (unsigned)get_number(ld, root, "stop_timeout");
 }
 
 /* valid_selector - RFC 6376 3.1: dot-separated labels of [A-Za-z0-9-] */
@@ -1506,6 +1525,16 @@ build_listen(struct loader *ld)
 	free(bounds);
 }
 
+/* tls_same - is path the running config's file for name? */
+static bool
+tls_same(const struct config *running, const char *name, const char *path)
+{
+	const char *was = strcmp(name, "tls.key") == 0 ? running->tls_key :
+	    running->tls_certificate;
+
+	return was != NULL && strcmp(was, path) == 0;
+}
+
 /* tls_file - one of tls.certificate and tls.key, when a listener needs it */
 static char *
 tls_file(struct loader *ld, const config_setting_t *g, const char *name)
@@ -1524,8 +1553,16 @@ tls_file(struct loader *ld, const config_setting_t *g, const char *name)
 	if (ld->c->state_dir == NULL)
 		return NULL;
 	path = path_join(ld->c->state_dir, v);
-	if ((why = readable(path)) != NULL)
+	if (ld->client)
+		return path;		/* never opened by a client */
+	if ((why = readable(path)) != NULL) {
+		/* A reload runs without root: the running daemon keeps the
+		   TLS files it read at start if they stay the same. */
+		if (ld->running != NULL && errno == EACCES &&
+		    tls_same(ld->running, name, path))
+			return path;
 		problem_at(ld, s, "%s: cannot read %s: %s", name, path, why);
+	}
 	else if (strcmp(name, "tls.key") == 0 && stat(path, &st) == 0 &&
 	    (st.st_mode & S_IRWXO))
 		problem_at(ld, s, "%s: %s is accessible by others (mode %04o); "
@@ -1642,7 +1679,7 @@ build_auth(struct loader *ld)
 		dir = xstrdup("/");
 	}
 	/* state_dir itself is created by the daemon */
-	if (strcmp(dir, c->state_dir) != 0) {
+	if (!ld->client && strcmp(dir, c->state_dir) != 0) {
 		if (stat(dir, &st) == -1)
 			problem_at(ld, s ? s : g, "auth.sasldb: directory %s: "
 			    "%s", dir, strerror(errno));
@@ -1651,6 +1688,13 @@ build_auth(struct loader *ld)
 			    "directory", dir);
 	}
 	free(dir);
+	/* password verifiers: as private as a key (it may not exist yet:
+	   `postern users add` makes it 0600) */
+	if (!ld->client && stat(c->sasldb, &st) == 0 &&
+	    (st.st_mode & S_IRWXO))
+		problem_at(ld, s ? s : g, "auth.sasldb: %s is accessible by "
+		    "others (mode %04o); chmod o-rwx it",
+		    c->sasldb, (unsigned)(st.st_mode & 07777));
 }
 
 /* sender_limit - a grant's own rate limit, or -1 (the limits default) */
@@ -1662,53 +1706,125 @@ sender_limit(struct loader *ld, const config_setting_t *e, const char *name)
 	return (long)get_number(ld, e, name);
 }
 
-/* build_senders - the sender grants */
+/*
+ * build_grants - the entries of the top-level list `list` (senders,
+ * local_senders): each entry's `whokey` member (the login or user), unique
+ * in the list, and its `addrkey` addresses checked by sender_patterns().
+ * add() gets each good entry with the lower-case addresses, which it
+ * keeps.
+ */
 static void
-build_senders(struct loader *ld)
+build_grants(struct loader *ld, const char *list_name, const char *whokey,
+    const char *addrkey, void (*add)(struct loader *,
+    const config_setting_t *, const char *, char **, size_t))
 {
 	const config_setting_t *list, *e, *s, *arr;
-	struct config *c = ld->c;
-	struct sender_grant *g;
-	const char *login;
+	const char *who, **seen;
+	char **addrs;
+	size_t j, nseen = 0, naddrs;
 	int i, n, *lines;
-	size_t j;
 
-	if ((list = top(ld, "senders")) == NULL)
+	if ((list = top(ld, list_name)) == NULL)
 		return;
 	n = config_setting_length(list);
-	c->senders = xcalloc((size_t)n, sizeof(*c->senders));
+	seen = xcalloc((size_t)n, sizeof(*seen));
 	lines = xcalloc((size_t)n, sizeof(*lines));
 	for (i = 0; i < n; i++) {
 		e = config_setting_get_elem(list, (unsigned)i);
 		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
 			continue;
-		login = get_string(ld, e, "senders.login", &s);
-		arr = get_strings(ld, e, "senders.addresses");
-		if (login == NULL || arr == NULL)
+		who = get_string(ld, e, whokey, &s);
+		arr = get_strings(ld, e, addrkey);
+		if (who == NULL || arr == NULL)
 			continue;
-		for (j = 0; j < c->nsenders; j++)
-			if (strcmp(c->senders[j].login, login) == 0)
+		for (j = 0; j < nseen; j++)
+			if (strcmp(seen[j], who) == 0)
 				break;
-		if (j < c->nsenders) {
-			problem_at(ld, s, "senders.login: \"%s\" already has a "
-			    "grant at line %d", login, lines[j]);
+		if (j < nseen) {
+			problem_at(ld, s, "%s: \"%s\" already has a grant at "
+			    "line %d", whokey, who, lines[j]);
 			continue;
 		}
-		lines[c->nsenders] = config_setting_source_line(e);
-		g = &c->senders[c->nsenders++];
-		g->login = xstrdup(login);
-		sender_patterns(ld, arr, "senders.addresses", &g->addresses,
-		    &g->naddresses);
-		g->messages_per_hour = sender_limit(ld, e,
-		    "senders.messages_per_hour");
-		g->messages_per_day = sender_limit(ld, e,
-		    "senders.messages_per_day");
-		g->recipients_per_hour = sender_limit(ld, e,
-		    "senders.recipients_per_hour");
-		g->recipients_per_day = sender_limit(ld, e,
-		    "senders.recipients_per_day");
+		lines[nseen] = config_setting_source_line(e);
+		seen[nseen++] = who;
+		sender_patterns(ld, arr, addrkey, &addrs, &naddrs);
+		add(ld, e, who, addrs, naddrs);
 	}
+	free(seen);
 	free(lines);
+}
+
+/* add_sender_grant - one good entry of senders */
+static void
+add_sender_grant(struct loader *ld, const config_setting_t *e,
+    const char *login, char **addrs, size_t naddrs)
+{
+	struct config *c = ld->c;
+	struct sender_grant *g;
+
+	c->senders = xreallocarray(c->senders, c->nsenders + 1,
+	    sizeof(*c->senders));
+	g = &c->senders[c->nsenders++];
+	g->login = xstrdup(login);
+	g->addresses = addrs;
+	g->naddresses = naddrs;
+	g->messages_per_hour = sender_limit(ld, e,
+	    "senders.messages_per_hour");
+	g->messages_per_day = sender_limit(ld, e,
+	    "senders.messages_per_day");
+	g->recipients_per_hour = sender_limit(ld, e,
+	    "senders.recipients_per_hour");
+	g->recipients_per_day = sender_limit(ld, e,
+	    "senders.recipients_per_day");
+}
+
+/* add_local_sender - one good entry of local_senders */
+static void
+add_local_sender(struct loader *ld, const config_setting_t *e,
+    const char *user, char **addrs, size_t naddrs)
+{
+	struct config *c = ld->c;
+	struct local_sender *l;
+
+	(void)e;
+	c->local_senders = xreallocarray(c->local_senders,
+	    c->nlocal_senders + 1, sizeof(*c->local_senders));
+	l = &c->local_senders[c->nlocal_senders++];
+	l->user = xstrdup(user);
+	l->addresses = addrs;
+	l->naddresses = naddrs;
+}
+
+/* build_senders - the sender grants of SASL logins */
+static void
+build_senders(struct loader *ld)
+{
+	build_grants(ld, "senders", "senders.login", "senders.addresses",
+	    add_sender_grant);
+}
+
+/*
+ * build_local - local_socket (relative: to state_dir, like every other
+ * path; it must fit a sockaddr_un) and the local_senders grants of local
+ * users
+ */
+static void
+build_local(struct loader *ld)
+{
+	const config_setting_t *root = config_root_setting(&ld->lc), *s;
+	struct sockaddr_un sun;
+	struct config *c = ld->c;
+	const char *v;
+
+	v = get_string(ld, root, "local_socket", &s);
+	c->local_socket = c->state_dir ? path_join(c->state_dir, v) :
+	    xstrdup(v);
+	if (strlen(c->local_socket) >= sizeof(sun.sun_path))
+		problem_at(ld, s, "local_socket: %s is longer than a unix "
+		    "socket path may be (%zu bytes)", c->local_socket,
+		    sizeof(sun.sun_path) - 1);
+	build_grants(ld, "local_senders", "local_senders.user",
+	    "local_senders.addresses", add_local_sender);
 }
 
 /*
@@ -2002,7 +2118,15 @@ build_smarthost(struct loader *ld, const config_setting_t *r)
 		rc->smarthost.login = xstrdup(login);
 		path = ld->c->state_dir ? path_join(ld->c->state_dir, pwfile) :
 		    xstrdup(pwfile);
-		rc->smarthost.password = read_secret(ld, ps, path);
+		/* A reload keeps the relay settings it started with (and
+		   may no longer read a root-only file); a client never
+		   needs the password. */
+		if (ld->running != NULL) {
+			if (ld->running->relay.smarthost.password != NULL)
+				rc->smarthost.password = xstrdup(
+				    ld->running->relay.smarthost.password);
+		} else if (!ld->client)
+			rc->smarthost.password = read_secret(ld, ps, path);
 		free(path);
 	}
 	if ((v = get_string(ld, g, "relay.smarthost.spf", NULL)) != NULL)
@@ -2104,7 +2228,7 @@ build_relay(struct loader *ld)
 	if ((v = get_string(ld, g, "relay.ca_file", &e)) != NULL &&
 	    ld->c->state_dir != NULL) {
 		rc->ca_file = path_join(ld->c->state_dir, v);
-		if ((v = readable(rc->ca_file)) != NULL)
+		if (!ld->client && (v = readable(rc->ca_file)) != NULL)
 			problem_at(ld, e, "relay.ca_file: cannot read %s: %s",
 			    rc->ca_file, v);
 	}
@@ -2150,8 +2274,34 @@ read_file(struct loader *ld)
 }
 
 /* config_load - parse and check path; see config.h */
+static struct config *config_load_as(const char *, struct config_errors *,
+		    const struct config *, bool);
+
 struct config *
 config_load(const char *path, struct config_errors *errs)
+{
+	return config_load_as(path, errs, NULL, false);
+}
+
+/* config_load_client - config_load without opening any file it names */
+struct config *
+config_load_client(const char *path, struct config_errors *errs)
+{
+	return config_load_as(path, errs, NULL, true);
+}
+
+/* config_reload - config_load, lenient about the running TLS files */
+struct config *
+config_reload(const char *path, struct config_errors *errs,
+    const struct config *running)
+{
+	return config_load_as(path, errs, running, false);
+}
+
+/* config_load_as - the loader, for a daemon, a reload or a client */
+static struct config *
+config_load_as(const char *path, struct config_errors *errs,
+    const struct config *running, bool client)
 {
 	struct loader ld;
 	struct config *c;
@@ -2159,6 +2309,8 @@ config_load(const char *path, struct config_errors *errs)
 
 	memset(&ld, 0, sizeof(ld));
 	ld.path = path;
+	ld.running = running;
+	ld.client = client;
 	c = ld.c = xcalloc(1, sizeof(*c));
 	c->path = xstrdup(path);
 	config_init(&ld.lc);
@@ -2174,6 +2326,7 @@ config_load(const char *path, struct config_errors *errs)
 		build_tls(&ld);
 		build_auth(&ld);
 		build_senders(&ld);
+		build_local(&ld);
 		build_limits(&ld);
 		build_relay(&ld);
 	}
@@ -2253,6 +2406,13 @@ config_free(struct config *c)
 		free_strings(c->senders[i].addresses, c->senders[i].naddresses);
 	}
 	free(c->senders);
+	free(c->local_socket);
+	for (i = 0; i < c->nlocal_senders; i++) {
+		free(c->local_senders[i].user);
+		free_strings(c->local_senders[i].addresses,
+		    c->local_senders[i].naddresses);
+	}
+	free(c->local_senders);
 	free(c->limits.exempt);
 	free(c->relay.directory);
 	free_strings(c->relay.addresses, c->relay.naddresses);

@@ -74,6 +74,14 @@ struct sender_grant {
 	long		 recipients_per_day;
 };
 
+/* One entry of local_senders: a local account and what it may send as
+   through the local socket (`postern sendmail`). */
+struct local_sender {
+	char		*user;		/* account name, as in getpwnam() */
+	char		**addresses;	/* "user@dom" or "*@dom", lower case */
+	size_t		 naddresses;
+};
+
 struct limits_config {
 	uint64_t	 message_size;		/* bytes after dot-unstuffing */
 	unsigned	 recipients;		/* per message */
@@ -174,6 +182,7 @@ struct config {
 	char			*user;		/* NULL: stay who we are */
 	char			*resolver;	/* "IP" or "IP@PORT"; NULL: the
 						   system's resolv.conf */
+	unsigned		 stop_timeout;		/* seconds, SIGTERM */
 	unsigned		 dkim_check_interval;	/* seconds between
 						   DNS checks of pending
 						   selectors */
@@ -194,6 +203,12 @@ struct config {
 	struct sender_grant	*senders;
 	size_t			 nsenders;
 
+	char			*local_socket;	/* absolute path of the unix
+						   socket of `postern
+						   sendmail` */
+	struct local_sender	*local_senders;
+	size_t			 nlocal_senders;
+
 	struct limits_config	 limits;
 	struct relay_config	 relay;
 };
@@ -206,6 +221,23 @@ struct config_errors {
 };
 
 struct config	*config_load(const char *path, struct config_errors *errs);
+
+/*
+ * config_reload - config_load for a reload by a daemon that may no longer
+ * be root: a TLS file that is the running config's own and cannot be read
+ * (EACCES) is not a problem (the daemon keeps what it read at start).
+ */
+struct config	*config_reload(const char *path, struct config_errors *errs,
+		    const struct config *running);
+
+/*
+ * config_load_client - config_load for a client such as `postern
+ * sendmail` run by any local user: the files the configuration names
+ * (TLS key, CA file, smarthost password, sasldb) are neither opened nor
+ * checked, and no secret is read.
+ */
+struct config	*config_load_client(const char *path,
+		    struct config_errors *errs);
 
 void		 config_free(struct config *);
 void		 config_errors_free(struct config_errors *);

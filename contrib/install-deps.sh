@@ -4,6 +4,8 @@
 # (the Makefile calls it that way before every build).
 set -eu
 
+# systemd: systemd-analyze and systemctl, which tests/e2e/test_install.py
+# runs offline on the installed unit (containers often lack the package).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -13,6 +15,7 @@ libcmocka-dev
 openssl ca-certificates
 swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
 libmail-dkim-perl dnsmasq-base python3-dnspython
+systemd
 "
 
 missing=""

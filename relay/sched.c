@@ -60,6 +60,7 @@ struct sched {
 	uint64_t		 next_serial;
 	unsigned long		 seq;		/* Maildir file names */
 	bool			 stopped;
+	bool			 draining;	/* sched_drain: no new attempt */
 };
 
 /*
@@ -634,7 +635,7 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 	for (m = s->head; m != NULL; m = next) {
 		next = m->next;
 		if (m->busy || m->writing || m->removing || m->bouncing ||
-		    m->due > now)
+		    m->due > now || s->draining)
 			continue;
 		if (started == SC_BATCH) {
 			sched_kick(s);
@@ -762,6 +763,34 @@ sched_queued(struct sched *s, const char *id)
 	sched_add(s, &e);
 	envelope_free(&e);
 	sched_kick(s);
+}
+
+/* sched_set_keys - sign bounces with kr from now on (a reload) */
+void
+sched_set_keys(struct sched *s, const struct keyring *kr)
+{
+	s->kr = kr;
+}
+
+/* sched_drain - finish what is in flight, start nothing new */
+void
+sched_drain(struct sched *s)
+{
+	if (s != NULL)
+		s->draining = true;
+}
+
+/* sched_busy - attempts and disk operations still in flight */
+size_t
+sched_busy(const struct sched *s)
+{
+	const struct sched_msg *m;
+	size_t n = 0;
+
+	for (m = s ? s->head : NULL; m != NULL; m = m->next)
+		if (m->busy || m->writing || m->removing || m->bouncing)
+			n++;
+	return n;
 }
 
 /* sched_stop - no new work */

@@ -68,6 +68,20 @@ int		 sched_start(struct sched *);
 /* sched_queued - the message id was just committed: schedule it now */
 void		 sched_queued(struct sched *, const char *id);
 
+/* sched_set_keys - the DKIM keys bounces are signed with from now on
+   (SIGHUP); kr must outlive the scheduler */
+void		 sched_set_keys(struct sched *, const struct keyring *);
+
+/*
+ * sched_drain - the daemon is stopping: start no new delivery attempt;
+ * those in flight finish and their outcomes are recorded as usual (a
+ * recipient still pending stays queued for the next start).
+ * sched_busy - how many messages have an attempt or a disk operation in
+ * flight (the caller stops once it is 0, or at its timeout).
+ */
+void		 sched_drain(struct sched *);
+size_t		 sched_busy(const struct sched *);
+
 /*
  * sched_stop - start no new attempt or disk operation; operations the
  * queue already has still call back (in queue_close()), and only update

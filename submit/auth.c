@@ -333,7 +333,6 @@ int
 auth_init(const struct config *cfg, const char **err)
 {
 	struct auth_opts o;
-	struct stat st;
 	int r;
 
 	if (auth_opts_fill(&o, cfg, err) == -1)
@@ -362,8 +361,6 @@ auth_init(const struct config *cfg, const char **err)
 			return -1;
 		}
 	}
-	if (stat(auth_global.sasldb, &st) == 0 && (st.st_mode & S_IROTH))
-		log_warnx("auth: %s is world-readable", auth_global.sasldb);
 	return 0;
 }
 

@@ -81,16 +81,31 @@ policy_login_owns(const struct config *cf, const char *login,
 	return false;
 }
 
+/* policy_patterns_match - does one of n patterns cover the address? */
+static bool
+policy_patterns_match(char *const *patterns, size_t n,
+    const struct address *a)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (policy_pattern_matches(patterns[i], a))
+			return true;
+	return false;
+}
+
+/* policy_local_owns - may this local user (its local_senders entry) use
+   the address? */
+bool
+policy_local_owns(const struct local_sender *ls, const struct address *a)
+{
+	return ls != NULL && policy_patterns_match(ls->addresses,
+	    ls->naddresses, a);
+}
+
 /* policy_listener_owns - may a client of this trusted listener use it? */
 bool
 policy_listener_owns(const struct listen_config *l, const struct address *a)
 {
-	size_t i;
-
-	if (!l->trusted)
-		return false;
-	for (i = 0; i < l->nsenders; i++)
-		if (policy_pattern_matches(l->senders[i], a))
-			return true;
-	return false;
+	return l->trusted && policy_patterns_match(l->senders, l->nsenders, a);
 }

@@ -11,7 +11,8 @@
  * Comparison ignores case in local part and domain. The null sender "<>"
  * is owned by nobody (bounces come from the relay, not from submitters).
  * On a trusted listener, the owned addresses are the listener's `senders`
- * list, matched the same way.
+ * list, and for a local user on the local socket its `local_senders`
+ * entry's addresses, matched the same way.
  */
 #ifndef POSTERN_POLICY_H
 #define POSTERN_POLICY_H
@@ -28,6 +29,11 @@ bool	policy_login_owns(const struct config *, const char *login,
 /* policy_listener_owns - may an unauthenticated client of this trusted
    listener use this address? false for a listener that is not trusted */
 bool	policy_listener_owns(const struct listen_config *,
+	    const struct address *);
+
+/* policy_local_owns - may the local user with this local_senders entry
+   (NULL: none) use this address? */
+bool	policy_local_owns(const struct local_sender *,
 	    const struct address *);
 
 /*

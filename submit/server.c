@@ -4,6 +4,8 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +112,78 @@ refuse(const struct server *srv, const struct listen_config *lc, int fd,
 	close(fd);
 }
 
+/* local_sender_of - the local_senders entry of user name, or NULL */
+static const struct local_sender *
+local_sender_of(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlocal_senders; i++)
+		if (strcmp(cfg->local_senders[i].user, name) == 0)
+			return &cfg->local_senders[i];
+	return NULL;
+}
+
+/*
+ * accept_local - a connection on the local socket (postern sendmail): the
+ * kernel says who the caller is (SO_PEERCRED), never the client; a user
+ * without a local_senders entry is refused before any session memory is
+ * spent. XXX getpwuid_r reads the password database on the loop thread
+ * (a local file here; an NSS module that goes to the network would
+ * block).
+ */
+static void
+accept_local(struct server *srv, int fd, struct sockaddr *sa)
+{
+	const struct local_sender *ls = NULL;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pw, *pwp = NULL;
+	char pwbuf[4096], name[64], line[512];
+	int n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("local socket: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if (getpwuid_r(cred.uid, &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 &&
+	    pwp != NULL) {
+		snprintf(name, sizeof(name), "%s", pw.pw_name);
+		ls = local_sender_of(srv->cfg, name);
+	} else
+		snprintf(name, sizeof(name), "#%u", (unsigned)cred.uid);
+	if (ls == NULL || srv->nsessions >= srv->cfg->limits.connections) {
+		log_info("refuse local user=%s uid=%u pid=%d reason=\"%s\"",
+		    name, (unsigned)cred.uid, (int)cred.pid, ls == NULL ?
+		    "no local_senders entry" : "too many connections");
+		if (ls == NULL)
+			n = snprintf(line, sizeof(line), "554 5.7.1 %s Local "
+			    "user %s (uid %u) may not send mail: no "
+			    "local_senders entry\r\n", srv->cfg->hostname, name,
+			    (unsigned)cred.uid);
+		else
+			n = snprintf(line, sizeof(line), "421 4.7.0 %s Too "
+			    "many connections, try again later\r\n",
+			    srv->cfg->hostname);
+		if (n > 0 && (size_t)n < sizeof(line))
+			(void)send(fd, line, (size_t)n, MSG_DONTWAIT |
+			    MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	if (evutil_make_socket_nonblocking(fd) == -1) {
+		log_warn("local user=%s: cannot make socket non-blocking",
+		    name);
+		close(fd);
+		return;
+	}
+	ipcount_find(srv, SESSION_LOCAL_IP, 1)->n++;
+	srv->nsessions++;
+	session_new_local(srv, &srv->local_lc, fd, sa, ls, name,
+	    (unsigned)cred.uid);
+}
+
 /* accept_cb - a new connection on one of our listeners */
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -124,6 +199,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	(void)l;
 	(void)salen;
+	if (la->lc == &srv->local_lc) {
+		accept_local(srv, fd, sa);
+		return;
+	}
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip,
 		    sizeof(ip));
@@ -167,6 +246,72 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 
 	(void)l;
 	log_warn("accept on %s:%d", la->lc->address, la->lc->port);
+}
+
+/*
+ * local_socket - bind the local socket at path, mode 0666 (every local
+ * user may connect; SO_PEERCRED tells them apart), its directory made
+ * (0755) if missing. A socket left by a daemon that died is replaced; one
+ * that answers belongs to a running daemon: -1 with *err.
+ */
+static int
+local_socket(const char *path, char **err)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	char *dir, *slash;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		*err = xasprintf("local socket %s: path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+			*err = xasprintf("local socket directory %s: %s", dir,
+			    strerror(errno));
+			free(dir);
+			return -1;
+		}
+	}
+	free(dir);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		goto fail;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			*err = xasprintf("local socket %s: exists and is not a "
+			    "socket", path);
+			close(fd);
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+		    errno == EAGAIN) {
+			*err = xasprintf("local socket %s: in use by a running "
+			    "daemon", path);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		(void)unlink(path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0)) == -1)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(path, 0666) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
+		goto fail;
+	return fd;
+fail:
+	*err = xasprintf("local socket %s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
 }
 
 /* listen_socket - bind one listener's socket; -1 with *err */
@@ -215,15 +360,84 @@ fail:
 	return -1;
 }
 
+/* listener_add - watch fd, a bound listening socket for lc; NULL with
+   *err (fd closed) if libevent fails */
+static struct listener_arg *
+listener_add(struct server *srv, const struct listen_config *lc, int fd,
+    char **err)
+{
+	struct listener_arg *la = xcalloc(1, sizeof(*la));
+
+	la->srv = srv;
+	la->lc = lc;
+	la->l = evconnlistener_new(srv->base, accept_cb, la,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (la->l == NULL) {
+		*err = xasprintf("listener %s:%d: libevent failed",
+		    lc->address, lc->port);
+		close(fd);
+		free(la);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(la->l, accept_error_cb);
+	srv->listeners = xreallocarray(srv->listeners, srv->nlisteners + 1,
+	    sizeof(*srv->listeners));
+	srv->listeners[srv->nlisteners++] = la;
+	if (lc == &srv->local_lc)
+		log_info("listen local socket=%s users=%zu", lc->address,
+		    srv->cfg->nlocal_senders);
+	else
+		log_info("listen address=%s port=%d tls=%s%s", lc->address,
+		    lc->port, lc->tls == LISTEN_TLS_IMPLICIT ? "implicit" :
+		    lc->tls == LISTEN_TLS_STARTTLS ? "starttls" : "none",
+		    lc->trusted ? " trusted=yes" : "");
+	return la;
+}
+
+/* listener_open - bind and watch the TCP listener lc; -1 with *err */
+static int
+listener_open(struct server *srv, const struct listen_config *lc,
+    char **err)
+{
+	int fd;
+
+	if ((fd = listen_socket(lc, err)) == -1)
+		return -1;
+	return listener_add(srv, lc, fd, err) == NULL ? -1 : 0;
+}
+
+/* listener_drop - close listener i (the last one takes its place) */
+static void
+listener_drop(struct server *srv, size_t i)
+{
+	struct listener_arg *la = srv->listeners[i];
+
+	if (la->l != NULL)
+		evconnlistener_free(la->l);
+	free(la);
+	srv->listeners[i] = srv->listeners[--srv->nlisteners];
+}
+
+/* tls_needed - does any listener of cfg use TLS? */
+static bool
+tls_needed(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].tls != LISTEN_TLS_NONE)
+			return true;
+	return false;
+}
+
 /* server_open - bind all listeners and prepare shared state */
 int
 server_open(struct server *srv, const struct config *cfg,
     struct event_base *base, struct queue *queue, char **err)
 {
-	struct listener_arg *la;
 	const char *aerr;
 	size_t i;
-	int fd, need_tls = 0;
+	int fd;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
@@ -231,45 +445,139 @@ server_open(struct server *srv, const struct config *cfg,
 	srv->queue = queue;
 	srv->ipcounts = xcalloc(IPCOUNT_BUCKETS, sizeof(*srv->ipcounts));
 
-	for (i = 0; i < cfg->nlisten; i++)
-		if (cfg->listen[i].tls != LISTEN_TLS_NONE)
-			need_tls = 1;
-	if (need_tls && (srv->ssl_ctx = tls_server_ctx(cfg->tls_certificate,
-	    cfg->tls_key, err)) == NULL)
+	if (tls_needed(cfg) && (srv->ssl_ctx = tls_server_ctx(
+	    cfg->tls_certificate, cfg->tls_key, err)) == NULL)
 		return -1;
-
 	if (auth_init(cfg, &aerr) == -1) {
 		*err = xasprintf("SASL: %s", aerr);
 		return -1;
 	}
 	srv->auth_mechs = session_auth_mechanisms();
 
-	srv->listeners = xcalloc(cfg->nlisten, sizeof(*srv->listeners));
-	srv->largs = xcalloc(cfg->nlisten, sizeof(*srv->largs));
-	for (i = 0; i < cfg->nlisten; i++) {
-		if ((fd = listen_socket(&cfg->listen[i], err)) == -1)
+	for (i = 0; i < cfg->nlisten; i++)
+		if (listener_open(srv, &cfg->listen[i], err) == -1)
 			return -1;
-		la = &srv->largs[i];
-		la->srv = srv;
-		la->lc = &cfg->listen[i];
-		srv->listeners[i] = evconnlistener_new(base, accept_cb, la,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-		if (srv->listeners[i] == NULL) {
-			*err = xasprintf("listener %s:%d: libevent failed",
-			    la->lc->address, la->lc->port);
-			close(fd);
+	if (cfg->nlocal_senders == 0)
+		return 0;
+	if ((fd = local_socket(cfg->local_socket, err)) == -1)
+		return -1;
+	srv->local_lc.address = cfg->local_socket;
+	srv->local_lc.tls = LISTEN_TLS_NONE;
+	return listener_add(srv, &srv->local_lc, fd, err) == NULL ? -1 : 0;
+}
+
+/* same_listener - does new describe the socket of the old one? */
+static bool
+same_listener(const struct listen_config *a, const struct listen_config *b)
+{
+	return a->port == b->port && strcmp(a->address, b->address) == 0;
+}
+
+/*
+ * server_reload - see server.h. Checks everything that can fail first
+ * (TLS files, SASL, new sockets), then swaps; on failure nothing of the
+ * running state has changed.
+ */
+int
+server_reload(struct server *srv, const struct config *cfg,
+    struct keyring *keys, char **err)
+{
+	const struct config *old = srv->cfg;
+	SSL_CTX *ctx = NULL;
+	const char *aerr;
+	size_t i, j, nold = srv->nlisteners;
+	bool *keep = xcalloc(cfg->nlisten + 1, sizeof(*keep));
+
+	if ((old->nlocal_senders > 0) != (cfg->nlocal_senders > 0) ||
+	    (cfg->nlocal_senders > 0 &&
+	    strcmp(old->local_socket, cfg->local_socket) != 0)) {
+		*err = xasprintf("the local socket (local_socket, or "
+		    "local_senders becoming empty or not) changes only at a "
+		    "restart");
+		free(keep);
+		return -1;
+	}
+	if (tls_needed(cfg) && (ctx = tls_server_ctx(cfg->tls_certificate,
+	    cfg->tls_key, err)) == NULL) {
+		if (srv->ssl_ctx == NULL || old->tls_certificate == NULL ||
+		    strcmp(old->tls_certificate, cfg->tls_certificate) != 0 ||
+		    strcmp(old->tls_key, cfg->tls_key) != 0) {
+			free(keep);
 			return -1;
 		}
-		srv->nlisteners++;
-		evconnlistener_set_error_cb(srv->listeners[i],
-		    accept_error_cb);
-		log_info("listen address=%s port=%d tls=%s%s",
-		    la->lc->address, la->lc->port,
-		    la->lc->tls == LISTEN_TLS_IMPLICIT ? "implicit" :
-		    la->lc->tls == LISTEN_TLS_STARTTLS ? "starttls" : "none",
-		    la->lc->trusted ? " trusted=yes" : "");
+		/* The same files, unreadable now that we are no longer
+		   root (a key kept 0600 root): keep what start-up read. */
+		log_warnx("reload: %s; keeping the certificate loaded at "
+		    "start (make the key readable by the daemon's user to "
+		    "reload it)", *err);
+		free(*err);
+		*err = NULL;
+		SSL_CTX_up_ref(srv->ssl_ctx);
+		ctx = srv->ssl_ctx;
 	}
+	/* New sockets first: a port we may no longer bind (below 1024,
+	   after the privilege drop) or one taken refuses the reload. */
+	for (i = 0; i < cfg->nlisten; i++) {
+		keep[i] = false;
+		for (j = 0; j < nold; j++)
+			if (srv->listeners[j]->lc != &srv->local_lc &&
+			    same_listener(srv->listeners[j]->lc,
+			    &cfg->listen[i]))
+				keep[i] = true;
+		if (!keep[i] && listener_open(srv, &cfg->listen[i], err) == -1)
+			goto undo;
+	}
+	if (auth_init(cfg, &aerr) == -1) {
+		*err = xasprintf("SASL: %s", aerr);
+		goto undo;
+	}
+	/* Swap. Sessions in progress keep their own settings. */
+	for (j = nold; j-- > 0;) {
+		struct listener_arg *la = srv->listeners[j];
+
+		if (la->lc == &srv->local_lc)
+			continue;
+		for (i = 0; i < cfg->nlisten; i++)
+			if (keep[i] && same_listener(la->lc, &cfg->listen[i]))
+				break;
+		if (i == cfg->nlisten) {
+			log_info("listener %s:%d closed by the reload",
+			    la->lc->address, la->lc->port);
+			listener_drop(srv, j);
+		} else
+			la->lc = &cfg->listen[i];
+	}
+	if (cfg->nlocal_senders > 0)
+		srv->local_lc.address = cfg->local_socket;
+	if (srv->ssl_ctx != NULL)
+		SSL_CTX_free(srv->ssl_ctx);	/* TLS sessions hold a ref */
+	srv->ssl_ctx = ctx;
+	free(srv->auth_mechs);
+	srv->auth_mechs = session_auth_mechanisms();
+	srv->cfg = cfg;
+	srv->keys = keys;
+	free(keep);
 	return 0;
+undo:
+	while (srv->nlisteners > nold)
+		listener_drop(srv, srv->nlisteners - 1);
+	if (ctx != NULL)
+		SSL_CTX_free(ctx);
+	free(keep);
+	return -1;
+}
+
+/* server_stop_accepting - close every listening socket */
+void
+server_stop_accepting(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nlisteners; i++)
+		if (srv->listeners[i]->l != NULL) {
+			evconnlistener_free(srv->listeners[i]->l);
+			srv->listeners[i]->l = NULL;
+		}
 }
 
 /* server_close - stop listening and free shared state (sessions must be
@@ -280,10 +588,9 @@ server_close(struct server *srv)
 	struct ipcount *c, *next;
 	size_t i;
 
-	for (i = 0; i < srv->nlisteners; i++)
-		evconnlistener_free(srv->listeners[i]);
+	while (srv->nlisteners > 0)
+		listener_drop(srv, srv->nlisteners - 1);
 	free(srv->listeners);
-	free(srv->largs);
 	if (srv->ipcounts) {
 		for (i = 0; i < IPCOUNT_BUCKETS; i++)
 			for (c = srv->ipcounts[i]; c; c = next) {

@@ -129,6 +129,11 @@ struct session {
 	struct event			*rcpt_timer;	/* bounds the lookup */
 	char				*rcpt_addr;	/* waiting for it */
 	char				*rcpt_domain;
+	struct keyring			*keys;		/* DKIM keys at start */
+	const struct local_sender	*local;		/* local socket: the
+							   caller's grant */
+	char				 local_user[64];
+	unsigned			 local_uid;
 	struct event			*tarpit;	/* ends STATE_TARPIT */
 	struct event			*linger;	/* STATE_LINGER reads */
 	size_t				 lingered;	/* bytes discarded */
@@ -147,6 +152,7 @@ static char		*linebuf;		/* one command line */
 static size_t		 linebuf_size;
 static struct sched	*delivery;	/* session_set_sched */
 static char		 databuf[DATA_CHUNK];	/* dataread output */
+static bool		 draining;	/* session_drain: stopping */
 
 static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
@@ -154,6 +160,9 @@ static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *, const char *reason);
 static void	session_linger(struct session *);
+static void	session_start(struct server *, const struct listen_config *,
+		    int, const struct sockaddr *, const char *,
+		    const struct local_sender *, const char *, unsigned);
 
 /* session_strstate - state name for logs */
 static const char *
@@ -340,6 +349,8 @@ txn_reject(struct txn *t, const char *fmt, ...)
 static bool
 session_owns(struct session *s, const struct address *a)
 {
+	if (s->local)
+		return policy_local_owns(s->local, a);
 	if (s->login)
 		return policy_login_owns(s->cfg, s->login, a);
 	return policy_listener_owns(s->lc, a);
@@ -618,7 +629,7 @@ check_mail(struct session *s, const char *args)
 {
 	if (check_helo_seen(s, args) == -1)
 		return -1;
-	if (s->login == NULL && !s->lc->trusted) {
+	if (s->login == NULL && !s->lc->trusted && s->local == NULL) {
 		session_reply(s, "530 5.7.0 Authentication required");
 		return -1;
 	}
@@ -635,7 +646,9 @@ static void
 session_who(const struct session *s, const char *from, char *out,
     size_t len)
 {
-	if (s->login != NULL)
+	if (s->local != NULL)
+		snprintf(out, len, "local %s", s->local_user);
+	else if (s->login != NULL)
 		snprintf(out, len, "%s", s->login);
 	else
 		snprintf(out, len, "sender %s", from);
@@ -697,7 +710,10 @@ cmd_mail(struct session *s, const char *args)
 	}
 	address_format(&from, addr, sizeof(addr));
 	if (!session_owns(s, &from)) {
-		if (s->login)
+		if (s->local)
+			session_reply(s, "553 5.7.1 Sender address <%s> not "
+			    "allowed for local user %s", addr, s->local_user);
+		else if (s->login)
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
 			    "owned by user %s", addr, s->login);
 		else
@@ -1079,7 +1095,10 @@ session_header_done(struct session *s, size_t end)
 	}
 	address_format(&from[0], addr, sizeof(addr));
 	if (!session_owns(s, &from[0])) {
-		if (s->login)
+		if (s->local)
+			txn_reject(t, "550 5.7.1 From: address <%s> not "
+			    "allowed for local user %s", addr, s->local_user);
+		else if (s->login)
 			txn_reject(t, "550 5.7.1 From: address <%s> not owned "
 			    "by user %s", addr, s->login);
 		else
@@ -1095,9 +1114,9 @@ session_header_done(struct session *s, size_t end)
 		    from[0].domain);
 		return;
 	}
-	keys = keyring_keys(s->srv->keys, dom, &nkeys);
+	keys = keyring_keys(s->keys, dom, &nkeys);
 	if ((t->signer = dkim_signer_new(keys, nkeys,
-	    keyring_headers(s->srv->keys, dom), 0, &serr)) == NULL) {
+	    keyring_headers(s->keys, dom), 0, &serr)) == NULL) {
 		log_warnx("session=%" PRIu64 " dkim: %s", s->id, serr);
 		free(serr);
 		txn_reject(t, "451 4.7.0 Error: cannot sign the message");
@@ -1106,7 +1125,7 @@ session_header_done(struct session *s, size_t end)
 
 	memset(&rcv, 0, sizeof(rcv));
 	rcv.helo = s->helo;
-	rcv.client_addr = s->ip;
+	rcv.client_addr = s->local ? NULL : s->ip;
 	rcv.hostname = s->cfg->hostname;
 	rcv.protocol = s->login ? (s->tls ? "ESMTPSA" : "ESMTPA") :
 	    (s->tls ? "ESMTPS" : "ESMTP");
@@ -1262,7 +1281,7 @@ session_data_end(struct session *s)
 	e.prepend_len = sig.len;
 	e.time = time(NULL);
 	e.sender = xasprintf("%s@%s", t->from.local, t->from.domain);
-	e.login = s->login;
+	e.login = s->local ? s->local_user : s->login;
 	e.client = s->ip;
 	e.helo = s->helo;
 	e.body_8bit = t->params.body == SMTP_BODY_8BITMIME;
@@ -1388,6 +1407,24 @@ too_long:
 	return true;
 }
 
+/* session_goodbye - the daemon is stopping: 421 4.3.2 and close
+   (whatever transaction was open is dropped, never accepted) */
+static void
+session_goodbye(struct session *s)
+{
+	txn_free(s);
+	if (s->auth != NULL) {
+		auth_free(s->auth);
+		s->auth = NULL;
+	}
+	if (s->tarpit != NULL)
+		evtimer_del(s->tarpit);
+	session_enter_state(s, STATE_COMMAND);
+	session_reply(s, "421 4.3.2 %s Service shutting down, try again "
+	    "later", s->cfg->hostname);
+	session_close(s, "shutdown");
+}
+
 /* session_process - act on buffered input while the state allows */
 static void
 session_process(struct session *s)
@@ -1405,6 +1442,11 @@ session_process(struct session *s)
 				/* The client does not read its replies. */
 				s->output_blocked = true;
 				bufferevent_disable(s->bev, EV_READ);
+				break;
+			}
+			if (draining && s->txn == NULL) {
+				/* between transactions: no new one */
+				session_goodbye(s);
 				break;
 			}
 			if (!session_read_line(s, in))
@@ -1628,6 +1670,25 @@ void
 session_new(struct server *srv, const struct listen_config *lc, int fd,
     const struct sockaddr *sa, const char *ip)
 {
+	session_start(srv, lc, fd, sa, ip, NULL, NULL, 0);
+}
+
+/* session_new_local - take over a connection on the local socket */
+void
+session_new_local(struct server *srv, const struct listen_config *lc,
+    int fd, const struct sockaddr *sa, const struct local_sender *ls,
+    const char *user, unsigned uid)
+{
+	session_start(srv, lc, fd, sa, SESSION_LOCAL_IP, ls, user, uid);
+}
+
+/* session_start - a new session on fd, from a network client or (ls set)
+   a local user */
+static void
+session_start(struct server *srv, const struct listen_config *lc, int fd,
+    const struct sockaddr *sa, const char *ip, const struct local_sender *ls,
+    const char *user, unsigned uid)
+{
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
 	char lip[INET6_ADDRSTRLEN] = "0.0.0.0";
@@ -1648,11 +1709,17 @@ session_new(struct server *srv, const struct listen_config *lc, int fd,
 	s->id = next_session_id++;
 	s->srv = srv;
 	s->cfg = srv->cfg;
+	s->keys = srv->keys;
 	s->lc = lc;
 	s->fd = fd;
 	s->state = STATE_COMMAND;
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	s->exempt = config_exempt(srv->cfg, ip);
+	s->exempt = ls != NULL || config_exempt(srv->cfg, ip);
+	s->local = ls;
+	if (ls != NULL) {
+		snprintf(s->local_user, sizeof(s->local_user), "%s", user);
+		s->local_uid = uid;
+	}
 	if (sa->sa_family == AF_INET)
 		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	else if (sa->sa_family == AF_INET6)
@@ -1669,8 +1736,14 @@ session_new(struct server *srv, const struct listen_config *lc, int fd,
 	snprintf(s->sasl_local, sizeof(s->sasl_local), "%s;%d", lip,
 	    lc->port);
 	registry_add(s);
-	log_info("session=%" PRIu64 " connect client=%s port=%d listener=%s:%d",
-	    s->id, s->ip, port, lc->address, lc->port);
+	if (ls != NULL)
+		log_info("session=%" PRIu64 " connect client=local user=%s "
+		    "uid=%u socket=%s", s->id, s->local_user, s->local_uid,
+		    lc->address);
+	else
+		log_info("session=%" PRIu64 " connect client=%s port=%d "
+		    "listener=%s:%d", s->id, s->ip, port, lc->address,
+		    lc->port);
 
 	s->lifetime = evtimer_new(srv->base, session_lifetime_cb, s);
 	life.tv_sec = s->cfg->limits.session_lifetime;
@@ -1738,6 +1811,60 @@ session_auth_mechanisms(void)
 	return mechs;
 }
 
+/* session_drain - stop: say goodbye to every session between
+   transactions; the others finish theirs first */
+void
+session_drain(void)
+{
+	struct session *s, *next;
+	size_t i;
+
+	draining = true;
+	for (i = 0; i < REGISTRY_BUCKETS; i++)
+		for (s = registry[i]; s != NULL; s = next) {
+			next = s->hnext;
+			switch (s->state) {
+			case STATE_HANDSHAKE:
+			case STATE_TLS_FLUSH:
+				session_free(s, "shutdown");
+				break;
+			case STATE_AUTH:
+			case STATE_TARPIT:
+				session_goodbye(s);
+				break;
+			case STATE_COMMAND:
+				if (s->txn == NULL)
+					session_goodbye(s);
+				break;
+			default:	/* in a transaction, or closing */
+				break;
+			}
+		}
+}
+
+/* session_drain_end - the stop timeout: transactions still open are
+   dropped with 421 4.3.2 (a commit under way still completes) */
+void
+session_drain_end(void)
+{
+	struct session *s, *next;
+	size_t i;
+
+	for (i = 0; i < REGISTRY_BUCKETS; i++)
+		for (s = registry[i]; s != NULL; s = next) {
+			next = s->hnext;
+			if (s->state == STATE_DATA || s->state == STATE_COMMAND ||
+			    s->state == STATE_RCPT_WAIT) {
+				if (s->rcpt_lookup > 0)
+					dns_cancel(s->srv->dns, s->rcpt_lookup);
+				s->rcpt_lookup = 0;
+				if (s->rcpt_timer != NULL)
+					evtimer_del(s->rcpt_timer);
+				session_goodbye(s);
+			}
+		}
+}
+
 /* session_close_all - free every session (daemon shutdown) */
 void
 session_close_all(void)
@@ -1749,6 +1876,7 @@ session_close_all(void)
 			session_free(registry[i], "shutdown");
 	rates_free();
 	guard_free();
+	draining = false;
 	free(linebuf);
 	linebuf = NULL;
 	linebuf_size = 0;

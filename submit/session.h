@@ -26,9 +26,33 @@ struct server;
 void	session_new(struct server *, const struct listen_config *, int fd,
 	    const struct sockaddr *, const char *ip);
 
+/*
+ * session_new_local - the same for a connection on the local socket from
+ * local user (uid) whose local_senders entry is ls: no TLS, no AUTH; the
+ * user may send as ls's addresses only; its limits are those of "local
+ * USER"; per-address limits do not apply. Its client address in logs is
+ * SESSION_LOCAL_IP.
+ */
+#define SESSION_LOCAL_IP	"local"
+void	session_new_local(struct server *, const struct listen_config *,
+	    int fd, const struct sockaddr *, const struct local_sender *ls,
+	    const char *user, unsigned uid);
+
 /* session_auth_mechanisms - the AUTH mechanisms to advertise, learnt from
    SASL once at startup (auth_init must have run); new memory */
 char	*session_auth_mechanisms(void);
+
+/*
+ * session_drain - the daemon is stopping (SIGTERM): sessions between
+ * transactions get "421 4.3.2 ... Service shutting down" and are closed
+ * now, the others when their transaction ends (its 250 first).
+ * session_drain_end - the stop timeout: transactions still open get the
+ * 421 too and are dropped (never accepted, so nothing is lost; a commit
+ * already under way completes). The caller waits for the session count
+ * (server.nsessions) to reach 0.
+ */
+void	session_drain(void);
+void	session_drain_end(void);
 
 /* session_close_all - free every session now (shutdown) */
 void	session_close_all(void);

@@ -295,6 +295,10 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
         # RCPT accepts, delivery defers, mail stays queued. Tests that
         # deliver bring their own DNS.
         lines.append(f'resolver = "127.0.0.1@{_NO_DNS["port"]}";')
+    if "stop_timeout" not in extra:
+        # a test that ends with a transaction or a delivery still open
+        # must not wait the default 30 s for it at teardown
+        lines.append('stop_timeout = "3s";')
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"

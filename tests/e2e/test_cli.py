@@ -395,3 +395,25 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
         st = os.stat(os.path.join(d.queue_dir, name))
         assert st.st_uid == nobody.pw_uid, name
         assert stat.S_IMODE(st.st_mode) == 0o600, name
+
+
+def test_serve_refuses_sasldb_readable_by_others(postern_factory):
+    """A sasldb that others may read is refused at startup and by
+    check-config, naming the file."""
+    d = postern_factory(start=False)
+    os.chmod(d.sasldb, 0o644)
+    r = run_postern(["check-config"], config=d.conf)
+    assert r.returncode == 1
+    assert f"auth.sasldb: {d.sasldb} is accessible by others (mode 0644)" \
+        in r.stderr, r.stderr
+    p = subprocess.Popen([POSTERN, "serve", "-c", d.conf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise AssertionError("a sasldb readable by others was accepted")
+    assert p.returncode != 0
+    assert d.sasldb in p.stderr.read().decode()
+    p.stderr.close()

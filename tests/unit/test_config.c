@@ -323,6 +323,35 @@ static const struct error_case error_cases[] = {
 	  "  { login = \"a\"; addresses = [ \"a@example.org\" ]; },\n"
 	  "  { login = \"a\"; addresses = [ \"b@example.org\" ]; } );\n",
 	  8, "senders.login: \"a\" already has a grant at line 7", NULL, 0 },
+	{ "two local_senders entries for one user",
+	  HEAD LISTEN5 "local_senders = (\n"
+	  "  { user = \"www-data\"; addresses = [ \"a@example.org\" ]; },\n"
+	  "  { user = \"www-data\"; addresses = [ \"b@example.org\" ]; } );\n",
+	  8, "local_senders.user: \"www-data\" already has a grant at line 7",
+	  NULL, 0 },
+	{ "local sender outside the hosted domains",
+	  HEAD LISTEN5 "local_senders = ( { user = \"cron\"; addresses = "
+	  "[ \"*@lists.example.org\" ]; } );\n",
+	  6, "local_senders.addresses: \"*@lists.example.org\": "
+	  "lists.example.org is not a hosted domain", NULL, 0 },
+	{ "local sender that is not an address",
+	  HEAD LISTEN5 "local_senders = ( { user = \"cron\"; addresses = "
+	  "[ \"root\" ]; } );\n",
+	  6, "local_senders.addresses: \"root\" is not an address", NULL, 0 },
+	{ "local sender without addresses",
+	  HEAD LISTEN5 "local_senders = ( { user = \"cron\"; addresses = [ ]; "
+	  "} );\n",
+	  6, "local_senders.addresses", NULL, 0 },
+	{ "local sender without user",
+	  HEAD LISTEN5 "local_senders = ( { addresses = [ \"a@example.org\" ]; "
+	  "} );\n",
+	  6, "missing required setting \"local_senders.user\"", NULL, 0 },
+	{ "local socket path too long for sockaddr_un",
+	  HEAD LISTEN5 "local_socket = \"/run/"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "\";\n",
+	  6, "local_socket: /run/aaa", "longer than a unix socket path", 0 },
 	{ "missing certificate file",
 	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
 	  "tls = { certificate = \"nope.pem\"; key = \"key.pem\"; };\n"
@@ -798,6 +827,9 @@ test_defaults(void **state)
 	assert_string_equal(c->auth_mechanisms[2], "SCRAM-SHA-256");
 	assert_string_equal(c->sasldb, "/var/lib/postern/sasldb2");
 	assert_int_equal(c->nsenders, 0);
+	assert_string_equal(c->local_socket, "/run/postern/sendmail.sock");
+	assert_int_equal(c->nlocal_senders, 0);
+	assert_null(c->local_senders);
 	assert_true(c->limits.message_size == 26214400);
 	assert_int_equal(c->limits.recipients, 100);
 	assert_int_equal(c->limits.line_length, 4096);
@@ -808,6 +840,7 @@ test_defaults(void **state)
 	assert_int_equal(c->limits.session_lifetime, 3600);
 	assert_int_equal(c->limits.connections, 1000);
 	assert_int_equal(c->limits.connections_per_ip, 20);
+	assert_int_equal(c->stop_timeout, 30);
 	assert_int_equal(c->limits.connection_rate_per_ip, 60);
 	assert_int_equal(c->limits.auth_failures_per_ip, 5);
 	assert_int_equal(c->limits.auth_failures_per_login, 10);
@@ -1246,6 +1279,11 @@ test_example_loads(void **state)
 	assert_int_equal(c->ndomains, 1);
 	assert_string_equal(c->domains[0].name, "example.org");
 	assert_int_equal(c->nsenders, 2);
+	assert_string_equal(c->local_socket, "/run/postern/sendmail.sock");
+	assert_int_equal(c->nlocal_senders, 2);
+	assert_string_equal(c->local_senders[0].user, "www-data");
+	assert_string_equal(c->local_senders[0].addresses[0],
+	    "trac@example.org");
 	/* the values it shows in limits are the defaults */
 	assert_true(c->limits.message_size == 26214400);
 	assert_int_equal(c->limits.recipients, 100);
@@ -1396,6 +1434,55 @@ test_dev_conf(void **state)
 	config_free(c);
 }
 
+/* test_local_senders - local_socket and local_senders as configured */
+static void
+test_local_senders(void **state)
+{
+	struct config *c;
+	char want[PATH_MAX];
+
+	(void)state;
+	c = must_load(
+	    "hostname = \"relay.example.org\";\n"
+	    "state_dir = \"var\";\n"
+	    "domains = ( { name = \"example.org\"; } );\n"
+	    "listen = ( { address = \"127.0.0.1\"; port = 25; tls = \"none\"; } );\n"
+	    "local_socket = \"run/sendmail.sock\";\n"
+	    "local_senders = (\n"
+	    "  { user = \"www-data\"; addresses = [ \"Trac@Example.ORG\",\n"
+	    "    \"*@example.org\" ]; },\n"
+	    "  { user = \"root\"; addresses = [ \"root@example.org\" ]; } );\n"
+	    "senders = ( { login = \"www-data\"; addresses = "
+	    "[ \"x@example.org\" ]; } );\n");
+	/* relative: to state_dir, like every other path */
+	snprintf(want, sizeof(want), "%s/var/run/sendmail.sock", tmpdir);
+	assert_string_equal(c->local_socket, want);
+	assert_int_equal(c->nlocal_senders, 2);
+	assert_string_equal(c->local_senders[0].user, "www-data");
+	assert_int_equal(c->local_senders[0].naddresses, 2);
+	assert_string_equal(c->local_senders[0].addresses[0],
+	    "trac@example.org");
+	assert_string_equal(c->local_senders[0].addresses[1], "*@example.org");
+	assert_string_equal(c->local_senders[1].user, "root");
+	assert_int_equal(c->local_senders[1].naddresses, 1);
+	assert_string_equal(c->local_senders[1].addresses[0],
+	    "root@example.org");
+	/* a SASL login of the same name is a separate grant */
+	assert_int_equal(c->nsenders, 1);
+	assert_string_equal(c->senders[0].login, "www-data");
+	assert_string_equal(c->senders[0].addresses[0], "x@example.org");
+	assert_int_equal(c->senders[0].messages_per_hour, -1);
+	config_free(c);
+
+	c = must_load(
+	    "hostname = \"relay.example.org\";\n"
+	    "domains = ( { name = \"example.org\"; } );\n"
+	    "listen = ( { address = \"127.0.0.1\"; port = 25; tls = \"none\"; } );\n"
+	    "local_socket = \"/tmp/x/./postern.sock\";\n");
+	assert_string_equal(c->local_socket, "/tmp/x/postern.sock");
+	config_free(c);
+}
+
 /* rm_entry - nftw callback removing one entry */
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1434,6 +1521,7 @@ teardown(void **state)
 static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_full),
 	cmocka_unit_test(test_defaults),
+	cmocka_unit_test(test_local_senders),
 	cmocka_unit_test(test_default_hostname),
 	cmocka_unit_test(test_relative_paths),
 	cmocka_unit_test(test_include),
