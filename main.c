@@ -34,6 +34,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "config/config.h"
 #include "keys/dkim.h"
 #include "keys/keycmd.h"
@@ -343,8 +344,8 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	g->next = r->gens;
 	r->gens = g;
 	log_info("reloaded %s: %zu listener(s), %zu domain(s), %zu sender "
-	    "grant(s), %zu local user(s); relay settings, resolver and "
-	    "dkim_check_interval change at the next restart", r->path,
+	    "grant(s), %zu local user(s); relay settings, resolver, metrics "
+	    "and dkim_check_interval change at the next restart", r->path,
 	    cfg->nlisten, cfg->ndomains, cfg->nsenders, cfg->nlocal_senders);
 }
 
@@ -373,6 +374,27 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(st->base);
 }
 
+/* What the metrics' gauges are read from when /metrics is scraped. */
+struct gauges {
+	const struct server	*srv;
+	const struct sched	*sched;		/* NULL until it exists */
+};
+
+/* gauges_read - set the gauges from their owners (metrics_http_start's
+   refresh callback) */
+static void
+gauges_read(void *arg)
+{
+	const struct gauges *g = arg;
+	size_t n;
+	time_t oldest;
+
+	sched_stats(g->sched, &n, &oldest);
+	metrics_gauge_set(MG_SESSIONS, g->srv->nsessions);
+	metrics_gauge_set(MG_QUEUE_MESSAGES, (double)n);
+	metrics_gauge_set(MG_QUEUE_OLDEST_AGE, n ? metrics_age(oldest) : 0);
+}
+
 /* cmd_serve - run the daemon in the foreground */
 static int
 cmd_serve(int argc, char **argv)
@@ -388,6 +410,8 @@ cmd_serve(int argc, char **argv)
 	struct sched *sched;
 	struct config *cfg;
 	struct server srv;
+	struct metrics_http *mh = NULL;
+	struct gauges gauges = { &srv, NULL };
 	struct dns *dns;
 	struct queue *q;
 	unsigned nq = 0, nrm = 0, ncorrupt = 0;
@@ -423,6 +447,10 @@ cmd_serve(int argc, char **argv)
 		log_fatalx("%s", err);
 	srv.keys = keys;
 	srv.dns = dns;
+	if (cfg->metrics.port != 0 && (mh = metrics_http_start(base,
+	    cfg->metrics.address, cfg->metrics.port, gauges_read, &gauges,
+	    &err)) == NULL)
+		log_fatalx("%s", err);
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
@@ -436,6 +464,7 @@ cmd_serve(int argc, char **argv)
 		log_fatalx("%s", err);
 	if (sched_start(sched) == -1)
 		log_fatal("relay: cannot read the queue");
+	gauges.sched = sched;
 	session_set_sched(sched);
 
 	memset(&stop, 0, sizeof(stop));
@@ -465,6 +494,7 @@ cmd_serve(int argc, char **argv)
 
 	session_close_all();
 	server_close(&srv);
+	metrics_http_free(mh);
 	sched_stop(sched);
 	queue_close(q);		/* waits for commits in progress */
 	session_set_sched(NULL);

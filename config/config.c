@@ -274,6 +274,14 @@ static const struct config_key keys[] = {
 	{ "relay.routes.tls", K_ENUM, 0, NULL, 0, 0,
 	  "opportunistic|require|none",
 	  "TLS to this next hop; default: relay.tls" },
+
+	{ "metrics", K_GROUP, 0, NULL, 0, 0, NULL,
+	  "HTTP listener serving /metrics to Prometheus; absent: none" },
+	{ "metrics.address", K_STRING, 0, "127.0.0.1", 0, 0, NULL,
+	  "numeric IPv4 or IPv6 address to bind; keep it on loopback or "
+	  "firewall it (no authentication)" },
+	{ "metrics.port", K_INT, REQ, NULL, 1, 65535, NULL,
+	  "TCP port" },
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -2247,6 +2255,26 @@ build_relay(struct loader *ld)
 	build_routes(ld, g);
 }
 
+/* build_metrics - the metrics group; without it, no listener */
+static void
+build_metrics(struct loader *ld)
+{
+	const config_setting_t *g = top(ld, "metrics"), *s;
+	struct metrics_config *m = &ld->c->metrics;
+	unsigned char tmp[sizeof(struct in6_addr)];
+	const char *v;
+
+	if (g == NULL)
+		return;
+	v = get_string(ld, g, "metrics.address", &s);
+	if (inet_pton(AF_INET, v, tmp) != 1 &&
+	    inet_pton(AF_INET6, v, tmp) != 1)
+		problem_at(ld, s, "metrics.address: \"%s\" is not a numeric "
+		    "IPv4 or IPv6 address", v);
+	m->address = xstrdup(v);
+	m->port = (unsigned)get_number(ld, g, "metrics.port");
+}
+
 /* read_file - parse path; 0, or -1 with the problem recorded */
 static int
 read_file(struct loader *ld)
@@ -2329,6 +2357,7 @@ config_load_as(const char *path, struct config_errors *errs,
 		build_local(&ld);
 		build_limits(&ld);
 		build_relay(&ld);
+		build_metrics(&ld);
 	}
 
 	config_destroy(&ld.lc);
@@ -2430,6 +2459,7 @@ config_free(struct config *c)
 		free(c->relay.routes[i].host);
 	}
 	free(c->relay.routes);
+	free(c->metrics.address);
 	free(c);
 }
 

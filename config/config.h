@@ -175,6 +175,12 @@ struct relay_config {
 	size_t		 nroutes;
 };
 
+/* The metrics group: an HTTP listener for Prometheus. */
+struct metrics_config {
+	char		*address;	/* numeric IPv4 or IPv6 address */
+	unsigned	 port;		/* 0: no metrics group, no listener */
+};
+
 struct config {
 	char			*path;		/* file it came from */
 	char			*hostname;	/* banner, EHLO, Received */
@@ -211,6 +217,7 @@ struct config {
 
 	struct limits_config	 limits;
 	struct relay_config	 relay;
+	struct metrics_config	 metrics;
 };
 
 /* A list of "FILE:LINE: message" strings, owned by the list. */

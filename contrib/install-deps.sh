@@ -6,6 +6,8 @@ set -eu
 
 # systemd: systemd-analyze and systemctl, which tests/e2e/test_install.py
 # runs offline on the installed unit (containers often lack the package).
+# python3-prometheus-client: its text-format parser reads /metrics in
+# tests/e2e/test_metrics.py.
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -15,6 +17,7 @@ libcmocka-dev
 openssl ca-certificates
 swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
 libmail-dkim-perl dnsmasq-base python3-dnspython
+python3-prometheus-client
 systemd
 "
 

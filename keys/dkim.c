@@ -52,6 +52,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "keys/dkim.h"
 #include "keys/keyfile.h"
 
@@ -869,6 +870,9 @@ dkim_signer_finish(struct dkim_signer *s, struct buf *out, char **err)
 		*err = xstrdup(s->error);
 		return -1;
 	}
+	for (i = 0; i < s->nh; i++)
+		metrics_inc(s->alg[i] == KEYFILE_ED25519_SHA256 ?
+		    M_DKIM_ED25519_SHA256 : M_DKIM_RSA_SHA256);
 	s->state = DKIM_ST_DONE;
 	return 0;
 }

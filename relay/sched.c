@@ -21,6 +21,7 @@
 #include "common/buf.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "relay/deliver.h"
 #include "relay/dsn.h"
 #include "relay/envelope.h"
@@ -175,6 +176,10 @@ sched_record(struct sched_msg *m, size_t i, const char *relay, int code,
 		word = "bounced";
 	} else
 		word = "deferred";
+	metrics_inc(r->status == RCPT_DELIVERED ? M_RCPT_DELIVERED :
+	    r->status == RCPT_FAILED ? M_RCPT_BOUNCED : M_RCPT_DEFERRED);
+	if (r->status == RCPT_DELIVERED)
+		metrics_observe(MH_DELIVERY_LATENCY, metrics_age(m->env.time));
 	envelope_set_reply(r, code, enhanced, text);
 	log_info("id=%s to=<%s> relay=%s attempt=%u delay=%llds status=%s "
 	    "(%03d %s %s)", m->env.id, log_escape(r->addr, strlen(r->addr),
@@ -356,6 +361,7 @@ sched_expire(const struct sched *s, struct sched_msg *m, time_t now)
 		    r->code, r->enhanced[0] ? r->enhanced : "-",
 		    r->text ? r->text : "none");
 		r->status = RCPT_FAILED;
+		metrics_inc(M_RCPT_BOUNCED);
 		envelope_set_reply(r, 0, "5.4.7", text);
 		log_info("id=%s to=<%s> status=bounced (expired after "
 		    "relay.retry.expire = %us)", m->env.id, r->addr,
@@ -498,6 +504,7 @@ sched_bounced(uint64_t cookie, int error, const char *id)
 		return;
 	}
 	log_info("id=%s bounce id=%s to <%s>", m->env.id, id, m->env.sender);
+	metrics_inc(M_BOUNCES_SENT);
 	snprintf(m->env.dsn, sizeof(m->env.dsn), "%s", id);
 	sched_queued(s, id);
 	sched_write(s, m);	/* then sched_written finishes it */
@@ -791,6 +798,21 @@ sched_busy(const struct sched *s)
 		if (m->busy || m->writing || m->removing || m->bouncing)
 			n++;
 	return n;
+}
+
+/* sched_stats - how many messages, and the oldest acceptance time */
+void
+sched_stats(const struct sched *s, size_t *n, time_t *oldest)
+{
+	const struct sched_msg *m;
+
+	*n = 0;
+	*oldest = 0;
+	for (m = s ? s->head : NULL; m != NULL; m = m->next) {
+		if (*n == 0 || m->env.time < *oldest)
+			*oldest = m->env.time;
+		(*n)++;
+	}
 }
 
 /* sched_stop - no new work */

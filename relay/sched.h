@@ -38,6 +38,8 @@
 #ifndef POSTERN_SCHED_H
 #define POSTERN_SCHED_H
 
+#include <time.h>
+
 #include "config/config.h"
 
 struct event_base;
@@ -81,6 +83,10 @@ void		 sched_set_keys(struct sched *, const struct keyring *);
  */
 void		 sched_drain(struct sched *);
 size_t		 sched_busy(const struct sched *);
+
+/* sched_stats - messages queued, and when the oldest was accepted (0
+   when none); read-only, for the metrics (a NULL sched has none) */
+void		 sched_stats(const struct sched *, size_t *n, time_t *oldest);
 
 /*
  * sched_stop - start no new attempt or disk operation; operations the

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submit/counter.h"
 #include "submit/guard.h"
 
@@ -75,8 +76,10 @@ guard_connect(const struct config *cfg, const char *ip, time_t now)
 		return NULL;
 	c = guard_store(now);
 	guard_key(key, sizeof(key), "lock ip", ip);
-	if (counter_locked(c, key, now) != 0)
+	if (counter_locked(c, key, now) != 0) {
+		metrics_inc(M_REFUSED_AUTH_LOCKOUT);
 		return "Too many failed authentications from your address";
+	}
 	if (l->connection_rate_per_ip == 0)
 		return NULL;
 	guard_key(key, sizeof(key), "conn", ip);
@@ -90,6 +93,7 @@ guard_connect(const struct config *cfg, const char *ip, time_t now)
 		    "limits.connection_rate_per_ip = %u per minute; further "
 		    "refusals this minute are counted, not logged", ip,
 		    l->connection_rate_per_ip);
+	metrics_inc(M_REFUSED_CONNECTION_RATE);
 	return "Too many new connections from your address";
 }
 
@@ -147,6 +151,7 @@ guard_fail(const struct config *cfg, struct counters *c, const char *kind,
 	guard_key(key, sizeof(key), prefix, name);
 	until = counter_lock(c, key, l->auth_lockout, l->auth_lockout_max,
 	    now, &strike);
+	metrics_inc(M_LIMIT_AUTH_LOCKOUT);
 	log_warnx("auth lockout: %s %s locked out for %llds until %s after "
 	    "%" PRIu64 " failed authentications (%s = %u; lockout %u in a "
 	    "row)", kind, name, (long long)(until - now), guard_when(until),

@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submit/counter.h"
 #include "submit/rates.h"
 
@@ -116,6 +117,8 @@ rates_over(const struct rate *r, const char *code, const char *who,
 	if (count + extra < r->limit)
 		return 0;
 	rates_when(reset, when, sizeof(when));
+	metrics_inc(r->what[0] == 'm' ? M_LIMIT_USER_MESSAGES :
+	    M_LIMIT_USER_RECIPIENTS);
 	snprintf(reply, sizeof(reply), "%s Error: %s has sent %" PRIu64 " %s "
 	    "this %s, the limit (%s = %u); try again after %s", code, who,
 	    count + extra, r->what, r->per, r->setting, r->limit, when);
@@ -188,6 +191,7 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 	if (count < l->recipient_messages_per_hour)
 		return NULL;
 	rates_when(reset, when, sizeof(when));
+	metrics_inc(M_LIMIT_RECIPIENT_FLOOD);
 	snprintf(reply, sizeof(reply), "450 4.7.1 <%s>: Recipient address "
 	    "rejected: it has been sent %" PRIu64 " messages this hour, the "
 	    "limit (limits.recipient_messages_per_hour = %u); try again "
@@ -246,6 +250,7 @@ rates_bounce(const struct config *cfg, const char *sender, time_t now,
 	}
 	if (reset != NULL)
 		*reset = end;
+	metrics_inc(M_LIMIT_BOUNCES);
 	if (counter_refused(rates, key, l->rate_window, now) == 1) {
 		rates_when(end, when, sizeof(when));
 		log_warnx("bounce limit: <%s> reached limits.bounces_per_hour "

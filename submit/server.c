@@ -26,6 +26,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "submit/auth.h"
 #include "submit/guard.h"
 #include "submit/server.h"
@@ -154,6 +155,8 @@ accept_local(struct server *srv, int fd, struct sockaddr *sa)
 	} else
 		snprintf(name, sizeof(name), "#%u", (unsigned)cred.uid);
 	if (ls == NULL || srv->nsessions >= srv->cfg->limits.connections) {
+		metrics_inc(ls == NULL ? M_REFUSED_LOCAL_USER :
+		    M_REFUSED_CONNECTIONS);
 		log_info("refuse local user=%s uid=%u pid=%d reason=\"%s\"",
 		    name, (unsigned)cred.uid, (int)cred.pid, ls == NULL ?
 		    "no local_senders entry" : "too many connections");
@@ -210,12 +213,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
 		    ip, sizeof(ip));
 	if (srv->nsessions >= lim->connections) {
+		metrics_inc(M_REFUSED_CONNECTIONS);
 		refuse(srv, la->lc, fd, ip, "Too many connections");
 		return;
 	}
 	c = ipcount_find(srv, ip, 0);
 	if (c && c->n >= lim->connections_per_ip &&
 	    !config_exempt(srv->cfg, ip)) {
+		metrics_inc(M_REFUSED_CONNECTIONS_PER_IP);
 		refuse(srv, la->lc, fd, ip,
 		    "Too many connections from your address");
 		return;

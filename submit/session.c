@@ -40,6 +40,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "keys/dkim.h"
 #include "keys/keyring.h"
 #include "relay/dns.h"
@@ -94,6 +95,7 @@ struct txn {
 	bool			 in_header;
 	struct dkim_signer	*signer;	/* from the header section on */
 	char			*reject;	/* first refusal of the data */
+	double			 data_end;	/* metrics_now() at the dot */
 };
 
 struct session {
@@ -516,6 +518,7 @@ session_auth_failed(struct session *s)
 
 	if ((locked = guard_auth_locked(s->cfg, s->ip, tried, now)) != NULL) {
 		/* the same answer as for the right password: no oracle */
+		metrics_inc(M_AUTH_LOCKED);
 		session_reply(s, "%s", locked);
 		session_close(s, "auth lockout");
 		return;
@@ -523,6 +526,7 @@ session_auth_failed(struct session *s)
 	log_info("session=%" PRIu64 " auth client=%s mech=%s result=fail",
 	    s->id, s->ip, s->auth_mech);
 	guard_auth_failed(s->cfg, s->ip, tried, now);
+	metrics_inc(M_AUTH_FAILURE);
 	if (s->exempt || tv.tv_sec == 0) {
 		session_reply(s, "535 5.7.8 Error: authentication failed");
 		return;
@@ -557,11 +561,13 @@ session_auth_result(struct session *s, enum auth_result r,
 			log_info("session=%" PRIu64 " auth client=%s mech=%s "
 			    "login=%s result=locked", s->id, s->ip,
 			    s->auth_mech, login);
+			metrics_inc(M_AUTH_LOCKED);
 			session_reply(s, "%s", locked);
 			session_close(s, "auth lockout");
 			break;
 		}
 		s->login = xstrdup(login);
+		metrics_inc(M_AUTH_SUCCESS);
 		log_info("session=%" PRIu64 " auth client=%s mech=%s login=%s "
 		    "result=ok", s->id, s->ip, s->auth_mech, s->login);
 		session_reply(s, "235 2.7.0 Authentication successful");
@@ -601,6 +607,7 @@ cmd_auth(struct session *s, const char *args)
 	}
 	if ((limit = guard_auth_locked(s->cfg, s->ip, NULL, time(NULL))) !=
 	    NULL) {
+		metrics_inc(M_AUTH_LOCKED);
 		session_reply(s, "%s", limit);
 		session_close(s, "auth lockout");
 		return;
@@ -630,6 +637,7 @@ check_mail(struct session *s, const char *args)
 	if (check_helo_seen(s, args) == -1)
 		return -1;
 	if (s->login == NULL && !s->lc->trusted && s->local == NULL) {
+		metrics_inc(M_REJECT_AUTH_REQUIRED);
 		session_reply(s, "530 5.7.0 Authentication required");
 		return -1;
 	}
@@ -690,26 +698,31 @@ cmd_mail(struct session *s, const char *args)
 	char addr[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_mail(args, &from, &p, &e) == -1) {
+		metrics_inc(M_REJECT_SYNTAX);
 		session_reply_error(s, &e);
 		return;
 	}
 	if (p.size_given && p.size > s->cfg->limits.message_size) {
+		metrics_inc(M_REJECT_SIZE);
 		session_reply(s, "552 5.3.4 Message size exceeds fixed limit "
 		    "of %" PRIu64 " bytes", s->cfg->limits.message_size);
 		return;
 	}
 	if (session_space_low(s, p.size)) {
+		metrics_inc(M_REJECT_QUEUE_SPACE);
 		session_reply(s, "452 4.3.1 Insufficient system storage, try "
 		    "again later");
 		return;
 	}
 	if (from.domain[0] == '\0' && from.local[0] == '\0') {
+		metrics_inc(M_REJECT_SENDER);
 		session_reply(s, "553 5.7.1 Null sender not allowed for "
 		    "submission");
 		return;
 	}
 	address_format(&from, addr, sizeof(addr));
 	if (!session_owns(s, &from)) {
+		metrics_inc(M_REJECT_SENDER);
 		if (s->local)
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
 			    "allowed for local user %s", addr, s->local_user);
@@ -723,6 +736,7 @@ cmd_mail(struct session *s, const char *args)
 	}
 	session_who(s, addr, who, sizeof(who));
 	if ((limit = rates_mail(s->cfg, who, s->login, time(NULL))) != NULL) {
+		metrics_inc(M_REJECT_RATE_LIMIT);
 		session_reply(s, "%s", limit);
 		return;
 	}
@@ -772,6 +786,8 @@ rcpt_decide(struct session *s, enum dns_status st)
 		    s->rcpt_domain);
 	else
 		rcpt_add(s, s->rcpt_addr);
+	if (st == DNS_NXDOMAIN || st == DNS_NULL_MX)
+		metrics_inc(M_REJECT_DNS_DOMAIN);
 	if (st == DNS_NXDOMAIN || st == DNS_NULL_MX)
 		log_info("session=%" PRIu64 " rcpt=<%s> refused: %s",
 		    s->id, s->rcpt_addr, dns_status_name(st));
@@ -857,10 +873,12 @@ cmd_rcpt(struct session *s, const char *args)
 	char who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_rcpt(args, t->params.smtputf8, &to, &e) == -1) {
+		metrics_inc(M_REJECT_SYNTAX);
 		session_reply_error(s, &e);
 		return;
 	}
 	if (t->nrcpts >= s->cfg->limits.recipients) {
+		metrics_inc(M_REJECT_TOO_MANY_RECIPIENTS);
 		session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -869,6 +887,7 @@ cmd_rcpt(struct session *s, const char *args)
 	session_who(s, from, who, sizeof(who));
 	if ((limit = rates_rcpt(s->cfg, who, s->login, t->nrcpts, addr,
 	    time(NULL))) != NULL) {
+		metrics_reject_reply(limit);
 		session_reply(s, "%s", limit);
 		return;
 	}
@@ -903,6 +922,7 @@ cmd_data(struct session *s, const char *args)
 	if ((t->qm = queue_msg_new(s->srv->queue)) == NULL) {
 		log_warn("session=%" PRIu64 " cannot create queue file",
 		    s->id);
+		metrics_inc(M_REJECT_INTERNAL);
 		session_reply(s, "451 4.3.0 Error: queue file write error");
 		return;
 	}
@@ -1206,6 +1226,8 @@ commit_done(uint64_t cookie, int error, const char *id)
 {
 	struct session *s = session_lookup(cookie);
 
+	if (error == 0)
+		metrics_inc(M_ACCEPTED);
 	if (error == 0 && delivery != NULL)
 		sched_queued(delivery, id);
 	if (s == NULL) {
@@ -1216,9 +1238,12 @@ commit_done(uint64_t cookie, int error, const char *id)
 	if (error) {
 		log_warnx("session=%" PRIu64 " id=%s commit failed: %s", s->id,
 		    id, strerror(error));
+		metrics_inc(M_REJECT_INTERNAL);
 		session_reply(s, "451 4.3.0 Error: queue file write error");
 	} else {
 		s->naccepted++;
+		metrics_observe(MH_ACCEPT_LATENCY, metrics_now() -
+		    s->txn->data_end);
 		log_info("session=%" PRIu64 " id=%s accept client=%s login=%s "
 		    "from=<%s@%s> nrcpt=%zu", s->id, id, s->ip,
 		    s->login ? s->login : "-", s->txn->from.local,
@@ -1247,6 +1272,7 @@ session_data_end(struct session *s)
 	char *serr = NULL, from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 	size_t i;
 
+	t->data_end = metrics_now();
 	if (t->in_header && !t->reject)
 		session_header_done(s, t->hdr.len);
 	if (t->dr.too_big)
@@ -1257,6 +1283,7 @@ session_data_end(struct session *s)
 		    "characters");
 	session_set_timeout(s, s->cfg->limits.command_timeout);
 	if (t->reject) {
+		metrics_reject_reply(t->reject);
 		session_reply(s, "%s", t->reject);
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
@@ -1270,6 +1297,7 @@ session_data_end(struct session *s)
 		    queue_msg_id(t->qm), serr ? serr : "no signer");
 		free(serr);
 		buf_free(&sig);
+		metrics_inc(M_REJECT_INTERNAL);
 		session_reply(s, "451 4.7.0 Error: cannot sign the message");
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
@@ -1294,6 +1322,7 @@ session_data_end(struct session *s)
 	session_enter_state(s, STATE_COMMIT);
 	if (queue_msg_commit(t->qm, &e, commit_done, s->id) == -1) {
 		log_warn("session=%" PRIu64 " commit", s->id);
+		metrics_inc(M_REJECT_INTERNAL);
 		t->qm = NULL;
 		session_reply(s, "451 4.3.0 Error: queue file write error");
 		txn_free(s);
@@ -1330,6 +1359,7 @@ session_data_input(struct session *s, struct evbuffer *in)
 			return true;
 		}
 		if (st == DATAREAD_BARE) {
+			metrics_inc(M_REJECT_CONTENT);
 			session_reply(s, "521 5.5.2 Error: bare <LF> or <CR> "
 			    "in message data");
 			txn_free(s);
@@ -1494,6 +1524,7 @@ session_tls_ready(struct session *s)
 	    s->lc->tls == LISTEN_TLS_IMPLICIT;
 
 	s->tls = true;
+	metrics_inc(M_TLS_HANDSHAKES);
 	tls_describe(s->ssl, s->tls_info, sizeof(s->tls_info));
 	log_info("session=%" PRIu64 " tls client=%s %s", s->id, s->ip,
 	    s->tls_info);
@@ -1736,6 +1767,7 @@ session_start(struct server *srv, const struct listen_config *lc, int fd,
 	snprintf(s->sasl_local, sizeof(s->sasl_local), "%s;%d", lip,
 	    lc->port);
 	registry_add(s);
+	metrics_inc(M_CONNECTIONS);
 	if (ls != NULL)
 		log_info("session=%" PRIu64 " connect client=local user=%s "
 		    "uid=%u socket=%s", s->id, s->local_user, s->local_uid,
@@ -1773,6 +1805,8 @@ session_free(struct session *s, const char *reason)
 	    "commands=%u accepted=%u errors=%u", s->id, s->ip, reason,
 	    s->ncommands, s->naccepted, s->errors);
 	registry_remove(s);
+	if (s->state == STATE_HANDSHAKE)
+		metrics_inc(M_TLS_HANDSHAKE_FAILURES);
 	txn_free(s);
 	if (s->bev)
 		bufferevent_free(s->bev);

@@ -402,6 +402,19 @@ static const struct error_case error_cases[] = {
 	  "tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"
 	  "domains = ();\n" LISTEN5,
 	  4, "domains needs at least one entry", NULL, 0 },
+	{ "metrics without a port",
+	  HEAD LISTEN5 "metrics = { address = \"127.0.0.1\"; };\n",
+	  6, "missing required setting \"metrics.port\"", NULL, 0 },
+	{ "metrics address not numeric",
+	  HEAD LISTEN5 "metrics = { address = \"localhost\"; port = 9325; };\n",
+	  6, "metrics.address: \"localhost\" is not a numeric IPv4 or IPv6",
+	  NULL, 0 },
+	{ "metrics port out of range",
+	  HEAD LISTEN5 "metrics = { port = 70000; };\n",
+	  6, "metrics.port: 70000 is out of range (1..65535)", NULL, 0 },
+	{ "metrics not a group",
+	  HEAD LISTEN5 "metrics = 9325;\n",
+	  6, "metrics", "a group", 0 },
 };
 
 #define NERROR_CASES	(sizeof(error_cases) / sizeof(error_cases[0]))
@@ -1394,6 +1407,29 @@ test_relay_settings(void **state)
 	config_errors_free(&errs);
 }
 
+/* test_metrics_settings - no group, no listener; the address defaults
+   to loopback; IPv6 is fine */
+static void
+test_metrics_settings(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	c = must_load(HEAD LISTEN5);
+	assert_int_equal(c->metrics.port, 0);
+	assert_null(c->metrics.address);
+	config_free(c);
+	c = must_load(HEAD LISTEN5 "metrics = { port = 9325; };\n");
+	assert_int_equal(c->metrics.port, 9325);
+	assert_string_equal(c->metrics.address, "127.0.0.1");
+	config_free(c);
+	c = must_load(HEAD LISTEN5 "metrics = { address = \"::1\"; "
+	    "port = 1; };\n");
+	assert_int_equal(c->metrics.port, 1);
+	assert_string_equal(c->metrics.address, "::1");
+	config_free(c);
+}
+
 /* test_dev_conf - config/dev.conf, in a copy of the repository layout */
 static void
 test_dev_conf(void **state)
@@ -1536,6 +1572,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_example_loads),
 	cmocka_unit_test(test_dev_conf),
 	cmocka_unit_test(test_relay_settings),
+	cmocka_unit_test(test_metrics_settings),
 };
 
 #define NFIXED	(sizeof(fixed_tests) / sizeof(fixed_tests[0]))
