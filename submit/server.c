@@ -466,6 +466,11 @@ server_open(struct server *srv, const struct config *cfg,
 		return 0;
 	if ((fd = local_socket(cfg->local_socket, err)) == -1)
 		return -1;
+	for (i = 0; i < cfg->nlocal_senders; i++)
+		if (getpwnam(cfg->local_senders[i].user) == NULL)
+			log_warnx("local_senders: there is no local user %s "
+			    "(yet?): that entry matches nobody",
+			    cfg->local_senders[i].user);
 	srv->local_lc.address = cfg->local_socket;
 	srv->local_lc.tls = LISTEN_TLS_NONE;
 	return listener_add(srv, &srv->local_lc, fd, err) == NULL ? -1 : 0;

@@ -209,3 +209,11 @@ def test_stale_socket_replaced_live_one_refused(postern_factory, public_dir):
     c = Local(d.local_socket)       # the first one is unharmed
     assert c.reply()[0] == 220
     c.close()
+
+
+def test_unknown_local_user_warned(postern_factory, public_dir):
+    """A local_senders entry for an account that does not exist is
+    reported at start (a typo would otherwise match nobody silently)."""
+    d = local_daemon(postern_factory, public_dir, extra_senders=(
+        ',\n  { user = "no-such-user-x"; addresses = [ "x@example.test" ]; }'))
+    assert "local_senders: there is no local user no-such-user-x" in d.log()
