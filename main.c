@@ -161,16 +161,13 @@ static void
 drop_privileges(const struct config *cfg)
 {
 	static const char *subdirs[] = { "", "/tmp", "/queue", "/corrupt" };
+	static const char *maildirs[] = { "", "/tmp", "/new", "/cur" };
 	struct passwd *pw;
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
 
-	if (cfg->user == NULL) {
-		if (geteuid() == 0)
-			log_warnx("running as root: set `user` in %s to drop "
-			    "privileges after binding", cfg->path);
-		return;
-	}
+	if (cfg->user == NULL)
+		return;		/* not root: checked at start */
 	if (geteuid() != 0) {
 		log_info("not root: keeping uid %d (user = %s is for a daemon "
 		    "started as root)", (int)geteuid(), cfg->user);
@@ -178,10 +175,23 @@ drop_privileges(const struct config *cfg)
 	}
 	if ((pw = getpwnam(cfg->user)) == NULL)
 		log_fatalx("user %s: no such user", cfg->user);
-	/* The queue directories were made (or checked) as root: the user
-	   must own them to write the queue after the switch. */
+	if (pw->pw_uid == 0)
+		log_fatalx("user %s is root: the event loop never runs as root",
+		    cfg->user);
+	/* The queue directories (and in directory mode the relay's
+	   folders) were made (or checked) as root: the user must own them
+	   to write after the switch. */
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		char *dir = xasprintf("%s%s", cfg->state_dir, subdirs[i]);
+
+		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
+			log_fatal("chown %s to %s", dir, cfg->user);
+		free(dir);
+	}
+	for (size_t i = 0; cfg->relay.mode == RELAY_DIRECTORY &&
+	    i < sizeof(maildirs) / sizeof(maildirs[0]); i++) {
+		char *dir = xasprintf("%s%s", cfg->relay.directory,
+		    maildirs[i]);
 
 		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
 			log_fatal("chown %s to %s", dir, cfg->user);
@@ -422,6 +432,10 @@ cmd_serve(int argc, char **argv)
 		usage();
 	log_init("postern", debug);
 	cfg = load_config(path);
+	if (geteuid() == 0 && cfg->user == NULL)
+		log_fatalx("refusing to run as root: set `user` in %s to the "
+		    "account the daemon becomes after binding its ports (e.g. "
+		    "user = \"postern\"; see INSTALL)", cfg->path);
 	keys = load_keys(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/* until the loop handles it: a reload asked for during start-up
@@ -454,14 +468,15 @@ cmd_serve(int argc, char **argv)
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
+	/* As root: the relay's CA file may be readable by root only. */
+	if ((sched = sched_new(base, cfg, q, dns, keys, &err)) == NULL)
+		log_fatalx("%s", err);
 	drop_privileges(cfg);
 	if (queue_start(q, base) == -1)
 		log_fatal("cannot start the queue committer");
 	if ((rot = rotate_start(base, keys, dns, cfg->dkim_check_interval)) ==
 	    NULL)
 		log_fatalx("cannot start the DKIM rotation checker");
-	if ((sched = sched_new(base, cfg, q, dns, keys, &err)) == NULL)
-		log_fatalx("%s", err);
 	if (sched_start(sched) == -1)
 		log_fatal("relay: cannot read the queue");
 	gauges.sched = sched;

@@ -66,7 +66,8 @@ static const struct config_key keys[] = {
 	  "on SIGTERM, how long transactions and deliveries in progress may "
 	  "take to finish" },
 	{ "user", K_STRING, 0, NULL, 0, 0, NULL,
-	  "account to switch to after binding; default: stay who we are" },
+	  "account to switch to after binding; required when started as "
+	  "root" },
 	{ "local_socket", K_STRING, 0, "/run/postern/sendmail.sock", 0, 0,
 	  NULL, "unix socket for `postern sendmail`; readable by everyone, "
 	  "callers are told apart by their uid" },

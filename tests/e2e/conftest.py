@@ -26,6 +26,8 @@ Helpers for the tests themselves live in helpers.py.
 import atexit
 import base64
 import os
+import pwd
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +57,11 @@ from helpers import (DNSMASQ, HOSTNAME, USERS, Dnsmasq, client_context,
 _NO_DNS = {"port": 9}
 DEFAULT_DKIM = (("r1", "rsa-sha256"), ("e1", "ed25519-sha256"))
 ALG_KEYTYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
+
+# The daemon refuses to run its event loop as root; run as root (CI),
+# every test daemon is told to become this user unless its config says
+# otherwise.
+DAEMON_USER = "nobody" if os.geteuid() == 0 else None
 
 DEFAULT_LIMITS = {
     "message_size": 1048576,
@@ -295,6 +302,11 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
         # RCPT accepts, delivery defers, mail stays queued. Tests that
         # deliver bring their own DNS.
         lines.append(f'resolver = "127.0.0.1@{_NO_DNS["port"]}";')
+    if DAEMON_USER and not re.search(r"(?m)^user\s*=", extra or ""):
+        # the daemon refuses to run as root: as INSTALL says, it binds
+        # as root, then becomes this user (Postern.start gives it the
+        # state directory and the sasldb first)
+        lines.append(f"user = {_q(DAEMON_USER)};")
     if "stop_timeout" not in extra:
         # a test that ends with a transaction or a delivery still open
         # must not wait the default 30 s for it at teardown
@@ -417,8 +429,27 @@ class Postern:
         return {l.name: l.port for l in self.listeners}
 
     # -- process --------------------------------------------------------
+    def give_to_user(self):
+        """What INSTALL has the admin do: state_dir (the queue, DKIM keys
+        and their state) and the sasldb belong to the daemon's user."""
+        m = re.search(r'(?m)^user\s*=\s*"([^"]+)"', self.config_text())
+        if m is None or os.geteuid() != 0:
+            return
+        pw = pwd.getpwnam(m.group(1))
+        for root, dirs, files in os.walk(self.state_dir):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
+        os.chown(self.state_dir, pw.pw_uid, pw.pw_gid)
+        if os.path.exists(self.sasldb):
+            os.chown(self.sasldb, pw.pw_uid, pw.pw_gid)
+
+    def config_text(self):
+        with open(self.conf) as f:
+            return f.read()
+
     def start(self, timeout=15):
         assert self.proc is None or self.proc.poll() is not None
+        self.give_to_user()
         self.log_file = open(self.log_path, "ab")
         self.log_file.write(f"==== start #{self.starts + 1} ====\n".encode())
         self.log_file.flush()
@@ -624,6 +655,7 @@ def sasldb_template(postern_bin, session_dir, tls_files, dkim_keys):
 @pytest.fixture
 def workdir(request):
     d = tempfile.mkdtemp(prefix="postern-e2e-")
+    os.chmod(d, 0o755)      # the daemon's user reaches its state_dir
     request.node.workdir = d
     yield d
     rep = getattr(request.node, "rep_call", None)

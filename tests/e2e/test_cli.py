@@ -15,7 +15,7 @@ import pytest
 
 from conftest import POSTERN, ROOT, free_port, run_postern
 from helpers import (USERS, assert_queued, expect, make_message, queued_id,
-                     smtps)
+                     smtps, wait_until)
 
 ALICE = "alice@example.test"
 
@@ -380,7 +380,8 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.stat(d.sasldb).st_uid == nobody.pw_uid, "sasldb not given to user"
     d.start()
-    assert "running as user=nobody" in d.log(), d.log()
+    wait_until(lambda: "running as user=nobody" in d.log(),
+               "the privilege drop", d)
     with open(f"/proc/{d.proc.pid}/status") as f:
         uids = [l for l in f if l.startswith("Uid:")][0].split()[1:]
     assert set(uids) == {str(nobody.pw_uid)}, uids
@@ -417,3 +418,22 @@ def test_serve_refuses_sasldb_readable_by_others(postern_factory):
     assert p.returncode != 0
     assert d.sasldb in p.stderr.read().decode()
     p.stderr.close()
+
+
+def test_serve_refuses_to_run_as_root(postern_factory):
+    """Started as root, the daemon needs `user`: without it it refuses
+    before binding anything; with a user that is root it refuses too."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    d = postern_factory(start=False)
+    with open(d.conf) as f:
+        text = f.read()
+    assert 'user = "nobody";' in text
+    for replacement, why in (("", "refusing to run as root: set `user`"),
+                             ('user = "root";', "user root is root")):
+        with open(d.conf, "w") as f:
+            f.write(text.replace('user = "nobody";', replacement))
+        r = subprocess.run([POSTERN, "serve", "-c", d.conf],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1, r.stderr
+        assert why in r.stderr, r.stderr

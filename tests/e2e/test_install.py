@@ -44,7 +44,7 @@ import subprocess
 import pytest
 
 from conftest import POSTERN, ROOT, Listener, _LIVE
-from helpers import assert_queued, make_message, smtps
+from helpers import assert_queued, make_message, smtps, wait_until
 
 SYSTEMD_ANALYZE = "/usr/bin/systemd-analyze"
 SYSTEMCTL = shutil.which("systemctl") or "/usr/bin/systemctl"
@@ -427,6 +427,7 @@ def test_unit_capabilities_suffice(postern_factory, workdir, ssl_ctx):
     _LIVE.add(d.proc)
     d.starts += 1
     d.wait_ready()
+    wait_until(lambda: "ready hostname=" in d.log(), "the daemon ready", d)
     log = d.log()
     assert "running as user=nobody" in log, log
     assert "removed stale tmp/STALE.msg" in log, log

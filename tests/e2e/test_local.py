@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 from conftest import POSTERN
-from helpers import make_message
+from helpers import make_message, wait_until
 
 LOCAL_USER = "www-data"     # Debian's base-passwd has it (uid 33)
 HAVE_WWW = True
@@ -216,4 +216,5 @@ def test_unknown_local_user_warned(postern_factory, public_dir):
     reported at start (a typo would otherwise match nobody silently)."""
     d = local_daemon(postern_factory, public_dir, extra_senders=(
         ',\n  { user = "no-such-user-x"; addresses = [ "x@example.test" ]; }'))
+    wait_until(lambda: "ready hostname=" in d.log(), "the daemon ready", d)
     assert "local_senders: there is no local user no-such-user-x" in d.log()

@@ -63,6 +63,7 @@ def test_reload_keeps_sessions_and_applies_to_new_ones(postern_factory,
     # new trusted listener on another port
     d.dkim["example.test"] = [DkimSelector("r2", "rsa-sha256")]
     d.install_dkim_keys()
+    d.give_to_user()        # as `postern keys generate` run as root does
     d.senders = list(d.senders) + [(NEWBIE, ["news@example.test"])]
     stop = threading.Event()
     errors = []
@@ -191,7 +192,8 @@ def test_reload_after_privilege_drop(postern_factory, workdir, ssl_ctx):
                      nobody.pw_gid)
     os.chown(d.sasldb, nobody.pw_uid, nobody.pw_gid)
     d.start()
-    assert "running as user=nobody" in d.log()
+    wait_until(lambda: "running as user=nobody" in d.log(),
+               "the privilege drop", d)
     d.senders = list(d.senders) + [(ALICE, ["shop@example.test"])]
     d.write_config()
     os.chmod(d.conf, 0o644)
