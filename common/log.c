@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -109,6 +110,18 @@ log_panic(const char *fmt, ...)
 {
 	LOG_BODY("panic", 0);
 	abort();
+}
+
+/* log_utc - see log.h */
+char *
+log_utc(time_t t, char out[LOG_UTC_LEN])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	if (strftime(out, LOG_UTC_LEN, "%H:%M:%S UTC", &tm) == 0)
+		out[0] = '\0';
+	return out;
 }
 
 /* log_escape - copy untrusted bytes into out, escaped and truncated */

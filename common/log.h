@@ -18,6 +18,7 @@
 #define POSTERN_LOG_H
 
 #include <stddef.h>
+#include <time.h>
 
 void	log_init(const char *progname, int debug);
 void	log_set_quiet(int);	/* 1: info and debug are dropped (CLI tools) */
@@ -39,5 +40,10 @@ void	log_panic(const char *, ...) __attribute__((format(printf, 1, 2), noreturn)
  * NUL-terminated string. out is the caller's; 128 bytes is usual.
  */
 char	*log_escape(const char *s, size_t len, char *out, size_t outsz);
+
+/* log_utc - "HH:MM:SS UTC" of t in out, for lines that say until when a
+   refusal or hold lasts; returns out */
+#define LOG_UTC_LEN	16
+char	*log_utc(time_t t, char out[LOG_UTC_LEN]);
 
 #endif

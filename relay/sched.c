@@ -518,13 +518,11 @@ sched_bounced(uint64_t cookie, int error, const char *id)
 static void
 sched_hold(struct sched_msg *m, time_t reset)
 {
-	struct tm tm;
-	char when[32];
+	char when[LOG_UTC_LEN];
 
-	gmtime_r(&reset, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S UTC", &tm);
 	log_info("id=%s: bounce to <%s> held until %s "
-	    "(limits.bounces_per_hour)", m->env.id, m->env.sender, when);
+	    "(limits.bounces_per_hour)", m->env.id, m->env.sender,
+	    log_utc(reset, when));
 	m->due = reset;
 }
 

@@ -186,3 +186,25 @@ counter_sweep(struct counters *c, time_t now, void (*summary)(const char *,
 			free(e);
 		}
 }
+
+/* counter_store - see counter.h */
+struct counters *
+counter_store(struct counter_store *s, time_t now)
+{
+	if (s->c == NULL)
+		s->c = counters_new();
+	if (now - s->swept >= 60 || now < s->swept) {
+		counter_sweep(s->c, now, s->summary, NULL);
+		s->swept = now;
+	}
+	return s->c;
+}
+
+/* counter_store_free - see counter.h */
+void
+counter_store_free(struct counter_store *s)
+{
+	counters_free(s->c);
+	s->c = NULL;
+	s->swept = 0;
+}

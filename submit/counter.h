@@ -71,4 +71,22 @@ void		 counter_sweep(struct counters *, time_t now,
 		    void (*summary)(const char *key, uint64_t count,
 		    uint64_t refused, void *arg), void *arg);
 
+/*
+ * A module's store: its counters, made on first use and swept at most
+ * once a minute (summary as for counter_sweep, with a NULL arg), so that
+ * each call site need not think about either.
+ */
+struct counter_store {
+	struct counters	*c;
+	time_t		 swept;
+	void		(*summary)(const char *key, uint64_t count,
+			    uint64_t refused, void *arg);
+};
+
+/* counter_store - s's counters at now (made, or swept, as due) */
+struct counters	*counter_store(struct counter_store *s, time_t now);
+
+/* counter_store_free - forget s's counters (shutdown, tests) */
+void		 counter_store_free(struct counter_store *s);
+
 #endif

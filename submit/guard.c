@@ -13,8 +13,6 @@
 
 #define GUARD_KEY_MAX	600
 
-static struct counters	*guard;
-static time_t		 last_sweep;
 static char		 reply[512];
 
 /* guard_summary - the end of a window in which something was refused */
@@ -26,18 +24,7 @@ guard_summary(const char *key, uint64_t count, uint64_t refused, void *arg)
 	    " refused", key, count, refused);
 }
 
-/* guard_store - the counters, swept of ended windows once a minute */
-static struct counters *
-guard_store(time_t now)
-{
-	if (guard == NULL)
-		guard = counters_new();
-	if (now - last_sweep >= 60 || now < last_sweep) {
-		counter_sweep(guard, now, guard_summary, NULL);
-		last_sweep = now;
-	}
-	return guard;
-}
+static struct counter_store guard = { .summary = guard_summary };
 
 /* guard_key - "PREFIX what", lower case (logins: so that case does not
    dodge a lockout) */
@@ -51,30 +38,19 @@ guard_key(char *key, size_t len, const char *prefix, const char *what)
 		key[i] = (char)tolower((unsigned char)key[i]);
 }
 
-/* guard_when - "HH:MM:SS UTC" of t */
-static const char *
-guard_when(time_t t)
-{
-	static char out[32];
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, sizeof(out), "%H:%M:%S UTC", &tm);
-	return out;
-}
-
 /* guard_connect - one more connection from ip this minute? */
 const char *
-guard_connect(const struct config *cfg, const char *ip, time_t now)
+guard_connect(const struct config *cfg, const char *ip, bool exempt,
+    time_t now)
 {
 	const struct limits_config *l = &cfg->limits;
 	struct counters *c;
 	char key[GUARD_KEY_MAX];
 	uint64_t n;
 
-	if (config_exempt(cfg, ip))
+	if (exempt)
 		return NULL;
-	c = guard_store(now);
+	c = counter_store(&guard, now);
 	guard_key(key, sizeof(key), "lock ip", ip);
 	if (counter_locked(c, key, now) != 0) {
 		metrics_inc(M_REFUSED_AUTH_LOCKOUT);
@@ -99,21 +75,20 @@ guard_connect(const struct config *cfg, const char *ip, time_t now)
 
 /* guard_auth_locked - is ip, or login, locked out? */
 const char *
-guard_auth_locked(const struct config *cfg, const char *ip,
-    const char *login, time_t now)
+guard_auth_locked(const char *ip, bool exempt, const char *login, time_t now)
 {
 	struct counters *c;
-	char key[GUARD_KEY_MAX];
+	char key[GUARD_KEY_MAX], when[LOG_UTC_LEN];
 	time_t until;
 
-	if (config_exempt(cfg, ip))
+	if (exempt)
 		return NULL;
-	c = guard_store(now);
+	c = counter_store(&guard, now);
 	guard_key(key, sizeof(key), "lock ip", ip);
 	if ((until = counter_locked(c, key, now)) != 0) {
 		snprintf(reply, sizeof(reply), "454 4.7.0 Too many failed "
 		    "authentications from your address; try again after %s",
-		    guard_when(until));
+		    log_utc(until, when));
 		return reply;
 	}
 	if (login == NULL)
@@ -122,7 +97,7 @@ guard_auth_locked(const struct config *cfg, const char *ip,
 	if ((until = counter_locked(c, key, now)) != 0) {
 		snprintf(reply, sizeof(reply), "454 4.7.0 Too many failed "
 		    "authentications for this login; try again after %s",
-		    guard_when(until));
+		    log_utc(until, when));
 		return reply;
 	}
 	return NULL;
@@ -135,7 +110,7 @@ guard_fail(const struct config *cfg, struct counters *c, const char *kind,
     const char *name, unsigned limit, const char *setting, time_t now)
 {
 	const struct limits_config *l = &cfg->limits;
-	char key[GUARD_KEY_MAX], prefix[32];
+	char key[GUARD_KEY_MAX], prefix[32], when[LOG_UTC_LEN];
 	uint64_t n;
 	unsigned strike;
 	time_t until;
@@ -154,21 +129,22 @@ guard_fail(const struct config *cfg, struct counters *c, const char *kind,
 	metrics_inc(M_LIMIT_AUTH_LOCKOUT);
 	log_warnx("auth lockout: %s %s locked out for %llds until %s after "
 	    "%" PRIu64 " failed authentications (%s = %u; lockout %u in a "
-	    "row)", kind, name, (long long)(until - now), guard_when(until),
+	    "row)", kind, name, (long long)(until - now),
+	    log_utc(until, when),
 	    n, setting, limit, strike);
 }
 
 /* guard_auth_failed - count a failure for ip and login */
 void
-guard_auth_failed(const struct config *cfg, const char *ip,
+guard_auth_failed(const struct config *cfg, const char *ip, bool exempt,
     const char *login, time_t now)
 {
 	const struct limits_config *l = &cfg->limits;
 	struct counters *c;
 
-	if (config_exempt(cfg, ip))
+	if (exempt)
 		return;
-	c = guard_store(now);
+	c = counter_store(&guard, now);
 	guard_fail(cfg, c, "ip", ip, l->auth_failures_per_ip,
 	    "limits.auth_failures_per_ip", now);
 	if (login != NULL)
@@ -180,7 +156,5 @@ guard_auth_failed(const struct config *cfg, const char *ip,
 void
 guard_free(void)
 {
-	counters_free(guard);
-	guard = NULL;
-	last_sweep = 0;
+	counter_store_free(&guard);
 }

@@ -29,6 +29,7 @@
 #ifndef POSTERN_GUARD_H
 #define POSTERN_GUARD_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "config/config.h"
@@ -36,17 +37,18 @@
 /*
  * guard_connect - NULL if client address ip may open a new connection
  * now (and it is counted), else why not ("Too many new connections from
- * your address"), for the 421 reply. Exempt addresses always may.
+ * your address"), for the 421 reply. Exempt addresses (exempt: ip is in
+ * limits.exempt_networks, as config_exempt says) always may.
  */
 const char	*guard_connect(const struct config *, const char *ip,
-		    time_t now);
+		    bool exempt, time_t now);
 
 /*
  * guard_auth_locked - NULL if ip may try AUTH now as login (NULL: not
  * known yet), else the whole 454 4.7.0 reply line, which says until
  * when. Exempt addresses are never locked out.
  */
-const char	*guard_auth_locked(const struct config *, const char *ip,
+const char	*guard_auth_locked(const char *ip, bool exempt,
 		    const char *login, time_t now);
 
 /*
@@ -55,7 +57,7 @@ const char	*guard_auth_locked(const struct config *, const char *ip,
  * Exempt addresses count nowhere.
  */
 void		 guard_auth_failed(const struct config *, const char *ip,
-		    const char *login, time_t now);
+		    bool exempt, const char *login, time_t now);
 
 /* guard_free - forget every count and lock (shutdown, tests) */
 void		 guard_free(void);

@@ -13,8 +13,6 @@
 #include "submit/counter.h"
 #include "submit/rates.h"
 
-static struct counters	*rates;
-static time_t		 last_sweep;
 static char		 reply[1024];
 
 /* One of the limits a login is held to. */
@@ -56,18 +54,7 @@ rates_summary(const char *key, uint64_t count, uint64_t refused, void *arg)
 	    "%" PRIu64 " refused", key, count, refused);
 }
 
-/* rates_store - the counters, swept of ended windows once a minute */
-static struct counters *
-rates_store(time_t now)
-{
-	if (rates == NULL)
-		rates = counters_new();
-	if (now - last_sweep >= 60 || now < last_sweep) {
-		counter_sweep(rates, now, rates_summary, NULL);
-		last_sweep = now;
-	}
-	return rates;
-}
+static struct counter_store rates = { .summary = rates_summary };
 
 /* rates_grant - the senders entry of login, or NULL */
 static const struct sender_grant *
@@ -88,16 +75,6 @@ rates_pick(long own, unsigned def)
 	return own >= 0 ? (unsigned)own : def;
 }
 
-/* rates_when - "HH:MM:SS UTC" of t */
-static void
-rates_when(time_t t, char *out, size_t len)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%H:%M:%S UTC", &tm);
-}
-
 /*
  * rates_over - whether who's count for r plus extra reaches r's limit;
  * if so the reply is written (code and enhanced code given)
@@ -106,23 +83,24 @@ static int
 rates_over(const struct rate *r, const char *code, const char *who,
     size_t extra, time_t now)
 {
-	char key[600], when[32];
+	struct counters *c = counter_store(&rates, now);
+	char key[600], when[LOG_UTC_LEN];
 	uint64_t count;
 	time_t reset;
 
 	if (r->limit == 0)
 		return 0;
 	snprintf(key, sizeof(key), "%s %s", r->prefix, who);
-	count = counter_add(rates_store(now), key, r->window, 0, now, &reset);
+	count = counter_add(c, key, r->window, 0, now, &reset);
 	if (count + extra < r->limit)
 		return 0;
-	rates_when(reset, when, sizeof(when));
+	log_utc(reset, when);
 	metrics_inc(r->what[0] == 'm' ? M_LIMIT_USER_MESSAGES :
 	    M_LIMIT_USER_RECIPIENTS);
 	snprintf(reply, sizeof(reply), "%s Error: %s has sent %" PRIu64 " %s "
 	    "this %s, the limit (%s = %u); try again after %s", code, who,
 	    count + extra, r->what, r->per, r->setting, r->limit, when);
-	if (counter_refused(rates, key, r->window, now) == 1)
+	if (counter_refused(c, key, r->window, now) == 1)
 		log_warnx("rate limit: %s reached %s = %u (%s per %s); "
 		    "further refusals this %s are counted, not logged", who,
 		    r->setting, r->limit, r->what, r->per, r->per);
@@ -175,7 +153,8 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 		    rates_pick(g ? g->recipients_per_day : -1,
 		    l->user_recipients_per_day), 24 * l->rate_window, "day" },
 	};
-	char key[600], when[32];
+	struct counters *c = counter_store(&rates, now);
+	char key[600], when[LOG_UTC_LEN];
 	uint64_t count;
 	time_t reset;
 	size_t i;
@@ -186,17 +165,16 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 	if (l->recipient_messages_per_hour == 0)
 		return NULL;
 	rates_to_key(key, sizeof(key), rcpt);
-	count = counter_add(rates_store(now), key, l->rate_window, 0, now,
-	    &reset);
+	count = counter_add(c, key, l->rate_window, 0, now, &reset);
 	if (count < l->recipient_messages_per_hour)
 		return NULL;
-	rates_when(reset, when, sizeof(when));
+	log_utc(reset, when);
 	metrics_inc(M_LIMIT_RECIPIENT_FLOOD);
 	snprintf(reply, sizeof(reply), "450 4.7.1 <%s>: Recipient address "
 	    "rejected: it has been sent %" PRIu64 " messages this hour, the "
 	    "limit (limits.recipient_messages_per_hour = %u); try again "
 	    "after %s", rcpt, count, l->recipient_messages_per_hour, when);
-	if (counter_refused(rates, key, l->rate_window, now) == 1)
+	if (counter_refused(c, key, l->rate_window, now) == 1)
 		log_warnx("flood: recipient <%s> reached "
 		    "limits.recipient_messages_per_hour = %u (this time from "
 		    "%s); refusing mail to it until %s; further refusals are "
@@ -211,7 +189,7 @@ rates_accepted(const struct config *cfg, const char *who,
     char *const *rcpts, size_t n, time_t now)
 {
 	const struct limits_config *l = &cfg->limits;
-	struct counters *c = rates_store(now);
+	struct counters *c = counter_store(&rates, now);
 	char key[600];
 	size_t i;
 
@@ -235,24 +213,25 @@ rates_bounce(const struct config *cfg, const char *sender, time_t now,
     time_t *reset)
 {
 	const struct limits_config *l = &cfg->limits;
-	char key[600], when[32];
+	struct counters *c;
+	char key[600], when[LOG_UTC_LEN];
 	uint64_t count;
 	time_t end;
 
 	if (l->bounces_per_hour == 0)
 		return 0;
+	c = counter_store(&rates, now);
 	rates_addr_key(key, sizeof(key), "bounces/h", sender);
-	count = counter_add(rates_store(now), key, l->rate_window, 0, now,
-	    &end);
+	count = counter_add(c, key, l->rate_window, 0, now, &end);
 	if (count < l->bounces_per_hour) {
-		(void)counter_add(rates, key, l->rate_window, 1, now, NULL);
+		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
 		return 0;
 	}
 	if (reset != NULL)
 		*reset = end;
 	metrics_inc(M_LIMIT_BOUNCES);
-	if (counter_refused(rates, key, l->rate_window, now) == 1) {
-		rates_when(end, when, sizeof(when));
+	if (counter_refused(c, key, l->rate_window, now) == 1) {
+		log_utc(end, when);
 		log_warnx("bounce limit: <%s> reached limits.bounces_per_hour "
 		    "= %u; bounces to it wait in the queue until %s; further "
 		    "ones this hour are counted and summarized when it ends",
@@ -265,7 +244,5 @@ rates_bounce(const struct config *cfg, const char *sender, time_t now,
 void
 rates_free(void)
 {
-	counters_free(rates);
-	rates = NULL;
-	last_sweep = 0;
+	counter_store_free(&rates);
 }

@@ -769,6 +769,18 @@ sendmail_dot_init(struct sendmail_dot *s, bool ignore_dots)
 	s->bol = true;
 }
 
+/* dot_text - ordinary text p[0..n): after a held "." (stuffed) */
+static void
+dot_text(struct sendmail_dot *s, const char *p, size_t n, struct buf *out)
+{
+	if (s->dot) {
+		put(out, "..", 2);
+		s->dot = false;
+	}
+	put(out, p, n);
+	s->bol = false;
+}
+
 /* sendmail_dot_feed - see sendmail.h */
 size_t
 sendmail_dot_feed(struct sendmail_dot *s, const char *in, size_t n,
@@ -783,22 +795,8 @@ sendmail_dot_feed(struct sendmail_dot *s, const char *in, size_t n,
 		c = in[i];
 		if (s->cr) {
 			s->cr = false;
-			if (c == '\n') {
-				if (s->dot) {
-					s->done = true;
-					return i + 1;
-				}
-				put(out, "\r\n", 2);
-				s->bol = true;
-				continue;
-			}
-			/* a bare CR: passed on */
-			if (s->dot) {
-				put(out, "..", 2);
-				s->dot = false;
-			}
-			put(out, "\r", 1);
-			s->bol = false;
+			if (c != '\n')	/* a bare CR: passed on */
+				dot_text(s, "\r", 1, out);
 		}
 		if (c == '\r') {
 			s->cr = true;
@@ -813,10 +811,7 @@ sendmail_dot_feed(struct sendmail_dot *s, const char *in, size_t n,
 			s->bol = true;
 			continue;
 		}
-		if (s->dot) {
-			put(out, "..", 2);
-			s->dot = false;
-		} else if (s->bol && c == '.') {
+		if (s->bol && c == '.') {
 			s->bol = false;
 			if (s->ignore_dots)
 				put(out, "..", 2);
@@ -824,11 +819,10 @@ sendmail_dot_feed(struct sendmail_dot *s, const char *in, size_t n,
 				s->dot = true;
 			continue;
 		}
-		s->bol = false;
 		/* the run of ordinary characters from here */
 		for (j = i + 1; j < n && in[j] != '\r' && in[j] != '\n'; j++)
 			;
-		put(out, in + i, j - i);
+		dot_text(s, in + i, j - i, out);
 		i = j - 1;
 	}
 	return n;

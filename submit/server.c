@@ -199,6 +199,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct ipcount *c;
 	const char *why;
 	int on = 1;
+	bool exempt;
 
 	(void)l;
 	(void)salen;
@@ -217,15 +218,15 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		refuse(srv, la->lc, fd, ip, "Too many connections");
 		return;
 	}
+	exempt = config_exempt(srv->cfg, ip);
 	c = ipcount_find(srv, ip, 0);
-	if (c && c->n >= lim->connections_per_ip &&
-	    !config_exempt(srv->cfg, ip)) {
+	if (c && c->n >= lim->connections_per_ip && !exempt) {
 		metrics_inc(M_REFUSED_CONNECTIONS_PER_IP);
 		refuse(srv, la->lc, fd, ip,
 		    "Too many connections from your address");
 		return;
 	}
-	if ((why = guard_connect(srv->cfg, ip, time(NULL))) != NULL) {
+	if ((why = guard_connect(srv->cfg, ip, exempt, time(NULL))) != NULL) {
 		refuse(srv, la->lc, fd, ip, why);
 		return;
 	}
@@ -240,7 +241,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c = ipcount_find(srv, ip, 1);
 	c->n++;
 	srv->nsessions++;
-	session_new(srv, la->lc, fd, sa, ip);
+	session_new(srv, la->lc, fd, sa, ip, exempt);
 }
 
 /* accept_error_cb - accept(2) failed: log, keep listening (EMFILE etc) */

@@ -163,7 +163,7 @@ static void	session_process(struct session *);
 static void	session_free(struct session *, const char *reason);
 static void	session_linger(struct session *);
 static void	session_start(struct server *, const struct listen_config *,
-		    int, const struct sockaddr *, const char *,
+		    int, const struct sockaddr *, const char *, bool,
 		    const struct local_sender *, const char *, unsigned);
 
 /* session_strstate - state name for logs */
@@ -516,7 +516,8 @@ session_auth_failed(struct session *s)
 	struct timeval tv = { s->cfg->limits.auth_failure_delay, 0 };
 	time_t now = time(NULL);
 
-	if ((locked = guard_auth_locked(s->cfg, s->ip, tried, now)) != NULL) {
+	locked = guard_auth_locked(s->ip, s->exempt, tried, now);
+	if (locked != NULL) {
 		/* the same answer as for the right password: no oracle */
 		metrics_inc(M_AUTH_LOCKED);
 		session_reply(s, "%s", locked);
@@ -525,7 +526,7 @@ session_auth_failed(struct session *s)
 	}
 	log_info("session=%" PRIu64 " auth client=%s mech=%s result=fail",
 	    s->id, s->ip, s->auth_mech);
-	guard_auth_failed(s->cfg, s->ip, tried, now);
+	guard_auth_failed(s->cfg, s->ip, s->exempt, tried, now);
 	metrics_inc(M_AUTH_FAILURE);
 	if (s->exempt || tv.tv_sec == 0) {
 		session_reply(s, "535 5.7.8 Error: authentication failed");
@@ -556,7 +557,7 @@ session_auth_result(struct session *s, enum auth_result r,
 		session_enter_state(s, STATE_AUTH);
 		return;
 	case AUTH_OK:
-		if ((locked = guard_auth_locked(s->cfg, s->ip, login,
+		if ((locked = guard_auth_locked(s->ip, s->exempt, login,
 		    time(NULL))) != NULL) {
 			log_info("session=%" PRIu64 " auth client=%s mech=%s "
 			    "login=%s result=locked", s->id, s->ip,
@@ -605,8 +606,8 @@ cmd_auth(struct session *s, const char *args)
 		session_reply_error(s, &e);
 		return;
 	}
-	if ((limit = guard_auth_locked(s->cfg, s->ip, NULL, time(NULL))) !=
-	    NULL) {
+	if ((limit = guard_auth_locked(s->ip, s->exempt, NULL,
+	    time(NULL))) != NULL) {
 		metrics_inc(M_AUTH_LOCKED);
 		session_reply(s, "%s", limit);
 		session_close(s, "auth lockout");
@@ -1699,9 +1700,9 @@ session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
 /* session_new - take over an accepted connection */
 void
 session_new(struct server *srv, const struct listen_config *lc, int fd,
-    const struct sockaddr *sa, const char *ip)
+    const struct sockaddr *sa, const char *ip, bool exempt)
 {
-	session_start(srv, lc, fd, sa, ip, NULL, NULL, 0);
+	session_start(srv, lc, fd, sa, ip, exempt, NULL, NULL, 0);
 }
 
 /* session_new_local - take over a connection on the local socket */
@@ -1710,15 +1711,15 @@ session_new_local(struct server *srv, const struct listen_config *lc,
     int fd, const struct sockaddr *sa, const struct local_sender *ls,
     const char *user, unsigned uid)
 {
-	session_start(srv, lc, fd, sa, SESSION_LOCAL_IP, ls, user, uid);
+	session_start(srv, lc, fd, sa, SESSION_LOCAL_IP, true, ls, user, uid);
 }
 
 /* session_start - a new session on fd, from a network client or (ls set)
    a local user */
 static void
 session_start(struct server *srv, const struct listen_config *lc, int fd,
-    const struct sockaddr *sa, const char *ip, const struct local_sender *ls,
-    const char *user, unsigned uid)
+    const struct sockaddr *sa, const char *ip, bool exempt,
+    const struct local_sender *ls, const char *user, unsigned uid)
 {
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
@@ -1745,7 +1746,7 @@ session_start(struct server *srv, const struct listen_config *lc, int fd,
 	s->fd = fd;
 	s->state = STATE_COMMAND;
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	s->exempt = ls != NULL || config_exempt(srv->cfg, ip);
+	s->exempt = exempt;
 	s->local = ls;
 	if (ls != NULL) {
 		snprintf(s->local_user, sizeof(s->local_user), "%s", user);
@@ -1812,7 +1813,6 @@ session_free(struct session *s, const char *reason)
 		bufferevent_free(s->bev);
 	if (s->ssl)
 		SSL_free(s->ssl);
-	close(s->fd);
 	if (s->lifetime)
 		event_free(s->lifetime);
 	if (s->rcpt_lookup > 0)
@@ -1823,6 +1823,8 @@ session_free(struct session *s, const char *reason)
 		event_free(s->tarpit);
 	if (s->linger)
 		event_free(s->linger);
+	/* last: the events above may still watch it */
+	close(s->fd);
 	free(s->rcpt_addr);
 	free(s->rcpt_domain);
 	auth_free(s->auth);

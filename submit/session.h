@@ -19,12 +19,14 @@
 
 #include <sys/socket.h>
 
+#include <stdbool.h>
+
 #include "config/config.h"
 
 struct server;
 
 void	session_new(struct server *, const struct listen_config *, int fd,
-	    const struct sockaddr *, const char *ip);
+	    const struct sockaddr *, const char *ip, bool exempt);
 
 /*
  * session_new_local - the same for a connection on the local socket from

@@ -76,6 +76,39 @@ test_refusals_and_sweep(void **state)
 	counters_free(c);
 }
 
+/* test_store - made on first use; swept (with its summary) only once a
+   minute has passed since the last sweep, or when the clock went back */
+static void
+test_store(void **state)
+{
+	struct counter_store st = { .summary = summary };
+	struct counters *c;
+
+	(void)state;
+	nseen = 0;
+	c = counter_store(&st, 100);		/* made, and swept: nothing */
+	assert_non_null(c);
+	assert_ptr_equal(st.c, c);
+	(void)counter_add(c, "k", 60, 3, 100, NULL);
+	assert_int_equal(counter_refused(c, "k", 60, 100), 1);
+	/* window 60..120 ended at 120, but the last sweep was at 100 */
+	assert_ptr_equal(counter_store(&st, 159), c);
+	assert_int_equal(nseen, 0);
+	assert_ptr_equal(counter_store(&st, 160), c);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen, "k 3 1");
+	/* the clock went back: swept again at once */
+	(void)counter_add(c, "k", 60, 1, 160, NULL);
+	assert_int_equal(counter_refused(c, "k", 60, 160), 1);
+	(void)counter_store(&st, 159);
+	assert_int_equal(nseen, 1);		/* 120..180 has not ended */
+	assert_int_equal(st.swept, 159);
+	counter_store_free(&st);
+	assert_null(st.c);
+	assert_int_equal(st.swept, 0);
+	counter_store_free(&st);		/* twice: harmless */
+}
+
 /* test_many_keys - thousands of keys, each counted on its own */
 static void
 test_many_keys(void **state)
@@ -149,6 +182,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counts_and_windows),
 		cmocka_unit_test(test_refusals_and_sweep),
+		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_many_keys),
 		cmocka_unit_test(test_locks),
 	};
