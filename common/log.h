@@ -9,7 +9,11 @@
  *  - log_warn/log_warnx/log_info/log_debug at runtime.
  * The *_warn/_fatal forms append ": strerror(errno)".
  *
- * Lines go to stderr as "postern[pid]: LEVEL message". Event lines use
+ * Lines go to stderr as "postern[pid]: LEVEL message"; under systemd,
+ * when stderr is the journal's stream (JOURNAL_STREAM), as "<N>LEVEL
+ * message" instead: the journal adds the name and pid itself, and files
+ * the line at syslog priority N (warnings 4, fatal 3, panic 2, info 6,
+ * debug 7), so `journalctl -p warning` finds them. Event lines use
  * key=value pairs after a session or queue id. Untrusted text (client
  * input, remote replies) must pass through log_escape() first; AUTH
  * payloads and key material are never logged.

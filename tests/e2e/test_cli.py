@@ -10,6 +10,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -437,3 +438,51 @@ def test_serve_refuses_to_run_as_root(postern_factory):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r.stderr
         assert why in r.stderr, r.stderr
+
+
+# -- logging under systemd ---------------------------------------------------
+
+def _serve_logging(d, err, journal_stream):
+    """Start d by hand with stderr to err, JOURNAL_STREAM set to the
+    stream's DEV:INODE (journal_stream True) or to another file's; stop it
+    once ready. Returns its stderr."""
+    with open(err, "w") as f:
+        st = os.fstat(f.fileno()) if journal_stream else os.stat(d.conf)
+        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        p = subprocess.Popen([POSTERN, "serve", "-c", d.conf], env=env,
+                             stdout=subprocess.DEVNULL, stderr=f)
+    try:
+        deadline = time.monotonic() + 15
+        while "ready hostname=" not in open(err).read():
+            assert p.poll() is None, open(err).read()
+            assert time.monotonic() < deadline, open(err).read()
+            time.sleep(0.05)
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, open(err).read()
+    return open(err).read()
+
+
+def test_journal_stream_lines(postern_factory, tmp_path):
+    """Under systemd (stderr is the journal's stream, JOURNAL_STREAM)
+    each line carries its syslog priority as "<N>" and no "postern[pid]: "
+    (the journal adds that); elsewhere lines keep the prefix."""
+    d = postern_factory(start=False, extra=(
+        f'local_socket = "{tmp_path}/sendmail.sock";\n'
+        'local_senders = ( { user = "no-such-user-zq"; '
+        'addresses = [ "cron@example.test" ]; } );'))
+    d.give_to_user()
+    text = _serve_logging(d, tmp_path / "journal", True)
+    lines = [l for l in text.splitlines() if l]
+    assert lines and all(re.match(r"<[2-7]>(info|warning|debug|fatal) ", l)
+                         for l in lines), text
+    assert "postern[" not in text, text
+    assert re.search(r"^<4>warning local_senders: there is no local user "
+                     r"no-such-user-zq", text, re.M), text
+    assert re.search(r"^<6>info ready hostname=", text, re.M), text
+    assert re.search(r"^<6>info stopped$", text, re.M), text
+    # JOURNAL_STREAM inherited from elsewhere (another stream): plain lines
+    text = _serve_logging(d, tmp_path / "plain", False)
+    assert re.search(r"^postern\[\d+\]: warning local_senders: there is no "
+                     r"local user no-such-user-zq", text, re.M), text
+    assert "<6>" not in text, text
