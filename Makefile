@@ -210,10 +210,16 @@ DOC_EXAMPLES = contrib/trac-smtp.ini contrib/trac-sendmail.ini \
 
 .PHONY: install uninstall install-sendmail
 
-install-sendmail: install
+# Not after install: re-installing would rewrite the unit under a running
+# service (systemd then asks for daemon-reload).
+install-sendmail:
 	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
 	if [ -e "$$l" ] && [ "$$(readlink "$$l")" != postern ]; then \
 	    echo "$$l exists and is not Postern's: remove it first"; exit 1; \
+	fi; \
+	if [ ! -x $(DESTDIR)$(SBINDIR)/postern ]; then \
+	    echo "$(DESTDIR)$(SBINDIR)/postern is not there: make install first"; \
+	    exit 1; \
 	fi; \
 	ln -sfn postern "$$l"
 

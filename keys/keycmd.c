@@ -199,7 +199,10 @@ keycmd_parse(int argc, char **argv, struct keyopts *o)
 	return 0;
 }
 
-/* keycmd_config - load the configuration or print its errors */
+/* keycmd_config - load the configuration or print its errors. As a
+   client loads it: the key commands need the domains and state_dir, not
+   the TLS files or the sasldb, which may not exist yet (INSTALL makes
+   the DKIM keys before the certificate). */
 static struct config *
 keycmd_config(const char *path)
 {
@@ -207,7 +210,7 @@ keycmd_config(const char *path)
 	struct config *cfg;
 	size_t i;
 
-	if ((cfg = config_load(path, &errs)) == NULL) {
+	if ((cfg = config_load_client(path, &errs)) == NULL) {
 		for (i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.v[i]);
 		if (errs.n == 0)
@@ -767,7 +770,7 @@ keycmd_generate(struct keyopts *o)
 	for (i = 0; i < nnew; i++)
 		keycmd_key_record(stdout, false, nk[i].kf, NULL);
 	printf("\n# 2. Once the DNS answers with the record%s, set this in "
-	    "the entry of %s\n#    in domains of %s, and restart postern:\n",
+	    "the entry of %s\n#    in domains of %s, and reload postern:\n",
 	    nnew > 1 ? "s" : "", d->name, cfg->path);
 	keycmd_snippet(cfg, d, nk, nnew);
 	has_rsa = nk[0].alg == KEYFILE_RSA_SHA256;

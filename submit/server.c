@@ -519,8 +519,9 @@ server_reload(struct server *srv, const struct config *cfg,
 		/* The same files, unreadable now that we are no longer
 		   root (a key kept 0600 root): keep what start-up read. */
 		log_warnx("reload: %s; keeping the certificate loaded at "
-		    "start (make the key readable by the daemon's user to "
-		    "reload it)", *err);
+		    "start (to have a reload read new ones, let user %s "
+		    "read the certificate, the key and their directories: "
+		    "INSTALL, step 5)", *err, cfg->user ? cfg->user : "-");
 		free(*err);
 		*err = NULL;
 		SSL_CTX_up_ref(srv->ssl_ctx);

@@ -1,8 +1,11 @@
 /*
  * tls - server side OpenSSL context; see tls.h.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -25,6 +28,21 @@ tls_errstr(void)
 	return buf;
 }
 
+/* tls_readable - can we open path? Else *err says why */
+static int
+tls_readable(const char *path, const char *what, char **err)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*err = xasprintf("%s: cannot read the %s: %s", path, what,
+		    strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* tls_server_ctx - build the listeners' TLS context */
 SSL_CTX *
 tls_server_ctx(const char *certificate, const char *key, char **err)
@@ -42,6 +60,11 @@ tls_server_ctx(const char *certificate, const char *key, char **err)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"postern",
 	    7);
+	/* OpenSSL's own errors hide why a file cannot be opened ("system
+	   lib"); a reload as the daemon's user needs that reason. */
+	if (tls_readable(certificate, "certificate", err) == -1 ||
+	    tls_readable(key, "key", err) == -1)
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, certificate) != 1) {
 		*err = xasprintf("%s: cannot load certificate chain: %s",
 		    certificate, tls_errstr());

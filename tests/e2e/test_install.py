@@ -212,7 +212,11 @@ def test_unit_paths(installed):
     assert os.path.isfile(dest + doc[0][len("file://"):])
     # what the brief of the unit promises: foreground, reload by SIGHUP
     assert unit_values(unit, "Type") == ["simple"]
-    assert unit_values(unit, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
+    # reload: check the configuration, then SIGHUP, both privileged
+    # (the daemon runs as its user; the unit's bounding set lacks
+    # CAP_KILL, so an unprivileged kill would get EPERM)
+    assert unit_values(unit, "ExecReload") == [
+        f"+{binary} check-config -c {conf}", "+/bin/kill -HUP $MAINPID"]
     assert unit_values(unit, "Restart") == ["on-failure"]
     assert unit_values(unit, "ReadWritePaths") == ["/var/lib/postern"]
     assert unit_values(unit, "StateDirectory") == []
@@ -337,6 +341,11 @@ def test_install_sendmail(installed):
     assert r.returncode != 0 and "is not Postern's" in r.stdout, r.stdout
     r = make("uninstall", dest, prefix, sysconfdir)
     assert os.path.isfile(link) and not os.path.islink(link)
+    # it links to an installed postern only (and installs nothing itself)
+    os.unlink(link)
+    r = make("install-sendmail", dest, prefix, sysconfdir)
+    assert r.returncode != 0 and "make install first" in r.stdout, r.stdout
+    assert not os.path.lexists(link)
 
 
 def test_existing_config_kept(installed):
