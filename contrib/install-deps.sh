@@ -8,6 +8,8 @@ set -eu
 # runs offline on the installed unit (containers often lack the package).
 # python3-prometheus-client: its text-format parser reads /metrics in
 # tests/e2e/test_metrics.py.
+# adduser, iproute2 (ip), util-linux (unshare, runuser): the INSTALL
+# walk-through, tests/e2e/walkthrough.py (usually there already).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -19,6 +21,7 @@ swaks msmtp gsasl python3 python3-pytest python3-aiosmtpd python3-dkim
 libmail-dkim-perl dnsmasq-base python3-dnspython
 python3-prometheus-client
 systemd
+adduser iproute2 util-linux
 "
 
 missing=""
