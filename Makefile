@@ -6,9 +6,10 @@
 #   make check-san  only the sanitized build and run
 #   make run      development instance on 127.0.0.1 (see README)
 #
-# Sources are found by folder: every .c file under common/, config/,
-# submit/, relay/ and keys/ goes into build/libpostern.a, which main.c and
-# each tests/unit/test_*.c link against.
+# Sources are found by folder: every .c file under common/, config/, keys/,
+# queue/, submit/, relay/ and daemon/ goes into build/libpostern.a, which
+# main.c and each tests/unit/test_*.c link against (ARCHITECTURE.md: the
+# folders and the order they may include each other in).
 
 CC       ?= cc
 PKGS      = libevent libevent_openssl libevent_pthreads openssl libsasl2 \
@@ -36,7 +37,8 @@ ifeq ($(SAN),1)
 CFLAGS   += $(SAN_FLAGS)
 LDFLAGS  += $(SAN_FLAGS)
 endif
-SRCS      = $(sort $(wildcard common/*.c config/*.c submit/*.c relay/*.c keys/*.c))
+SRCS      = $(sort $(wildcard common/*.c config/*.c keys/*.c queue/*.c \
+            submit/*.c relay/*.c daemon/*.c))
 OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libpostern.a
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))

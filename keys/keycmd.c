@@ -26,7 +26,7 @@
 #include "keys/keyfile.h"
 #include "keys/keyring.h"
 #include "keys/keystate.h"
-#include "relay/dns.h"
+#include "common/dns.h"
 
 #define KEYCMD_CHUNK		65536	/* bytes read from stdin at once */
 #define KEYCMD_SIGS_MAX		65536	/* bytes of DKIM-Signature fields */

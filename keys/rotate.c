@@ -12,7 +12,7 @@
 #include "keys/keyfile.h"
 #include "keys/keyring.h"
 #include "keys/rotate.h"
-#include "relay/dns.h"
+#include "common/dns.h"
 
 /* One lookup in flight: owned by the checker, freed after its answer or
    when cancelled, so the DNS callback's pointer is always valid. */

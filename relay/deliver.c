@@ -45,8 +45,8 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "relay/deliver.h"
-#include "relay/dns.h"
-#include "relay/queue.h"
+#include "common/dns.h"
+#include "queue/queue.h"
 
 /* An idle cached connection is closed (QUIT) after this many seconds. */
 #define DL_IDLE_TIMEOUT		5

@@ -6,7 +6,7 @@
  * for their domain (or a parent), else the smarthost, else their
  * domain's MX hosts. Each group is tried on its own, in parallel:
  *
- *   - MX lookup (relay/dns: preference order, random among equals, the
+ *   - MX lookup (common/dns: preference order, random among equals, the
  *     implicit MX when there is none): NXDOMAIN fails the group's
  *     recipients with 550 5.1.2, a null MX with 556 5.1.10 (RFC 7505), a
  *     temporary DNS failure defers them (4.4.3);
@@ -69,7 +69,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "relay/envelope.h"
+#include "queue/envelope.h"
 #include "relay/smtpc.h"
 
 struct event_base;

@@ -14,7 +14,7 @@
 #include "keys/dkim.h"
 #include "keys/keyring.h"
 #include "relay/dsn.h"
-#include "submit/msghdr.h"
+#include "common/msghdr.h"
 
 #define DSN_MAX		(8 * 1024 * 1024)	/* bytes of notification */
 

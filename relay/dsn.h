@@ -24,8 +24,8 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "relay/envelope.h"
-#include "relay/queue.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
 
 struct keyring;
 

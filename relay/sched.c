@@ -24,10 +24,10 @@
 #include "common/metrics.h"
 #include "relay/deliver.h"
 #include "relay/dsn.h"
-#include "relay/envelope.h"
-#include "relay/queue.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
 #include "relay/sched.h"
-#include "submit/rates.h"
+#include "relay/budget.h"
 
 #define SC_TICK	1	/* seconds between scans for due messages */
 #define SC_BATCH	64	/* attempts started per scan before yielding */
@@ -542,7 +542,7 @@ sched_finish(struct sched *s, struct sched_msg *m)
 		return;
 	sched_counts(m, &pending, &failed);
 	if (failed > 0 && m->env.dsn[0] == '\0' && m->env.sender[0] != '\0') {
-		if (rates_bounce(s->cfg, m->env.sender, now, &reset) == -1) {
+		if (budget_bounce(s->cfg, m->env.sender, now, &reset) == -1) {
 			/* never in the past: the tick must not spin */
 			sched_hold(m, reset > now ? reset : now + 1);
 			return;
@@ -835,5 +835,6 @@ sched_free(struct sched *s)
 	event_free(s->timer);
 	if (sched_self == s)
 		sched_self = NULL;
+	budget_free();
 	free(s);
 }

@@ -28,7 +28,7 @@
  * sender (relay/dsn.c) is queued first and its id recorded in the
  * envelope (dsn), so a restart never sends it twice and a crash never
  * loses it. A bounce beyond limits.bounces_per_hour for its sender
- * (submit/rates.h) is not written yet: the message stays queued as it
+ * (relay/budget.h) is not written yet: the message stays queued as it
  * is (failed recipients, no dsn), due again when the sender's window
  * ends, and is checked again then; a restart (which forgets the counts)
  * checks it at once.

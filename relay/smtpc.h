@@ -156,7 +156,7 @@ struct smtpc_txn {
 	const char	*sender;	/* envelope sender, "" for <> */
 	const char *const *rcpts;	/* nrcpts addresses, "local@domain" */
 	size_t		 nrcpts;
-	int		 fd;		/* the message file (relay/queue.c's
+	int		 fd;		/* the message file (queue/queue.c's
 					   ID.msg), read from offset 0; the
 					   caller keeps it open until done */
 	uint64_t	 size;		/* bytes in fd */

@@ -8,7 +8,7 @@
 
 #include "common/log.h"
 #include "common/metrics.h"
-#include "submit/counter.h"
+#include "common/counter.h"
 #include "submit/guard.h"
 
 #define GUARD_KEY_MAX	600

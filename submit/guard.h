@@ -21,7 +21,7 @@
  * The delay after a failed AUTH (limits.auth_failure_delay) is the
  * session's business: a timer, never a sleep.
  *
- * The counts live in submit/counter.c (narrow on purpose: a shared store
+ * The counts live in common/counter.c (narrow on purpose: a shared store
  * can replace it when several relays must enforce one limit). Lockouts
  * and refusals are logged once each. Loop thread only; returned texts
  * are static buffers valid until the next call.

@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "config/config.h"
-#include "submit/address.h"
+#include "common/address.h"
 #include "submit/policy.h"
 
 /* local_matches - pattern local part (not "*") against the address's */

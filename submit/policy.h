@@ -20,7 +20,7 @@
 #include <stdbool.h>
 
 #include "config/config.h"
-#include "submit/address.h"
+#include "common/address.h"
 
 /* policy_login_owns - may this authenticated login use this address? */
 bool	policy_login_owns(const struct config *, const char *login,

@@ -1,5 +1,5 @@
 /*
- * rates - per-login, per-recipient and per-bounce-sender limits; see
+ * rates - per-login and per-recipient limits; see
  * rates.h.
  */
 #include <inttypes.h>
@@ -10,7 +10,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "submit/counter.h"
+#include "common/counter.h"
 #include "submit/rates.h"
 
 static char		 reply[1024];
@@ -25,24 +25,11 @@ struct rate {
 	const char	*per;		/* "hour", "day" */
 };
 
-/* rates_addr_key - the counter key "PREFIX addr", in lower case (most
-   mailboxes ignore case, and a flood must not dodge a limit by it) */
-static void
-rates_addr_key(char *key, size_t len, const char *prefix, const char *addr)
-{
-	size_t i;
-
-	snprintf(key, len, "%s %s", prefix, addr);
-	for (i = 0; key[i] != '\0'; i++)
-		if (key[i] >= 'A' && key[i] <= 'Z')
-			key[i] = (char)(key[i] - 'A' + 'a');
-}
-
 /* rates_to_key - the counter key of recipient rcpt */
 static void
 rates_to_key(char *key, size_t len, const char *rcpt)
 {
-	rates_addr_key(key, len, "to", rcpt);
+	counter_key(key, len, "to", rcpt);
 }
 
 /* rates_summary - the end of a window that refused something */
@@ -205,39 +192,6 @@ rates_accepted(const struct config *cfg, const char *who,
 		rates_to_key(key, sizeof(key), rcpts[i]);
 		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
 	}
-}
-
-/* rates_bounce - count one bounce to sender, or refuse it */
-int
-rates_bounce(const struct config *cfg, const char *sender, time_t now,
-    time_t *reset)
-{
-	const struct limits_config *l = &cfg->limits;
-	struct counters *c;
-	char key[600], when[LOG_UTC_LEN];
-	uint64_t count;
-	time_t end;
-
-	if (l->bounces_per_hour == 0)
-		return 0;
-	c = counter_store(&rates, now);
-	rates_addr_key(key, sizeof(key), "bounces/h", sender);
-	count = counter_add(c, key, l->rate_window, 0, now, &end);
-	if (count < l->bounces_per_hour) {
-		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
-		return 0;
-	}
-	if (reset != NULL)
-		*reset = end;
-	metrics_inc(M_LIMIT_BOUNCES);
-	if (counter_refused(c, key, l->rate_window, now) == 1) {
-		log_utc(end, when);
-		log_warnx("bounce limit: <%s> reached limits.bounces_per_hour "
-		    "= %u; bounces to it wait in the queue until %s; further "
-		    "ones this hour are counted and summarized when it ends",
-		    sender, l->bounces_per_hour, when);
-	}
-	return -1;
 }
 
 /* rates_free - forget everything */

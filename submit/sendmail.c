@@ -153,7 +153,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "config/config.h"
-#include "submit/address.h"
+#include "common/address.h"
 #include "submit/sendmail.h"
 
 #define DEFAULT_SOCKET	"/run/postern/sendmail.sock"

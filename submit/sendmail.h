@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "submit/address.h"
+#include "common/address.h"
 
 /* The program: argv[0] is its name ("sendmail", or "sendmail" after
    "postern"); returns a sysexits.h status. */

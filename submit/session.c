@@ -43,16 +43,16 @@
 #include "common/metrics.h"
 #include "keys/dkim.h"
 #include "keys/keyring.h"
-#include "relay/dns.h"
+#include "common/dns.h"
 #include "relay/sched.h"
 #include "submit/rates.h"
-#include "relay/envelope.h"
-#include "relay/queue.h"
-#include "submit/address.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
+#include "common/address.h"
 #include "submit/auth.h"
 #include "submit/dataread.h"
 #include "submit/guard.h"
-#include "submit/msghdr.h"
+#include "common/msghdr.h"
 #include "submit/policy.h"
 #include "submit/server.h"
 #include "submit/session.h"
@@ -800,7 +800,7 @@ rcpt_decide(struct session *s, enum dns_status st)
 	session_process(s);
 }
 
-/* rcpt_answer - relay/dns's answer; arg is the session id */
+/* rcpt_answer - common/dns's answer; arg is the session id */
 static void
 rcpt_answer(void *arg, enum dns_status st, const struct dns_mx *hosts,
     size_t n)

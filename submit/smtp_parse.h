@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "submit/address.h"
+#include "common/address.h"
 
 enum smtp_verb {
 	SMTP_UNKNOWN = 0,

@@ -1,5 +1,5 @@
 """
-limits.bounces_per_hour (submit/rates.c rates_bounce, relay/sched.c
+limits.bounces_per_hour (relay/budget.c budget_bounce, relay/sched.c
 sched_finish): bounces to one envelope sender per "hour" (a short
 limits.rate_window here). Delivery as in test_relay_mx.py: dnsmasq and
 aiosmtpd sinks on loopback; the MX refuses 'reject*' recipients with 550,

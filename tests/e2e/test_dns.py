@@ -3,7 +3,7 @@ DNS through a real server on loopback: dnsmasq on 127.0.0.1 and a free
 port serves exactly the TXT records that `postern keys dns --plain`
 prints, and the configuration says `resolver = "127.0.0.1@PORT";`.
 
-- `keys dns --check` (relay/dns.c over libunbound) says ok for every
+- `keys dns --check` (common/dns.c over libunbound) says ok for every
   DKIM record and exits 0; a changed or missing DKIM record is DIFFERENT
   or MISSING and exits 1; a server that refuses is a temporary failure.
 - A message submitted through the daemon verifies with dkimpy, whose

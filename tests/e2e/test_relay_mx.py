@@ -2,7 +2,7 @@
 Delivery in relay.mode = "mx" (the default) to real SMTP servers on
 loopback: aiosmtpd sinks on 127.0.0.2, .3 and .4 (one port, the
 configured relay.port), found through dnsmasq on a loopback port serving
-MX and address records (relay/dns over libunbound).
+MX and address records (common/dns over libunbound).
 
 - MX in preference order, the implicit MX (no MX record: the domain's
   own address), the next MX when the first is down; what the sink gets

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "submit/address.h"
+#include "common/address.h"
 #include "tests/fuzz/fuzz.h"
 
 #define AD_MAILBOXES	4

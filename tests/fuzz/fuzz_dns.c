@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay/dns.h"
+#include "common/dns.h"
 #include "tests/fuzz/fuzz.h"
 
 /* dns_fz_name_ok - what dns_mx_parse promises about a name */

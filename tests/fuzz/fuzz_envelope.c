@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "relay/envelope.h"
+#include "queue/envelope.h"
 #include "tests/fuzz/fuzz.h"
 
 /* ev_streq - both NULL, or both set and equal */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "submit/msghdr.h"
+#include "common/msghdr.h"
 #include "tests/fuzz/fuzz.h"
 
 int

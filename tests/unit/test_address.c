@@ -1,5 +1,5 @@
 /*
- * test_address - table-driven tests for submit/address.c: SMTP paths,
+ * test_address - table-driven tests for common/address.c: SMTP paths,
  * bare addr-specs, RFC 5322 address lists, formatting and +tag stripping.
  *
  * Every input is copied into a buffer of exactly its length (no NUL after
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "submit/address.h"
+#include "common/address.h"
 
 /* exact - a heap copy of s[0..len) with nothing after it */
 static char *

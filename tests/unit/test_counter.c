@@ -1,5 +1,5 @@
 /*
- * test_counter - submit/counter.c: counts per key and window, aligned
+ * test_counter - common/counter.c: counts per key and window, aligned
  * windows that reset, refusal counts and the sweep's summaries, with
  * times chosen by the test (no clock involved).
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "submit/counter.h"
+#include "common/counter.h"
 
 /* test_counts_and_windows - per key, per window length, aligned */
 static void

@@ -1,5 +1,5 @@
 /*
- * test_dns - relay/dns: the TXT and MX rdata parsers as got/want tables,
+ * test_dns - common/dns: the TXT and MX rdata parsers as got/want tables,
  * address literals and argument checks against a resolver that nobody
  * answers (so any DNS query would show), then real lookups, synchronous
  * and asynchronous (a real event_base), against dnsmasq started here on
@@ -30,7 +30,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "relay/dns.h"
+#include "common/dns.h"
 
 #define DNSMASQ		"/usr/sbin/dnsmasq"
 

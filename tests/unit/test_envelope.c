@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "relay/envelope.h"
+#include "queue/envelope.h"
 
 #define ID_A	"1c2QbT3ZxAbCdEfGhIjK"
 #define ID_B	"1c2QbT3ZyLmNoPqRsTuV"

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "submit/msghdr.h"
+#include "common/msghdr.h"
 
 #define S(lit)	lit, sizeof(lit) - 1
 #define INVALID	0, 0, 0, 0, NULL, 0, false	/* rest of a -1 case */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "submit/address.h"
+#include "common/address.h"
 #include "submit/policy.h"
 
 static char *admin_grants[] = { "*@example.org" };

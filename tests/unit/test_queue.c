@@ -2,7 +2,7 @@
  * test_queue - the on-disk queue in a fresh mkdtemp directory per test:
  * ids, streaming writes, sync and async (group) commit on a real
  * event_base, abort, write errors, startup recovery of every planted
- * state in relay/QUEUE.md (with the expected log lines), foreach order;
+ * state in queue/QUEUE.md (with the expected log lines), foreach order;
  * envelope updates and removals, sync and async, mixed with commits in
  * shared batches, at queue_close, and recovery after a crash mid-update.
  */
@@ -29,8 +29,8 @@
 #include <event2/thread.h>
 
 #include "common/buf.h"
-#include "relay/envelope.h"
-#include "relay/queue.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
 
 struct fixture {
 	char		 dir[64];

@@ -1,6 +1,6 @@
 /*
  * envelope - the small, typed, versioned record that goes with each queued
- * message (format documented in relay/QUEUE.md and envelope.c)
+ * message (format documented in queue/QUEUE.md and envelope.c)
  *
  * envelope_format() writes it (always the current version, 2);
  * envelope_parse() reads it back and is the only reader: it accepts

@@ -29,7 +29,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "relay/dns.h"
+#include "common/dns.h"
 
 #define DNS_TYPE_A	1
 #define DNS_TYPE_MX	15

@@ -19,7 +19,7 @@
 #include <openssl/rand.h>
 
 #include "common/buf.h"
-#include "submit/msghdr.h"
+#include "common/msghdr.h"
 
 #define MSGHDR_FOLD_COL		78	/* RFC 5322 2.1.1 SHOULD */
 #define MSGHDR_HELO_MAX		255	/* sanitized HELO in Received: */

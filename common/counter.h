@@ -58,6 +58,11 @@ uint64_t	 counter_refused(struct counters *, const char *key,
 time_t		 counter_lock(struct counters *, const char *key,
 		    unsigned base, unsigned max, time_t now, unsigned *strike);
 
+/* counter_key - key = "PREFIX addr" in lower case (most mailboxes ignore
+   case, and a flood must not dodge a limit by it), truncated to len */
+void		 counter_key(char *key, size_t len, const char *prefix,
+		    const char *addr);
+
 /* counter_locked - the end of key's lock if it holds at now, else 0 */
 time_t		 counter_locked(struct counters *, const char *key,
 		    time_t now);

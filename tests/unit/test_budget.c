@@ -1,5 +1,5 @@
 /*
- * test_rates - submit/rates.c's bounce limit (rates_bounce): counts per
+ * test_budget - relay/budget.c's bounce limit (budget_bounce): counts per
  * envelope sender without regard to case, refusal at
  * limits.bounces_per_hour with the window's end, a new window, 0 for no
  * limit, and one log line per sender and window. Times are chosen by the
@@ -19,13 +19,14 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "relay/budget.h"
 #include "submit/rates.h"
 
 #define HOUR	3600
 #define T0	((time_t)7200)		/* a window starts here */
 
 static struct config	 cfg;
-static char		 logpath[] = "/tmp/test_rates.XXXXXX";
+static char		 logpath[] = "/tmp/test_budget.XXXXXX";
 static int		 saved_stderr = -1;
 
 /* capture - send stderr (the log) to a fresh file */
@@ -59,7 +60,7 @@ captured(void)
 	assert_true((n = read(fd, s, (1 << 16) - 1)) >= 0);
 	close(fd);
 	unlink(logpath);
-	strcpy(logpath, "/tmp/test_rates.XXXXXX");
+	strcpy(logpath, "/tmp/test_budget.XXXXXX");
 	return s;
 }
 
@@ -92,6 +93,7 @@ teardown(void **state)
 	(void)state;
 	if (saved_stderr != -1)		/* a test failed while capturing */
 		free(captured());
+	budget_free();
 	rates_free();
 	return 0;
 }
@@ -108,17 +110,17 @@ test_counts_and_refuses(void **state)
 	(void)state;
 	capture();
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rates_bounce(&cfg, "alice@example.org",
+		assert_int_equal(budget_bounce(&cfg, "alice@example.org",
 		    T0 + i, &reset), 0);
-	assert_int_equal(rates_bounce(&cfg, "alice@example.org", T0 + 10,
+	assert_int_equal(budget_bounce(&cfg, "alice@example.org", T0 + 10,
 	    &reset), -1);
 	assert_int_equal(reset, T0 + HOUR);
 	reset = 0;
-	assert_int_equal(rates_bounce(&cfg, "alice@example.org",
+	assert_int_equal(budget_bounce(&cfg, "alice@example.org",
 	    T0 + HOUR - 1, &reset), -1);
 	assert_int_equal(reset, T0 + HOUR);
 	/* NULL reset is allowed */
-	assert_int_equal(rates_bounce(&cfg, "alice@example.org", T0 + 20,
+	assert_int_equal(budget_bounce(&cfg, "alice@example.org", T0 + 20,
 	    NULL), -1);
 	log = captured();
 	assert_int_equal(occurrences(log, "limits.bounces_per_hour"), 1);
@@ -140,15 +142,15 @@ test_next_window(void **state)
 	(void)state;
 	capture();
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rates_bounce(&cfg, "bob@example.org", T0,
+		assert_int_equal(budget_bounce(&cfg, "bob@example.org", T0,
 		    NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "bob@example.org", T0, &reset),
+	assert_int_equal(budget_bounce(&cfg, "bob@example.org", T0, &reset),
 	    -1);
 	assert_int_equal(reset, T0 + HOUR);
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rates_bounce(&cfg, "bob@example.org", reset,
+		assert_int_equal(budget_bounce(&cfg, "bob@example.org", reset,
 		    NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "bob@example.org", reset + 5,
+	assert_int_equal(budget_bounce(&cfg, "bob@example.org", reset + 5,
 	    &reset), -1);
 	assert_int_equal(reset, T0 + 2 * HOUR);
 	log = captured();
@@ -166,17 +168,17 @@ test_case_and_senders(void **state)
 
 	(void)state;
 	capture();
-	assert_int_equal(rates_bounce(&cfg, "Carol@Example.ORG", T0, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "carol@example.org", T0, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "CAROL@EXAMPLE.ORG", T0, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "cArOl@example.org", T0, NULL),
+	assert_int_equal(budget_bounce(&cfg, "Carol@Example.ORG", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "carol@example.org", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "CAROL@EXAMPLE.ORG", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "cArOl@example.org", T0, NULL),
 	    -1);
 	/* another sender has its own count */
-	assert_int_equal(rates_bounce(&cfg, "dave@example.org", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "dave@example.org", T0, NULL), 0);
 	/* mail accepted from or to an address is not a bounce to it */
 	rates_accepted(&cfg, "erin@example.org", rcpts, 1, T0);
 	rates_accepted(&cfg, "erin@example.org", rcpts, 1, T0);
-	assert_int_equal(rates_bounce(&cfg, "erin@example.org", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "erin@example.org", T0, NULL), 0);
 	free(captured());
 }
 
@@ -190,12 +192,12 @@ test_unlimited(void **state)
 	capture();
 	cfg.limits.bounces_per_hour = 0;
 	for (i = 0; i < 10000; i++)
-		assert_int_equal(rates_bounce(&cfg, "frank@example.org",
+		assert_int_equal(budget_bounce(&cfg, "frank@example.org",
 		    T0 + i % HOUR, NULL), 0);
 	/* and nothing was counted meanwhile: a limit set later starts at 0 */
 	cfg.limits.bounces_per_hour = 1;
-	assert_int_equal(rates_bounce(&cfg, "frank@example.org", T0, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "frank@example.org", T0, NULL),
+	assert_int_equal(budget_bounce(&cfg, "frank@example.org", T0, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "frank@example.org", T0, NULL),
 	    -1);
 	free(captured());
 }
@@ -211,12 +213,12 @@ test_short_window(void **state)
 	capture();
 	cfg.limits.rate_window = 4;
 	cfg.limits.bounces_per_hour = 2;
-	assert_int_equal(rates_bounce(&cfg, "gina@example.org", 1001, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "gina@example.org", 1002, NULL), 0);
-	assert_int_equal(rates_bounce(&cfg, "gina@example.org", 1003, &reset),
+	assert_int_equal(budget_bounce(&cfg, "gina@example.org", 1001, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "gina@example.org", 1002, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "gina@example.org", 1003, &reset),
 	    -1);
 	assert_int_equal(reset, 1004);
-	assert_int_equal(rates_bounce(&cfg, "gina@example.org", 1004, NULL), 0);
+	assert_int_equal(budget_bounce(&cfg, "gina@example.org", 1004, NULL), 0);
 	free(captured());
 }
 

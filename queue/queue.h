@@ -1,6 +1,6 @@
 /*
  * queue - the durable on-disk queue (layout, states and recovery:
- * relay/QUEUE.md)
+ * queue/QUEUE.md)
  *
  * Writing a message: queue_msg_new() creates the message file in tmp/ with
  * O_EXCL; the session streams the message through queue_msg_write() (a
@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "relay/envelope.h"
+#include "queue/envelope.h"
 
 struct event_base;
 struct queue;

@@ -1,11 +1,12 @@
 /*
  * counter - rate counters over fixed windows; see counter.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
-#include "submit/counter.h"
+#include "common/counter.h"
 
 #define COUNTER_BUCKETS	4096
 
@@ -185,6 +186,18 @@ counter_sweep(struct counters *c, time_t now, void (*summary)(const char *,
 			free(e->key);
 			free(e);
 		}
+}
+
+/* counter_key - see counter.h */
+void
+counter_key(char *key, size_t len, const char *prefix, const char *addr)
+{
+	size_t i;
+
+	snprintf(key, len, "%s %s", prefix, addr);
+	for (i = 0; key[i] != '\0'; i++)
+		if (key[i] >= 'A' && key[i] <= 'Z')
+			key[i] = (char)(key[i] - 'A' + 'a');
 }
 
 /* counter_store - see counter.h */

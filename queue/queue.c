@@ -1,5 +1,5 @@
 /*
- * queue - the durable on-disk queue; see queue.h, and relay/QUEUE.md for
+ * queue - the durable on-disk queue; see queue.h, and queue/QUEUE.md for
  * the directories, the states, the commit steps and recovery.
  *
  * Threads: everything here runs on the caller's (loop) thread except
@@ -37,8 +37,8 @@
 #include "common/buf.h"
 #include "common/io.h"
 #include "common/log.h"
-#include "relay/envelope.h"
-#include "relay/queue.h"
+#include "queue/envelope.h"
+#include "queue/queue.h"
 
 #define QUEUE_WBUF_SIZE		(32 * 1024)	/* write buffer per message */
 #define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)	/* bytes in ID.env */

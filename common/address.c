@@ -29,7 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "submit/address.h"
+#include "common/address.h"
 
 /* Path length limit, '<' and '>' included (RFC 5321 4.5.3.1.3). */
 #define PATH_MAX_OCTETS		256

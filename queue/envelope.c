@@ -1,6 +1,6 @@
 /*
  * envelope - format and parse the on-disk envelope; see envelope.h and the
- * format in relay/QUEUE.md.
+ * format in queue/QUEUE.md.
  *
  * The parser works on a (pointer, length) pair and never looks past len:
  * every line is found with memchr, every value is checked byte by byte
@@ -17,7 +17,7 @@
 #include <openssl/evp.h>
 
 #include "common/alloc.h"
-#include "relay/envelope.h"
+#include "queue/envelope.h"
 
 #define ENVELOPE_MAGIC	"postern-envelope"
 
