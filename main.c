@@ -42,6 +42,7 @@
 #include "keys/rotate.h"
 #include "common/dns.h"
 #include "queue/envelope.h"
+#include "queue/inject.h"
 #include "queue/queue.h"
 #include "relay/sched.h"
 #include "submit/auth.h"
@@ -405,6 +406,13 @@ gauges_read(void *arg)
 	metrics_gauge_set(MG_QUEUE_OLDEST_AGE, n ? metrics_age(oldest) : 0);
 }
 
+/* main_queued - inject's hook: a message is durable, schedule it */
+static void
+main_queued(void *arg, const char *id)
+{
+	sched_queued(arg, id);
+}
+
 /* cmd_serve - run the daemon in the foreground */
 static int
 cmd_serve(int argc, char **argv)
@@ -424,6 +432,7 @@ cmd_serve(int argc, char **argv)
 	struct gauges gauges = { &srv, NULL };
 	struct dns *dns;
 	struct queue *q;
+	struct inject *inj;
 	unsigned nq = 0, nrm = 0, ncorrupt = 0;
 	char *err = NULL;
 	int debug = 0;
@@ -469,7 +478,9 @@ cmd_serve(int argc, char **argv)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
 	/* As root: the relay's CA file may be readable by root only. */
-	if ((sched = sched_new(base, cfg, q, dns, keys, &err)) == NULL)
+	inj = inject_new(q);
+	srv.inject = inj;
+	if ((sched = sched_new(base, cfg, q, inj, dns, keys, &err)) == NULL)
 		log_fatalx("%s", err);
 	drop_privileges(cfg);
 	if (queue_start(q, base) == -1)
@@ -480,7 +491,7 @@ cmd_serve(int argc, char **argv)
 	if (sched_start(sched) == -1)
 		log_fatal("relay: cannot read the queue");
 	gauges.sched = sched;
-	session_set_sched(sched);
+	inject_set_queued(inj, main_queued, sched);
 
 	memset(&stop, 0, sizeof(stop));
 	stop.base = base;
@@ -512,7 +523,7 @@ cmd_serve(int argc, char **argv)
 	metrics_http_free(mh);
 	sched_stop(sched);
 	queue_close(q);		/* waits for commits in progress */
-	session_set_sched(NULL);
+	inject_free(inj);
 	sched_free(sched);
 	rotate_free(reload.rot);
 	dns_free(dns);

@@ -2,9 +2,10 @@
  * queue - the durable on-disk queue (layout, states and recovery:
  * queue/QUEUE.md)
  *
- * Writing a message: queue_msg_new() creates the message file in tmp/ with
- * O_EXCL; the session streams the message through queue_msg_write() (a
- * small write buffer, never the whole message); queue_msg_commit() hands
+ * Writing a message (only queue/inject.c does: the one door into the
+ * queue): queue_msg_new() creates the message file in tmp/ with O_EXCL;
+ * inject streams the message through queue_msg_write() (a small write
+ * buffer, never the whole message); queue_msg_commit() hands
  * the message and its envelope to the committer thread, which fsyncs the
  * message file, writes and fsyncs the envelope, renames both into queue/
  * (envelope last: its rename is the commit point) and fsyncs the queue/

@@ -11,10 +11,9 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
-#include "keys/dkim.h"
-#include "keys/keyring.h"
-#include "relay/dsn.h"
 #include "common/msghdr.h"
+#include "config/principal.h"
+#include "relay/dsn.h"
 
 #define DSN_MAX		(8 * 1024 * 1024)	/* bytes of notification */
 
@@ -138,46 +137,22 @@ dsn_body(const struct config *cfg, struct queue *q,
 	(void)buf_printf(b, "\r\n--%s--\r\n", boundary);
 }
 
-/* dsn_sign - DKIM signatures of hdr+body with domain's active keys */
-static int
-dsn_sign(const struct keyring *kr, const struct domain_config *d,
-    const struct buf *hdr, const struct buf *body, struct buf *sigs,
-    char **err)
-{
-	const struct keyfile *const *keys;
-	struct dkim_signer *s;
-	size_t nkeys;
-	int rc;
-
-	keys = keyring_keys(kr, d, &nkeys);
-	if ((s = dkim_signer_new(keys, nkeys, keyring_headers(kr, d), 0,
-	    err)) == NULL)
-		return -1;
-	if (dkim_signer_headers(s, hdr->data, hdr->len) == -1 ||
-	    dkim_signer_body(s, body->data, body->len) == -1) {
-		*err = xstrdup(dkim_signer_error(s) ? dkim_signer_error(s) :
-		    "signing failed");
-		dkim_signer_free(s);
-		return -1;
-	}
-	rc = dkim_signer_finish(s, sigs, err);
-	dkim_signer_free(s);
-	return rc;
-}
-
-/* dsn_queue - write, sign and commit the notification */
+/* dsn_queue - write the notification and inject it */
 int
 dsn_queue(const struct config *cfg, const struct keyring *kr,
-    struct queue *q, const struct envelope *e, queue_commit_cb *cb,
-    uint64_t cookie, char **err)
+    struct inject *inj, struct queue *q, const struct envelope *e,
+    inject_done_fn *cb, uint64_t cookie, char **err)
 {
 	const struct domain_config *d;
-	struct queue_msg *m;
-	struct envelope de;
-	struct buf hdr, body, sigs;
-	char *boundary;
+	struct inject_params p;
+	struct principal relay;
+	struct inject_msg *m;
+	struct buf hdr, body;
+	char *boundary, *rcpt;
+	const char *detail;
 	size_t i, nfailed = 0;
 	time_t now = time(NULL);
+	bool body_8bit = false;
 	int rc = -1;
 
 	*err = NULL;
@@ -197,42 +172,39 @@ dsn_queue(const struct config *cfg, const struct keyring *kr,
 	boundary = xasprintf("%s/%s", e->id, cfg->hostname);
 	buf_init(&hdr, 16384);
 	buf_init(&body, DSN_MAX);
-	buf_init(&sigs, ENVELOPE_PREPEND_MAX);
 	dsn_header(cfg, e, d->name, boundary, now, &hdr);
 	dsn_body(cfg, q, e, boundary, &body);
-	if (dsn_sign(kr, d, &hdr, &body, &sigs, err) == -1)
-		goto out;
-	if ((m = queue_msg_new(q)) == NULL) {
-		*err = xasprintf("queue: %s", strerror(errno));
-		goto out;
-	}
-	if (queue_msg_write(m, hdr.data, hdr.len) == -1 ||
-	    queue_msg_write(m, body.data, body.len) == -1) {
-		*err = xasprintf("queue: %s", strerror(errno));
-		queue_msg_abort(m);
-		goto out;
-	}
-	memset(&de, 0, sizeof(de));
-	de.time = now;
-	de.sender = xstrdup("");
-	de.client = xstrdup("127.0.0.1");
-	de.helo = xstrdup(cfg->hostname);
-	for (i = 0; i < body.len && !de.body_8bit; i++)
+	for (i = 0; i < body.len && !body_8bit; i++)
 		if ((unsigned char)body.data[i] >= 0x80)
-			de.body_8bit = true;
-	de.prepend = xmalloc(sigs.len);
-	memcpy(de.prepend, sigs.data, sigs.len);
-	de.prepend_len = sigs.len;
-	envelope_add_rcpt(&de, e->sender);
-	if (queue_msg_commit(m, &de, cb, cookie) == -1)
+			body_8bit = true;
+
+	/* From the relay itself, to the sender only; signed by the domain
+	   of its From: (MAILER-DAEMON@ the sender's hosted domain). */
+	principal_relay(&relay);
+	rcpt = e->sender;
+	memset(&p, 0, sizeof(p));
+	p.cfg = cfg;
+	p.keys = kr;
+	p.who = &relay;
+	p.sender = "";
+	p.rcpts = &rcpt;
+	p.nrcpts = 1;
+	p.client = "127.0.0.1";
+	p.helo = cfg->hostname;
+	p.body_8bit = body_8bit;
+	if ((m = inject_begin(inj, &p)) == NULL) {
 		*err = xasprintf("queue: %s", strerror(errno));
+		goto out;
+	}
+	(void)inject_write(m, hdr.data, hdr.len);
+	(void)inject_write(m, body.data, body.len);
+	if (inject_end(m, cb, cookie, &detail) != INJECT_OK)
+		*err = xasprintf("%s", detail);
 	else
 		rc = 0;
-	envelope_free(&de);
 out:
 	buf_free(&hdr);
 	buf_free(&body);
-	buf_free(&sigs);
 	free(boundary);
 	return rc;
 }

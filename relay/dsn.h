@@ -11,6 +11,7 @@
  * recipient (the original sender), From "Mail Delivery System"
  * <MAILER-DAEMON@DOMAIN> where DOMAIN is the hosted domain that signs
  * for the sender's domain, DKIM-signed with that domain's active keys
+ * by queue/inject (the same door every message takes into the queue)
  * (so it passes DMARC like the sender's own mail), Auto-Submitted:
  * auto-replied (RFC 3834), multipart/report with a human part, the
  * message/delivery-status part (Final-Recipient, Action: failed, Status,
@@ -25,20 +26,22 @@
 
 #include "config/config.h"
 #include "queue/envelope.h"
+#include "queue/inject.h"
 #include "queue/queue.h"
 
 struct keyring;
 
 /*
- * dsn_queue - write the notification for e's failed recipients into q and
- * hand it to the committer (queue_msg_commit with cb and cookie: the new
- * message's id arrives there). Returns 0, or -1 with *err (newly
- * allocated; nothing was queued): e has the null sender or no failed
- * recipient, the sender's domain is not hosted, signing failed, or the
- * queue refused the message.
+ * dsn_queue - write the notification for e's failed recipients (the
+ * original's header section read from q) and hand it to the queue
+ * through inj (inject_end with cb and cookie: the new message's id or
+ * its error arrives there). Returns 0, or -1 with *err (newly allocated;
+ * nothing was queued): e has the null sender or no failed recipient, the
+ * sender's domain is not hosted, signing failed, or the queue refused
+ * the message.
  */
 int	dsn_queue(const struct config *, const struct keyring *,
-	    struct queue *q, const struct envelope *e, queue_commit_cb *cb,
-	    uint64_t cookie, char **err);
+	    struct inject *inj, struct queue *q, const struct envelope *e,
+	    inject_done_fn *cb, uint64_t cookie, char **err);
 
 #endif

@@ -25,6 +25,7 @@
 #include "relay/deliver.h"
 #include "relay/dsn.h"
 #include "queue/envelope.h"
+#include "queue/inject.h"
 #include "queue/queue.h"
 #include "relay/sched.h"
 #include "relay/budget.h"
@@ -51,6 +52,7 @@ struct sched {
 	struct event_base	*base;
 	const struct config	*cfg;
 	struct queue		*q;
+	struct inject		*inj;		/* to queue DSNs */
 	struct deliver		*dl;		/* mx and smarthost modes */
 	const struct keyring	*kr;		/* to sign DSNs */
 	struct event		*timer;
@@ -488,25 +490,26 @@ sched_removed(uint64_t cookie, int error, const char *id)
 /* sched_bounced - the DSN for m's failed recipients is committed (or
    not); record its id, which lets m be removed */
 static void
-sched_bounced(uint64_t cookie, int error, const char *id)
+sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
+    int error, const char *detail)
 {
 	struct sched *s = sched_self;
 	struct sched_msg *m;
 
+	(void)error;
 	if (s == NULL || (m = sched_find(s, cookie)) == NULL)
 		return;
 	m->bouncing = false;
-	if (error != 0) {
+	if (st != INJECT_OK) {
 		log_warnx("id=%s: the bounce to <%s> was not queued: %s; "
-		    "trying again later", m->env.id, m->env.sender,
-		    strerror(error));
+		    "trying again later", m->env.id, m->env.sender, detail);
 		m->due = time(NULL) + s->cfg->relay.retry_first;
 		return;
 	}
 	log_info("id=%s bounce id=%s to <%s>", m->env.id, id, m->env.sender);
 	metrics_inc(M_BOUNCES_SENT);
 	snprintf(m->env.dsn, sizeof(m->env.dsn), "%s", id);
-	sched_queued(s, id);
+	/* inject's queued hook has scheduled the bounce itself */
 	sched_write(s, m);	/* then sched_written finishes it */
 }
 
@@ -548,7 +551,7 @@ sched_finish(struct sched *s, struct sched_msg *m)
 			return;
 		}
 		m->bouncing = true;
-		if (dsn_queue(s->cfg, s->kr, s->q, &m->env, sched_bounced,
+		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, &m->env, sched_bounced,
 		    m->serial, &err) == -1) {
 			log_warnx("id=%s: cannot write the bounce to <%s>: "
 			    "%s; kept, trying again later", m->env.id,
@@ -688,7 +691,8 @@ sched_mkdir(const char *path, char **err)
 /* sched_new - the scheduler and, in directory mode, its folders */
 struct sched *
 sched_new(struct event_base *base, const struct config *cfg,
-    struct queue *q, struct dns *dns, const struct keyring *kr, char **err)
+    struct queue *q, struct inject *inj, struct dns *dns,
+    const struct keyring *kr, char **err)
 {
 	static const char *const sub[] = { "", "/tmp", "/new", "/cur" };
 	struct sched *s;
@@ -709,6 +713,7 @@ sched_new(struct event_base *base, const struct config *cfg,
 	s->base = base;
 	s->cfg = cfg;
 	s->q = q;
+	s->inj = inj;
 	s->kr = kr;
 	if (cfg->relay.mode != RELAY_DIRECTORY &&
 	    (s->dl = deliver_new(base, cfg, dns, err)) == NULL) {

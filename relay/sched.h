@@ -44,6 +44,7 @@
 
 struct event_base;
 struct dns;
+struct inject;
 struct keyring;
 struct queue;
 struct sched;
@@ -52,13 +53,13 @@ struct sched;
  * sched_new - a scheduler for cfg's relay.mode over q. Directory mode
  * creates relay.directory and its tmp/, new/ and cur/ (0700) if missing;
  * mx and smarthost modes deliver through relay/deliver.c with dns (which
- * must be attached to the loop and outlive the scheduler); bounces are
- * signed with the keyring's keys. NULL with
+ * must be attached to the loop and outlive the scheduler); bounces go
+ * into the queue through inj, signed with the keyring's keys. NULL with
  * *err (newly allocated) if that fails.
  */
 struct sched	*sched_new(struct event_base *, const struct config *,
-		    struct queue *, struct dns *, const struct keyring *,
-		    char **err);
+		    struct queue *, struct inject *, struct dns *,
+		    const struct keyring *, char **err);
 
 /*
  * sched_start - load every queued message (queue_foreach) and start the

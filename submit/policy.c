@@ -109,3 +109,22 @@ policy_listener_owns(const struct listen_config *l, const struct address *a)
 {
 	return l->trusted && policy_patterns_match(l->senders, l->nsenders, a);
 }
+
+/* policy_owns - by the kind of principal */
+bool
+policy_owns(const struct config *cfg, const struct principal *p,
+    const struct address *a)
+{
+	switch (p->kind) {
+	case PRINCIPAL_LOCAL:
+		return policy_local_owns(p->grant, a);
+	case PRINCIPAL_LOGIN:
+		return policy_login_owns(cfg, p->name, a);
+	case PRINCIPAL_LISTENER:
+		return policy_listener_owns(p->listener, a);
+	case PRINCIPAL_NONE:
+	case PRINCIPAL_RELAY:
+		break;
+	}
+	return false;
+}

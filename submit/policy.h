@@ -19,8 +19,15 @@
 
 #include <stdbool.h>
 
-#include "config/config.h"
 #include "common/address.h"
+#include "config/config.h"
+#include "config/principal.h"
+
+/* policy_owns - may principal p use this address? A login by its
+   senders grants, a local account by its local_senders entry, a trusted
+   listener's client by the listener's senders list; nobody else */
+bool	policy_owns(const struct config *, const struct principal *p,
+	    const struct address *);
 
 /* policy_login_owns - may this authenticated login use this address? */
 bool	policy_login_owns(const struct config *, const char *login,

@@ -31,6 +31,7 @@
 struct event_base;
 struct evconnlistener;
 struct queue;
+struct inject;
 struct ipcount;
 struct dns;
 struct keyring;
@@ -44,7 +45,9 @@ struct listener_arg {
 struct server {
 	const struct config	*cfg;
 	struct event_base	*base;
-	struct queue		*queue;
+	struct queue		*queue;		/* its free space (MAIL) */
+	struct inject		*inject;	/* the way into the queue, set
+						   by the caller */
 	struct keyring		*keys;		/* DKIM keys, set by the caller */
 	struct dns		*dns;		/* RCPT domain lookups, set by
 						   the caller; NULL: none */

@@ -41,19 +41,18 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "keys/dkim.h"
-#include "keys/keyring.h"
-#include "common/dns.h"
-#include "relay/sched.h"
-#include "submit/rates.h"
-#include "queue/envelope.h"
-#include "queue/queue.h"
 #include "common/address.h"
+#include "common/dns.h"
+#include "common/msghdr.h"
+#include "config/principal.h"
+#include "queue/inject.h"
+#include "queue/queue.h"
 #include "submit/auth.h"
 #include "submit/dataread.h"
 #include "submit/guard.h"
 #include "common/msghdr.h"
 #include "submit/policy.h"
+#include "submit/rates.h"
 #include "submit/server.h"
 #include "submit/session.h"
 #include "submit/smtp_parse.h"
@@ -89,12 +88,8 @@ struct txn {
 	struct smtp_mail_params	 params;
 	char			**rcpts;	/* "local@domain" */
 	size_t			 nrcpts;
-	struct queue_msg	*qm;		/* from DATA to commit */
+	struct inject_msg	*im;		/* from DATA to the dot */
 	struct dataread		 dr;
-	struct buf		 hdr;		/* header section so far */
-	bool			 in_header;
-	struct dkim_signer	*signer;	/* from the header section on */
-	char			*reject;	/* first refusal of the data */
 	double			 data_end;	/* metrics_now() at the dot */
 };
 
@@ -117,7 +112,7 @@ struct session {
 	char				 tls_info[128];
 	struct auth_session		*auth;
 	char				 auth_mech[21];
-	char				*login;
+	struct principal		 who;		/* the submitter */
 	bool				 discard_line;	/* in an over-long line */
 	bool				 output_blocked;
 	bool				 expired;	/* lifetime passed in commit */
@@ -132,10 +127,6 @@ struct session {
 	char				*rcpt_addr;	/* waiting for it */
 	char				*rcpt_domain;
 	struct keyring			*keys;		/* DKIM keys at start */
-	const struct local_sender	*local;		/* local socket: the
-							   caller's grant */
-	char				 local_user[64];
-	unsigned			 local_uid;
 	struct event			*tarpit;	/* ends STATE_TARPIT */
 	struct event			*linger;	/* STATE_LINGER reads */
 	size_t				 lingered;	/* bytes discarded */
@@ -152,7 +143,6 @@ static struct session	*registry[REGISTRY_BUCKETS];
 static uint64_t		 next_session_id = 1;
 static char		*linebuf;		/* one command line */
 static size_t		 linebuf_size;
-static struct sched	*delivery;	/* session_set_sched */
 static char		 databuf[DATA_CHUNK];	/* dataread output */
 static bool		 draining;	/* session_drain: stopping */
 
@@ -162,6 +152,7 @@ static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *, const char *reason);
 static void	session_linger(struct session *);
+static const char *session_login(const struct session *);
 static void	session_start(struct server *, const struct listen_config *,
 		    int, const struct sockaddr *, const char *, bool,
 		    const struct local_sender *, const char *, unsigned);
@@ -269,7 +260,7 @@ session_vreply(struct session *s, const char *fmt, va_list ap)
 	if (line[0] == '4' || line[0] == '5') {
 		s->errors++;
 		log_info("session=%" PRIu64 " reply client=%s login=%s "
-		    "text=\"%s\"", s->id, s->ip, s->login ? s->login : "-",
+		    "text=\"%s\"", s->id, s->ip, session_login(s),
 		    log_escape(line, (size_t)n, esc, sizeof(esc)));
 	}
 	line[n++] = '\r';
@@ -319,43 +310,35 @@ txn_free(struct session *s)
 
 	if (t == NULL)
 		return;
-	if (t->qm)
-		queue_msg_abort(t->qm);
+	inject_abort(t->im);
 	for (i = 0; i < t->nrcpts; i++)
 		free(t->rcpts[i]);
 	free(t->rcpts);
-	buf_free(&t->hdr);
-	dkim_signer_free(t->signer);
-	free(t->reject);
 	free(t);
 	s->txn = NULL;
 }
 
-/* txn_reject - remember the first reason to refuse the message data */
-static void __attribute__((format(printf, 2, 3)))
-txn_reject(struct txn *t, const char *fmt, ...)
+/* session_login - the login for logs, "-" when there is none */
+static const char *
+session_login(const struct session *s)
 {
-	va_list ap;
-	char *text;
+	const char *login = principal_login_name(&s->who);
 
-	if (t->reject)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&text, fmt, ap) == -1)
-		log_panic("out of memory");
-	va_end(ap);
-	t->reject = text;
+	return login ? login : "-";
 }
 
-/* session_owns - may this client use this address (login or listener)? */
+/* session_owns - may this client use this address? */
 static bool
 session_owns(struct session *s, const struct address *a)
 {
-	if (s->local)
-		return policy_local_owns(s->local, a);
-	if (s->login)
-		return policy_login_owns(s->cfg, s->login, a);
-	return policy_listener_owns(s->lc, a);
+	return policy_owns(s->cfg, &s->who, a);
+}
+
+/* session_from_ok - inject's From: check: the same policy */
+static bool
+session_from_ok(const struct address *a, void *arg)
+{
+	return session_owns(arg, a);
 }
 
 /* session_auth_offered - is AUTH available in this session now? */
@@ -477,7 +460,7 @@ check_auth(struct session *s, const char *args)
 			    "not enabled");
 		return -1;
 	}
-	if (s->login) {
+	if (s->who.kind == PRINCIPAL_LOGIN) {
 		session_reply(s, "503 5.5.1 Error: already authenticated");
 		return -1;
 	}
@@ -567,10 +550,10 @@ session_auth_result(struct session *s, enum auth_result r,
 			session_close(s, "auth lockout");
 			break;
 		}
-		s->login = xstrdup(login);
+		principal_login(&s->who, login);
 		metrics_inc(M_AUTH_SUCCESS);
 		log_info("session=%" PRIu64 " auth client=%s mech=%s login=%s "
-		    "result=ok", s->id, s->ip, s->auth_mech, s->login);
+		    "result=ok", s->id, s->ip, s->auth_mech, s->who.name);
 		session_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_FAIL:
@@ -637,7 +620,7 @@ check_mail(struct session *s, const char *args)
 {
 	if (check_helo_seen(s, args) == -1)
 		return -1;
-	if (s->login == NULL && !s->lc->trusted && s->local == NULL) {
+	if (!principal_may_send(&s->who)) {
 		metrics_inc(M_REJECT_AUTH_REQUIRED);
 		session_reply(s, "530 5.7.0 Authentication required");
 		return -1;
@@ -647,20 +630,6 @@ check_mail(struct session *s, const char *args)
 		return -1;
 	}
 	return 0;
-}
-
-/* session_who - whose limits apply: the login, or on a trusted
-   listener the envelope sender (from, formatted) */
-static void
-session_who(const struct session *s, const char *from, char *out,
-    size_t len)
-{
-	if (s->local != NULL)
-		snprintf(out, len, "local %s", s->local_user);
-	else if (s->login != NULL)
-		snprintf(out, len, "%s", s->login);
-	else
-		snprintf(out, len, "sender %s", from);
 }
 
 /*
@@ -724,19 +693,20 @@ cmd_mail(struct session *s, const char *args)
 	address_format(&from, addr, sizeof(addr));
 	if (!session_owns(s, &from)) {
 		metrics_inc(M_REJECT_SENDER);
-		if (s->local)
+		if (s->who.kind == PRINCIPAL_LOCAL)
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
-			    "allowed for local user %s", addr, s->local_user);
-		else if (s->login)
+			    "allowed for local user %s", addr, s->who.name);
+		else if (s->who.kind == PRINCIPAL_LOGIN)
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
-			    "owned by user %s", addr, s->login);
+			    "owned by user %s", addr, s->who.name);
 		else
 			session_reply(s, "553 5.7.1 Sender address <%s> not "
 			    "allowed on this listener", addr);
 		return;
 	}
-	session_who(s, addr, who, sizeof(who));
-	if ((limit = rates_mail(s->cfg, who, s->login, time(NULL))) != NULL) {
+	principal_rate_key(&s->who, addr, who, sizeof(who));
+	if ((limit = rates_mail(s->cfg, who, principal_login_name(&s->who),
+	    time(NULL))) != NULL) {
 		metrics_inc(M_REJECT_RATE_LIMIT);
 		session_reply(s, "%s", limit);
 		return;
@@ -885,9 +855,9 @@ cmd_rcpt(struct session *s, const char *args)
 	}
 	address_format(&to, addr, sizeof(addr));
 	address_format(&t->from, from, sizeof(from));
-	session_who(s, from, who, sizeof(who));
-	if ((limit = rates_rcpt(s->cfg, who, s->login, t->nrcpts, addr,
-	    time(NULL))) != NULL) {
+	principal_rate_key(&s->who, from, who, sizeof(who));
+	if ((limit = rates_rcpt(s->cfg, who, principal_login_name(&s->who),
+	    t->nrcpts, addr, time(NULL))) != NULL) {
 		metrics_reject_reply(limit);
 		session_reply(s, "%s", limit);
 		return;
@@ -918,9 +888,42 @@ static void
 cmd_data(struct session *s, const char *args)
 {
 	struct txn *t = s->txn;
+	struct inject_params p;
+	struct inject_received rcv;
 
 	(void)args;
-	if ((t->qm = queue_msg_new(s->srv->queue)) == NULL) {
+	memset(&rcv, 0, sizeof(rcv));
+	rcv.helo = s->helo;
+	rcv.client_addr = s->who.kind == PRINCIPAL_LOCAL ? NULL : s->ip;
+	if (s->helo_seen == 'H')
+		rcv.protocol = s->tls ? "SMTPS" : "SMTP";
+	else if (s->who.kind == PRINCIPAL_LOGIN)
+		rcv.protocol = s->tls ? "ESMTPSA" : "ESMTPA";
+	else
+		rcv.protocol = s->tls ? "ESMTPS" : "ESMTP";
+	rcv.tls = s->tls ? s->tls_info : NULL;
+
+	memset(&p, 0, sizeof(p));
+	p.cfg = s->cfg;
+	p.keys = s->keys;
+	p.who = &s->who;
+	p.sender = "";
+	p.rcpts = t->rcpts;
+	p.nrcpts = t->nrcpts;
+	p.client = s->ip;
+	p.helo = s->helo;
+	p.body_8bit = t->params.body == SMTP_BODY_8BITMIME;
+	p.smtputf8 = t->params.smtputf8;
+	p.received = &rcv;
+	p.from_ok = session_from_ok;
+	p.from_arg = s;
+	{
+		char sender[ADDRESS_MAX + 1];
+
+		p.sender = address_format(&t->from, sender, sizeof(sender));
+		t->im = inject_begin(s->srv->inject, &p);
+	}
+	if (t->im == NULL) {
 		log_warn("session=%" PRIu64 " cannot create queue file",
 		    s->id);
 		metrics_inc(M_REJECT_INTERNAL);
@@ -928,8 +931,6 @@ cmd_data(struct session *s, const char *args)
 		return;
 	}
 	dataread_init(&t->dr, s->cfg->limits.message_size);
-	buf_init(&t->hdr, s->cfg->limits.header_size);
-	t->in_header = true;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	session_enter_state(s, STATE_DATA);
 	session_set_timeout(s, s->cfg->limits.data_timeout);
@@ -1038,216 +1039,101 @@ session_command(struct session *s, const char *line)
 
 /* --- message data --- */
 
-/* session_store - append bytes to the queue file */
-static void
-session_store(struct session *s, const void *p, size_t len)
-{
-	struct txn *t = s->txn;
-
-	if (t->reject || len == 0)
-		return;
-	if (queue_msg_write(t->qm, p, len) == -1) {
-		log_warn("session=%" PRIu64 " id=%s queue write", s->id,
-		    queue_msg_id(t->qm));
-		txn_reject(t, "451 4.3.0 Error: queue file write error");
-	}
-}
-
-/* session_write_body - body bytes: into the signer and the queue file */
-static void
-session_write_body(struct session *s, const void *p, size_t len)
-{
-	struct txn *t = s->txn;
-
-	if (t->reject || len == 0)
-		return;
-	if (dkim_signer_body(t->signer, p, len) == -1) {
-		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
-		    queue_msg_id(t->qm), dkim_signer_error(t->signer));
-		txn_reject(t, "451 4.7.0 Error: cannot sign the message");
-		return;
-	}
-	session_store(s, p, len);
-}
-
 /*
- * session_header_done - the header section is complete in t->hdr (end is
- * where the body starts, or hdr.len for a message without one): check the
- * From: header against the login, then write our Received, the client's
- * header fields, any Message-ID and Date we add, and what followed.
+ * session_inject_reply - the reply for what inject refused (detail as
+ * inject_status gives it), counted; the texts are in submit/REPLIES.md
  */
 static void
-session_header_done(struct session *s, size_t end)
+session_inject_reply(struct session *s, enum inject_status st,
+    const char *detail)
 {
-	struct txn *t = s->txn;
-	struct msghdr_info info;
-	struct msghdr_received rcv;
-	struct address from[2];
-	const struct domain_config *dom;
-	const struct keyfile *const *keys;
-	struct buf add;
-	char addr[ADDRESS_MAX + 1], *serr = NULL;
-	const char *err;
-	size_t n, nkeys;
-	time_t now = time(NULL);
+	char text[1024];
 
-	t->in_header = false;
-	if (t->reject)
+	switch (st) {
+	case INJECT_OK:
+		log_panic("session_inject_reply: nothing was refused");
+	case INJECT_QUEUE_ERROR:
+		metrics_inc(M_REJECT_INTERNAL);
+		session_reply(s, "451 4.3.0 Error: queue file write error");
 		return;
-	if (msghdr_scan(t->hdr.data, end, &info, &err) == -1) {
-		txn_reject(t, "550 5.6.0 Message header section is malformed: "
-		    "%s", err);
+	case INJECT_SIGN_ERROR:
+		metrics_inc(M_REJECT_INTERNAL);
+		session_reply(s, "451 4.7.0 Error: cannot sign the message");
 		return;
-	}
-	if (info.nfrom != 1) {
-		txn_reject(t, "550 5.6.0 Message must have exactly one From: "
-		    "address");
-		return;
-	}
-	if (address_header_mailboxes(info.from, info.from_len,
-	    t->params.smtputf8, from, 2, &n, &err) == -1) {
-		txn_reject(t, "550 5.6.0 Malformed From: header: %s", err);
-		return;
-	}
-	if (n != 1) {
-		txn_reject(t, "550 5.6.0 Message must have exactly one From: "
-		    "address");
-		return;
-	}
-	address_format(&from[0], addr, sizeof(addr));
-	if (!session_owns(s, &from[0])) {
-		if (s->local)
-			txn_reject(t, "550 5.7.1 From: address <%s> not "
-			    "allowed for local user %s", addr, s->local_user);
-		else if (s->login)
-			txn_reject(t, "550 5.7.1 From: address <%s> not owned "
-			    "by user %s", addr, s->login);
+	case INJECT_HEADER_TOO_BIG:
+		snprintf(text, sizeof(text), "552 5.3.4 Message header section "
+		    "exceeds %zu bytes", s->cfg->limits.header_size);
+		break;
+	case INJECT_HEADER_MALFORMED:
+		snprintf(text, sizeof(text), "550 5.6.0 Message header section "
+		    "is malformed: %s", detail);
+		break;
+	case INJECT_FROM_COUNT:
+		snprintf(text, sizeof(text), "550 5.6.0 Message must have "
+		    "exactly one From: address");
+		break;
+	case INJECT_FROM_MALFORMED:
+		snprintf(text, sizeof(text), "550 5.6.0 Malformed From: header: "
+		    "%s", detail);
+		break;
+	case INJECT_FROM_REFUSED:
+		if (s->who.kind == PRINCIPAL_LOCAL)
+			snprintf(text, sizeof(text), "550 5.7.1 From: address "
+			    "<%s> not allowed for local user %s", detail,
+			    s->who.name);
+		else if (s->who.kind == PRINCIPAL_LOGIN)
+			snprintf(text, sizeof(text), "550 5.7.1 From: address "
+			    "<%s> not owned by user %s", detail, s->who.name);
 		else
-			txn_reject(t, "550 5.7.1 From: address <%s> not "
-			    "allowed on this listener", addr);
-		return;
+			snprintf(text, sizeof(text), "550 5.7.1 From: address "
+			    "<%s> not allowed on this listener", detail);
+		break;
+	case INJECT_FROM_NOT_HOSTED:
+		snprintf(text, sizeof(text), "550 5.7.1 From: domain %s is not "
+		    "hosted here", detail);
+		break;
+	case INJECT_HEADER_UNSIGNABLE:
+		snprintf(text, sizeof(text), "550 5.6.0 Message header section "
+		    "cannot be signed: %s", detail);
+		break;
 	}
-
-	if ((dom = config_signing_domain(s->cfg, from[0].domain)) == NULL) {
-		/* The policy only lets hosted addresses through: never
-		   send a message unsigned because this was missed. */
-		txn_reject(t, "550 5.7.1 From: domain %s is not hosted here",
-		    from[0].domain);
-		return;
-	}
-	keys = keyring_keys(s->keys, dom, &nkeys);
-	if ((t->signer = dkim_signer_new(keys, nkeys,
-	    keyring_headers(s->keys, dom), 0, &serr)) == NULL) {
-		log_warnx("session=%" PRIu64 " dkim: %s", s->id, serr);
-		free(serr);
-		txn_reject(t, "451 4.7.0 Error: cannot sign the message");
-		return;
-	}
-
-	memset(&rcv, 0, sizeof(rcv));
-	rcv.helo = s->helo;
-	rcv.client_addr = s->local ? NULL : s->ip;
-	rcv.hostname = s->cfg->hostname;
-	rcv.protocol = s->login ? (s->tls ? "ESMTPSA" : "ESMTPA") :
-	    (s->tls ? "ESMTPS" : "ESMTP");
-	if (s->helo_seen == 'H')
-		rcv.protocol = s->tls ? "SMTPS" : "SMTP";
-	rcv.tls = s->tls ? s->tls_info : NULL;
-	rcv.queue_id = queue_msg_id(t->qm);
-	rcv.recipient = t->nrcpts == 1 ? t->rcpts[0] : NULL;
-	rcv.time = now;
-
-	/* The header section as stored: Received, the client's fields,
-	   then Message-ID and Date if they were missing. */
-	buf_init(&add, info.len + 8192);
-	if (msghdr_add_received(&add, &rcv) == -1 ||
-	    buf_append(&add, t->hdr.data, info.len) == -1)
-		log_panic("header section does not fit");
-	if (info.nmessage_id == 0 && msghdr_add_message_id(&add,
-	    queue_msg_id(t->qm), s->cfg->hostname) == -1)
-		log_panic("Message-ID header does not fit");
-	if (info.ndate == 0 && msghdr_add_date(&add, now) == -1)
-		log_panic("Date header does not fit");
-	if (dkim_signer_headers(t->signer, add.data, add.len) == -1) {
-		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
-		    queue_msg_id(t->qm), dkim_signer_error(t->signer));
-		txn_reject(t, "550 5.6.0 Message header section cannot be "
-		    "signed: %s", dkim_signer_error(t->signer));
-		buf_free(&add);
-		return;
-	}
-	session_store(s, add.data, add.len);
-	buf_free(&add);
-	/* The empty line, then the start of the body. */
-	if (t->hdr.len > info.len) {
-		session_store(s, t->hdr.data + info.len, 2);
-		session_write_body(s, t->hdr.data + info.len + 2,
-		    t->hdr.len - info.len - 2);
-	}
-	buf_free(&t->hdr);
+	metrics_reject_reply(text);
+	session_reply(s, "%s", text);
 }
 
-/* session_data_bytes - message bytes from the DATA reader */
+/* session_data_bytes - message bytes from the DATA reader: to inject,
+   which keeps the first refusal for the end */
 static void
 session_data_bytes(struct session *s, const char *p, size_t len)
 {
-	struct txn *t = s->txn;
-	size_t take, end;
-
-	if (!t->in_header) {
-		session_write_body(s, p, len);
-		return;
-	}
-	take = t->hdr.max - t->hdr.len;
-	if (take > len)
-		take = len;
-	if (buf_append(&t->hdr, p, take) == -1)
-		log_panic("header buffer accounting");
-	if ((end = msghdr_end(t->hdr.data, t->hdr.len)) != 0) {
-		session_header_done(s, end);
-		session_write_body(s, p + take, len - take);
-	} else if (take < len) {
-		txn_reject(t, "552 5.3.4 Message header section exceeds %zu "
-		    "bytes", t->hdr.max);
-		t->in_header = false;
-		buf_free(&t->hdr);
-	}
+	(void)inject_write(s->txn->im, p, len);
 }
 
-/* session_set_sched - where committed messages go */
-void
-session_set_sched(struct sched *sc)
-{
-	delivery = sc;
-}
-
-/* commit_done - the queue's answer, on the loop thread */
+/* commit_done - inject's answer, on the loop thread */
 static void
-commit_done(uint64_t cookie, int error, const char *id)
+commit_done(uint64_t cookie, enum inject_status st, const char *id,
+    int error, const char *detail)
 {
 	struct session *s = session_lookup(cookie);
 
-	if (error == 0)
+	if (st == INJECT_OK)
 		metrics_inc(M_ACCEPTED);
-	if (error == 0 && delivery != NULL)
-		sched_queued(delivery, id);
 	if (s == NULL) {
-		if (error == 0)
+		if (st == INJECT_OK)
 			log_info("id=%s committed after its client left", id);
 		return;
 	}
-	if (error) {
+	if (st != INJECT_OK) {
 		log_warnx("session=%" PRIu64 " id=%s commit failed: %s", s->id,
-		    id, strerror(error));
-		metrics_inc(M_REJECT_INTERNAL);
-		session_reply(s, "451 4.3.0 Error: queue file write error");
+		    id, error ? strerror(error) : detail);
+		session_inject_reply(s, st, detail);
 	} else {
 		s->naccepted++;
 		metrics_observe(MH_ACCEPT_LATENCY, metrics_now() -
 		    s->txn->data_end);
 		log_info("session=%" PRIu64 " id=%s accept client=%s login=%s "
 		    "from=<%s@%s> nrcpt=%zu", s->id, id, s->ip,
-		    s->login ? s->login : "-", s->txn->from.local,
+		    session_login(s), s->txn->from.local,
 		    s->txn->from.domain, s->txn->nrcpts);
 		session_reply(s, "250 2.0.0 Ok: queued as %s", id);
 	}
@@ -1268,75 +1154,48 @@ static void
 session_data_end(struct session *s)
 {
 	struct txn *t = s->txn;
-	struct envelope e;
-	struct buf sig;
-	char *serr = NULL, from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
-	size_t i;
+	enum inject_status st;
+	const char *detail;
+	char text[256], from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 
 	t->data_end = metrics_now();
-	if (t->in_header && !t->reject)
-		session_header_done(s, t->hdr.len);
-	if (t->dr.too_big)
-		txn_reject(t, "552 5.3.4 Message size exceeds fixed limit of "
-		    "%" PRIu64 " bytes", s->cfg->limits.message_size);
-	if (t->dr.line_too_long)
-		txn_reject(t, "550 5.6.0 Message has a line longer than 998 "
-		    "characters");
 	session_set_timeout(s, s->cfg->limits.command_timeout);
-	if (t->reject) {
-		metrics_reject_reply(t->reject);
-		session_reply(s, "%s", t->reject);
+	/* The first refusal wins: the header's, then the data's. */
+	text[0] = '\0';
+	if ((st = inject_eom(t->im, &detail)) == INJECT_OK) {
+		if (t->dr.too_big)
+			snprintf(text, sizeof(text), "552 5.3.4 Message size "
+			    "exceeds fixed limit of %" PRIu64 " bytes",
+			    s->cfg->limits.message_size);
+		else if (t->dr.line_too_long)
+			snprintf(text, sizeof(text), "550 5.6.0 Message has a "
+			    "line longer than 998 characters");
+	}
+	if (st != INJECT_OK || text[0] != '\0') {
+		if (st != INJECT_OK)
+			session_inject_reply(s, st, detail);
+		else {
+			metrics_reject_reply(text);
+			session_reply(s, "%s", text);
+		}
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
 		return;
 	}
 
-	buf_init(&sig, ENVELOPE_PREPEND_MAX);
-	if (t->signer == NULL || dkim_signer_finish(t->signer, &sig,
-	    &serr) == -1) {
-		log_warnx("session=%" PRIu64 " id=%s dkim: %s", s->id,
-		    queue_msg_id(t->qm), serr ? serr : "no signer");
-		free(serr);
-		buf_free(&sig);
-		metrics_inc(M_REJECT_INTERNAL);
-		session_reply(s, "451 4.7.0 Error: cannot sign the message");
-		txn_free(s);
-		session_enter_state(s, STATE_COMMAND);
-		return;
-	}
-
-	memset(&e, 0, sizeof(e));
-	e.prepend = sig.data;
-	e.prepend_len = sig.len;
-	e.time = time(NULL);
-	e.sender = xasprintf("%s@%s", t->from.local, t->from.domain);
-	e.login = s->local ? s->local_user : s->login;
-	e.client = s->ip;
-	e.helo = s->helo;
-	e.body_8bit = t->params.body == SMTP_BODY_8BITMIME;
-	e.smtputf8 = t->params.smtputf8;
-	e.size = queue_msg_size(t->qm);
-	e.rcpts = xcalloc(t->nrcpts, sizeof(*e.rcpts));
-	for (i = 0; i < t->nrcpts; i++)
-		e.rcpts[i].addr = t->rcpts[i];
-	e.nrcpts = t->nrcpts;
 	session_enter_state(s, STATE_COMMIT);
-	if (queue_msg_commit(t->qm, &e, commit_done, s->id) == -1) {
-		log_warn("session=%" PRIu64 " commit", s->id);
-		metrics_inc(M_REJECT_INTERNAL);
-		t->qm = NULL;
-		session_reply(s, "451 4.3.0 Error: queue file write error");
+	st = inject_end(t->im, commit_done, s->id, &detail);
+	t->im = NULL;
+	if (st != INJECT_OK) {
+		log_warnx("session=%" PRIu64 " commit: %s", s->id, detail);
+		session_inject_reply(s, st, detail);
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
-	} else {
-		t->qm = NULL;
-		address_format(&t->from, from, sizeof(from));
-		session_who(s, from, who, sizeof(who));
-		rates_accepted(s->cfg, who, t->rcpts, t->nrcpts, time(NULL));
+		return;
 	}
-	free(e.rcpts);
-	free(e.sender);
-	buf_free(&sig);
+	address_format(&t->from, from, sizeof(from));
+	principal_rate_key(&s->who, from, who, sizeof(who));
+	rates_accepted(s->cfg, who, t->rcpts, t->nrcpts, time(NULL));
 }
 
 /* session_data_input - feed buffered input to the DATA reader; returns
@@ -1714,8 +1573,8 @@ session_new_local(struct server *srv, const struct listen_config *lc,
 	session_start(srv, lc, fd, sa, SESSION_LOCAL_IP, true, ls, user, uid);
 }
 
-/* session_start - a new session on fd, from a network client or (ls set)
-   a local user */
+/* session_start - a new session on fd, from a network client or (user
+   set) a local account with its local_senders entry ls */
 static void
 session_start(struct server *srv, const struct listen_config *lc, int fd,
     const struct sockaddr *sa, const char *ip, bool exempt,
@@ -1747,11 +1606,10 @@ session_start(struct server *srv, const struct listen_config *lc, int fd,
 	s->state = STATE_COMMAND;
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
 	s->exempt = exempt;
-	s->local = ls;
-	if (ls != NULL) {
-		snprintf(s->local_user, sizeof(s->local_user), "%s", user);
-		s->local_uid = uid;
-	}
+	if (user != NULL)	/* the local socket */
+		principal_local(&s->who, lc, user, uid, ls);
+	else
+		principal_network(&s->who, lc);
 	if (sa->sa_family == AF_INET)
 		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	else if (sa->sa_family == AF_INET6)
@@ -1769,9 +1627,9 @@ session_start(struct server *srv, const struct listen_config *lc, int fd,
 	    lc->port);
 	registry_add(s);
 	metrics_inc(M_CONNECTIONS);
-	if (ls != NULL)
+	if (user != NULL)
 		log_info("session=%" PRIu64 " connect client=local user=%s "
-		    "uid=%u socket=%s", s->id, s->local_user, s->local_uid,
+		    "uid=%u socket=%s", s->id, s->who.name, s->who.uid,
 		    lc->address);
 	else
 		log_info("session=%" PRIu64 " connect client=%s port=%d "
@@ -1828,7 +1686,6 @@ session_free(struct session *s, const char *reason)
 	free(s->rcpt_addr);
 	free(s->rcpt_domain);
 	auth_free(s->auth);
-	free(s->login);
 	server_session_done(s->srv, s->ip);
 	free(s);
 }

@@ -8,9 +8,13 @@
  * client does is fatal to the daemon: every problem becomes a reply (the
  * table in submit/REPLIES.md) or a closed connection.
  *
- * The queue's commit callback finds its session by id (session_lookup), so
- * a session that is gone before its message is durable is simply not
- * answered; the message stays queued (at worst delivered twice, never lost).
+ * A message goes into the queue through queue/inject.h, which applies the
+ * header fix-ups, signs and commits it; the session checks who may send
+ * what (submit/policy.h, submit/rates.h) and speaks SMTP. Inject's
+ * completion callback finds its session by id (session_lookup), so a
+ * session that is gone before its message is durable is simply not
+ * answered; the message stays queued (at worst delivered twice, never
+ * lost).
  *
  * Everything here runs on the event loop thread.
  */
@@ -58,13 +62,5 @@ void	session_drain_end(void);
 
 /* session_close_all - free every session now (shutdown) */
 void	session_close_all(void);
-
-/*
- * session_set_sched - hand every message committed from now on to the
- * delivery scheduler (also when its client has already left); NULL
- * stops that (shutdown).
- */
-struct sched;
-void	session_set_sched(struct sched *);
 
 #endif

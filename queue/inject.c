@@ -1,0 +1,520 @@
+/*
+ * inject - the one door into the queue; see inject.h.
+ *
+ * Today everything here runs on the loop thread: the header checks, the
+ * signer's hashing as the bytes arrive, the signatures at inject_end;
+ * the commit itself is the queue committer's (queue/queue.c). The
+ * interface leaves room to move the signing elsewhere.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/msghdr.h"
+#include "keys/dkim.h"
+#include "keys/keyring.h"
+#include "queue/envelope.h"
+#include "queue/inject.h"
+#include "queue/queue.h"
+
+#define INJECT_DETAIL_MAX	512
+
+/* A commit on its way: whom to tell. Found by serial (the queue's
+   cookie), oldest first, since commits mostly finish in order. */
+struct inject_pending {
+	uint64_t		 serial;
+	inject_done_fn		*cb;
+	uint64_t		 cookie;
+	struct inject_pending	*prev, *next;
+};
+
+struct inject {
+	struct queue		*q;
+	inject_queued_fn	*queued;
+	void			*queued_arg;
+	uint64_t		 next_serial;
+	struct inject_pending	*head, *tail;
+	char			 detail[INJECT_DETAIL_MAX]; /* inject_end's */
+};
+
+struct inject_msg {
+	struct inject		*inj;
+	struct queue_msg	*qm;
+	const struct config	*cfg;
+	const struct keyring	*keys;
+	struct principal	 who;
+	struct envelope		 env;		/* without id, size, prepend */
+	struct inject_received	 rcv;		/* strings owned below */
+	bool			 add_received;
+	bool			 (*from_ok)(const struct address *, void *);
+	void			*from_arg;
+	struct buf		 hdr;		/* the header section so far */
+	bool			 in_header;
+	struct dkim_signer	*signer;	/* from the header section on */
+	enum inject_status	 status;	/* the first refusal */
+	char			*detail;	/* its detail, or NULL */
+	int			 error;		/* errno of QUEUE_ERROR */
+};
+
+/*
+ * The queue's callbacks carry a serial; they find the one door here. It
+ * outlives them: the daemon closes the queue (which runs the last
+ * callbacks) before it frees the door.
+ */
+static struct inject	*inject_self;
+
+/* inject_new - the door to q */
+struct inject *
+inject_new(struct queue *q)
+{
+	struct inject *inj = xcalloc(1, sizeof(*inj));
+
+	inj->q = q;
+	inj->next_serial = 1;
+	inject_self = inj;
+	return inj;
+}
+
+/* inject_set_queued - who learns of each committed message */
+void
+inject_set_queued(struct inject *inj, inject_queued_fn *fn, void *arg)
+{
+	inj->queued = fn;
+	inj->queued_arg = arg;
+}
+
+/* inject_free - forget the door and any commit still unanswered */
+void
+inject_free(struct inject *inj)
+{
+	struct inject_pending *p;
+
+	if (inj == NULL)
+		return;
+	while ((p = inj->head) != NULL) {
+		inj->head = p->next;
+		free(p);
+	}
+	if (inject_self == inj)
+		inject_self = NULL;
+	free(inj);
+}
+
+/* inject_refuse - remember the first refusal; -1 for the caller */
+static int __attribute__((format(printf, 3, 4)))
+inject_refuse(struct inject_msg *m, enum inject_status st, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	if (m->status != INJECT_OK)
+		return -1;
+	m->status = st;
+	if (st == INJECT_QUEUE_ERROR)
+		m->error = errno;
+	va_start(ap, fmt);
+	if (vasprintf(&m->detail, fmt, ap) == -1)
+		log_panic("out of memory");
+	va_end(ap);
+	return -1;
+}
+
+/* inject_begin - a new message file and its envelope-to-be */
+struct inject_msg *
+inject_begin(struct inject *inj, const struct inject_params *p)
+{
+	struct inject_msg *m;
+	struct queue_msg *qm;
+	size_t i;
+
+	if ((qm = queue_msg_new(inj->q)) == NULL)
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
+	m->inj = inj;
+	m->qm = qm;
+	m->cfg = p->cfg;
+	m->keys = p->keys;
+	m->who = *p->who;
+	m->env.sender = xstrdup(p->sender);
+	if (principal_envelope_name(p->who) != NULL)
+		m->env.login = xstrdup(principal_envelope_name(p->who));
+	m->env.client = xstrdup(p->client);
+	m->env.helo = xstrdup(p->helo);
+	m->env.body_8bit = p->body_8bit;
+	m->env.smtputf8 = p->smtputf8;
+	for (i = 0; i < p->nrcpts; i++)
+		envelope_add_rcpt(&m->env, p->rcpts[i]);
+	if (p->received != NULL) {
+		m->add_received = true;
+		m->rcv.helo = xstrdup(p->received->helo);
+		m->rcv.client_addr = p->received->client_addr ?
+		    xstrdup(p->received->client_addr) : NULL;
+		m->rcv.protocol = xstrdup(p->received->protocol);
+		m->rcv.tls = p->received->tls ?
+		    xstrdup(p->received->tls) : NULL;
+	}
+	m->from_ok = p->from_ok;
+	m->from_arg = p->from_arg;
+	buf_init(&m->hdr, m->cfg->limits.header_size);
+	m->in_header = true;
+	return m;
+}
+
+/* inject_id - the queue id */
+const char *
+inject_id(const struct inject_msg *m)
+{
+	return queue_msg_id(m->qm);
+}
+
+/* inject_size - bytes in the message file so far */
+uint64_t
+inject_size(const struct inject_msg *m)
+{
+	return queue_msg_size(m->qm);
+}
+
+/* inject_status - the first refusal so far */
+enum inject_status
+inject_status(const struct inject_msg *m, const char **detail)
+{
+	if (detail != NULL)
+		*detail = m->detail ? m->detail : "";
+	return m->status;
+}
+
+/* inject_free_msg - everything of m but the queue file */
+static void
+inject_free_msg(struct inject_msg *m)
+{
+	envelope_free(&m->env);
+	free((char *)m->rcv.helo);
+	free((char *)m->rcv.client_addr);
+	free((char *)m->rcv.protocol);
+	free((char *)m->rcv.tls);
+	buf_free(&m->hdr);
+	dkim_signer_free(m->signer);
+	free(m->detail);
+	free(m);
+}
+
+/* inject_abort - drop the message */
+void
+inject_abort(struct inject_msg *m)
+{
+	if (m == NULL)
+		return;
+	queue_msg_abort(m->qm);
+	inject_free_msg(m);
+}
+
+/* inject_store - bytes into the message file */
+static int
+inject_store(struct inject_msg *m, const void *p, size_t len)
+{
+	if (m->status != INJECT_OK)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (queue_msg_write(m->qm, p, len) == -1) {
+		log_warn("id=%s queue write", inject_id(m));
+		return inject_refuse(m, INJECT_QUEUE_ERROR, "%s",
+		    strerror(errno));
+	}
+	return 0;
+}
+
+/* inject_body - body bytes: into the signer and the message file */
+static int
+inject_body(struct inject_msg *m, const void *p, size_t len)
+{
+	if (m->status != INJECT_OK)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (dkim_signer_body(m->signer, p, len) == -1) {
+		log_warnx("id=%s dkim: %s", inject_id(m),
+		    dkim_signer_error(m->signer));
+		return inject_refuse(m, INJECT_SIGN_ERROR, "%s",
+		    dkim_signer_error(m->signer));
+	}
+	return inject_store(m, p, len);
+}
+
+/*
+ * inject_from - the header section's one From: address, checked against
+ * the caller's policy and the hosted domains; its domain's entry, or
+ * NULL (refused)
+ */
+static const struct domain_config *
+inject_from(struct inject_msg *m, const struct msghdr_info *info)
+{
+	const struct domain_config *dom;
+	struct address from[2];
+	char addr[ADDRESS_MAX + 1];
+	const char *err;
+	size_t n;
+
+	if (info->nfrom != 1) {
+		inject_refuse(m, INJECT_FROM_COUNT, "%s", "");
+		return NULL;
+	}
+	if (address_header_mailboxes(info->from, info->from_len,
+	    m->env.smtputf8, from, 2, &n, &err) == -1) {
+		inject_refuse(m, INJECT_FROM_MALFORMED, "%s", err);
+		return NULL;
+	}
+	if (n != 1) {
+		inject_refuse(m, INJECT_FROM_COUNT, "%s", "");
+		return NULL;
+	}
+	if (m->from_ok != NULL && !m->from_ok(&from[0], m->from_arg)) {
+		inject_refuse(m, INJECT_FROM_REFUSED, "%s",
+		    address_format(&from[0], addr, sizeof(addr)));
+		return NULL;
+	}
+	/* The policy only lets hosted addresses through: never send a
+	   message unsigned because this was missed. */
+	if ((dom = config_signing_domain(m->cfg, from[0].domain)) == NULL) {
+		inject_refuse(m, INJECT_FROM_NOT_HOSTED, "%s",
+		    from[0].domain);
+		return NULL;
+	}
+	return dom;
+}
+
+/*
+ * inject_header_done - the header section is complete in m->hdr (end is
+ * where the body starts, or hdr.len for a message without one): check
+ * From:, start the signer, then store our Received, the client's header
+ * fields, any Message-ID and Date we add, and what followed.
+ */
+static void
+inject_header_done(struct inject_msg *m, size_t end)
+{
+	const struct domain_config *dom;
+	const struct keyfile *const *keys;
+	struct msghdr_received rcv;
+	struct msghdr_info info;
+	struct buf add;
+	char *serr = NULL;
+	const char *err;
+	size_t nkeys;
+	time_t now = time(NULL);
+
+	m->in_header = false;
+	if (m->status != INJECT_OK)
+		return;
+	if (msghdr_scan(m->hdr.data, end, &info, &err) == -1) {
+		inject_refuse(m, INJECT_HEADER_MALFORMED, "%s", err);
+		return;
+	}
+	if ((dom = inject_from(m, &info)) == NULL)
+		return;
+	keys = keyring_keys(m->keys, dom, &nkeys);
+	if ((m->signer = dkim_signer_new(keys, nkeys,
+	    keyring_headers(m->keys, dom), 0, &serr)) == NULL) {
+		log_warnx("id=%s dkim: %s", inject_id(m), serr);
+		inject_refuse(m, INJECT_SIGN_ERROR, "%s", serr);
+		free(serr);
+		return;
+	}
+
+	/* The header section as stored: Received, the client's fields,
+	   then Message-ID and Date if they were missing. */
+	buf_init(&add, info.len + 8192);
+	if (m->add_received) {
+		memset(&rcv, 0, sizeof(rcv));
+		rcv.helo = m->rcv.helo;
+		rcv.client_addr = m->rcv.client_addr;
+		rcv.hostname = m->cfg->hostname;
+		rcv.protocol = m->rcv.protocol;
+		rcv.tls = m->rcv.tls;
+		rcv.queue_id = inject_id(m);
+		rcv.recipient = m->env.nrcpts == 1 ? m->env.rcpts[0].addr :
+		    NULL;
+		rcv.time = now;
+		if (msghdr_add_received(&add, &rcv) == -1)
+			log_panic("Received header does not fit");
+	}
+	if (buf_append(&add, m->hdr.data, info.len) == -1)
+		log_panic("header section does not fit");
+	if (info.nmessage_id == 0 && msghdr_add_message_id(&add,
+	    inject_id(m), m->cfg->hostname) == -1)
+		log_panic("Message-ID header does not fit");
+	if (info.ndate == 0 && msghdr_add_date(&add, now) == -1)
+		log_panic("Date header does not fit");
+	if (dkim_signer_headers(m->signer, add.data, add.len) == -1) {
+		log_warnx("id=%s dkim: %s", inject_id(m),
+		    dkim_signer_error(m->signer));
+		inject_refuse(m, INJECT_HEADER_UNSIGNABLE, "%s",
+		    dkim_signer_error(m->signer));
+		buf_free(&add);
+		return;
+	}
+	(void)inject_store(m, add.data, add.len);
+	buf_free(&add);
+	/* The empty line, then the start of the body. */
+	if (m->hdr.len > info.len) {
+		(void)inject_store(m, m->hdr.data + info.len, 2);
+		(void)inject_body(m, m->hdr.data + info.len + 2,
+		    m->hdr.len - info.len - 2);
+	}
+	buf_free(&m->hdr);
+}
+
+/* inject_write - the next bytes of the message */
+int
+inject_write(struct inject_msg *m, const void *p, size_t len)
+{
+	size_t take, end;
+
+	if (m->status != INJECT_OK)
+		return -1;
+	if (!m->in_header)
+		return inject_body(m, p, len);
+	take = m->hdr.max - m->hdr.len;
+	if (take > len)
+		take = len;
+	if (buf_append(&m->hdr, p, take) == -1)
+		log_panic("header buffer accounting");
+	if ((end = msghdr_end(m->hdr.data, m->hdr.len)) != 0) {
+		inject_header_done(m, end);
+		return inject_body(m, (const char *)p + take, len - take);
+	}
+	if (take < len) {
+		m->in_header = false;
+		buf_free(&m->hdr);
+		return inject_refuse(m, INJECT_HEADER_TOO_BIG, "%zu",
+		    m->cfg->limits.header_size);
+	}
+	return 0;
+}
+
+/* inject_pending_take - unlink and return the commit with serial */
+static struct inject_pending *
+inject_pending_take(struct inject *inj, uint64_t serial)
+{
+	struct inject_pending *p;
+
+	for (p = inj->head; p != NULL; p = p->next)
+		if (p->serial == serial)
+			break;
+	if (p == NULL)
+		return NULL;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		inj->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		inj->tail = p->prev;
+	return p;
+}
+
+/* inject_committed - the queue's answer, on the loop thread */
+static void
+inject_committed(uint64_t serial, int error, const char *id)
+{
+	struct inject *inj = inject_self;
+	struct inject_pending *p;
+
+	if (inj == NULL || (p = inject_pending_take(inj, serial)) == NULL)
+		return;
+	if (error == 0 && inj->queued != NULL)
+		inj->queued(inj->queued_arg, id);
+	if (error == 0)
+		p->cb(p->cookie, INJECT_OK, id, 0, "");
+	else
+		p->cb(p->cookie, INJECT_QUEUE_ERROR, id, error,
+		    strerror(error));
+	free(p);
+}
+
+/* inject_end_status - refuse at once, keeping the detail for the caller */
+static enum inject_status
+inject_end_status(struct inject_msg *m, enum inject_status st,
+    const char *detail, const char **out)
+{
+	snprintf(m->inj->detail, sizeof(m->inj->detail), "%s", detail);
+	if (out != NULL)
+		*out = m->inj->detail;
+	inject_abort(m);
+	return st;
+}
+
+/* inject_eom - the data ended */
+enum inject_status
+inject_eom(struct inject_msg *m, const char **detail)
+{
+	if (m->in_header && m->status == INJECT_OK)
+		inject_header_done(m, m->hdr.len);
+	m->in_header = false;
+	return inject_status(m, detail);
+}
+
+/* inject_end - sign, then hand to the committer */
+enum inject_status
+inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
+    const char **detail)
+{
+	struct inject *inj = m->inj;
+	struct inject_pending *p;
+	struct buf sig;
+	char *serr = NULL;
+	enum inject_status st;
+	int saved;
+
+	if (inject_eom(m, NULL) != INJECT_OK) {
+		errno = m->error;
+		return inject_end_status(m, m->status, m->detail ? m->detail :
+		    "", detail);
+	}
+	buf_init(&sig, ENVELOPE_PREPEND_MAX);
+	if (m->signer == NULL || dkim_signer_finish(m->signer, &sig,
+	    &serr) == -1) {
+		log_warnx("id=%s dkim: %s", inject_id(m),
+		    serr ? serr : "no signer");
+		st = inject_end_status(m, INJECT_SIGN_ERROR, serr ? serr :
+		    "no signer", detail);
+		free(serr);
+		buf_free(&sig);
+		return st;
+	}
+	m->env.prepend = sig.data;	/* the envelope frees it */
+	m->env.prepend_len = sig.len;
+	m->env.time = time(NULL);
+	p = xcalloc(1, sizeof(*p));
+	p->serial = inj->next_serial++;
+	p->cb = cb;
+	p->cookie = cookie;
+	if (queue_msg_commit(m->qm, &m->env, inject_committed,
+	    p->serial) == -1) {
+		saved = errno;
+		log_warn("id=%s commit", inject_id(m));
+		free(p);
+		m->qm = NULL;		/* queue_msg_commit aborted it */
+		snprintf(inj->detail, sizeof(inj->detail), "%s",
+		    strerror(saved));
+		if (detail != NULL)
+			*detail = inj->detail;
+		inject_free_msg(m);
+		errno = saved;
+		return INJECT_QUEUE_ERROR;
+	}
+	p->prev = inj->tail;
+	if (inj->tail)
+		inj->tail->next = p;
+	else
+		inj->head = p;
+	inj->tail = p;
+	inject_free_msg(m);
+	return INJECT_OK;
+}
