@@ -95,6 +95,7 @@ struct inflight {
 	struct fake		*fk;
 	struct event		*ev;
 	uint64_t		 cookie;
+	size_t			 asked;		/* its record */
 	size_t			 idx[MAX_RCPTS];
 	size_t			 n;
 	transport_rcpt_cb	 rcpt_cb;
@@ -157,7 +158,7 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 	struct inflight *a = arg;
 	struct fake *fk = a->fk;
 	const struct reply *r;
-	struct asked *as = &fk->asked[fk->nasked - 1];
+	const struct asked *as = &fk->asked[a->asked];
 	size_t i;
 
 	(void)fd;
@@ -197,12 +198,13 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 		*err = xstrdup("the fake transport was asked too often");
 		return -1;
 	}
-	as = &fk->asked[fk->nasked++];
+	as = &fk->asked[fk->nasked];
 	memset(as, 0, sizeof(*as));
 	snprintf(as->id, sizeof(as->id), "%s", e->id);
 	snprintf(as->sender, sizeof(as->sender), "%s", sender);
 	a = xcalloc(1, sizeof(*a));
 	a->fk = fk;
+	a->asked = fk->nasked++;
 	a->cookie = cookie;
 	a->rcpt_cb = rcpt_cb;
 	a->done_cb = done_cb;
