@@ -44,9 +44,10 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "relay/deliver.h"
 #include "common/dns.h"
 #include "queue/queue.h"
+#include "relay/deliver.h"
+#include "relay/smtpc.h"
 
 /* An idle cached connection is closed (QUIT) after this many seconds. */
 #define DL_IDLE_TIMEOUT		5
@@ -135,8 +136,8 @@ struct dl_attempt {
 	size_t			 nrcpts;
 	struct dl_group		*groups;
 	size_t			 nleft;		/* groups not finished */
-	deliver_rcpt_cb		 rcpt_cb;
-	deliver_done_cb		 done_cb;
+	transport_rcpt_cb	 rcpt_cb;
+	transport_done_cb	 done_cb;
 	struct event		*kick;		/* starts the groups */
 	struct dl_attempt	*prev, *next;
 };
@@ -526,16 +527,11 @@ static void
 dl_fail_all(struct dl_group *g, int code, const char *enhanced,
     const char *text, const char *relay)
 {
-	struct smtpc_reply r;
 	size_t i;
 
-	memset(&r, 0, sizeof(r));
-	r.code = code;
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	r.text = (char *)text;
-	r.local = true;
 	for (i = 0; i < g->n; i++)
-		g->a->rcpt_cb(g->a->cookie, g->idx[i], &r, relay);
+		g->a->rcpt_cb(g->a->cookie, g->idx[i], code, enhanced, text,
+		    relay);
 	dl_group_done(g);
 }
 
@@ -605,7 +601,8 @@ dl_done(void *arg, struct smtpc *conn, const struct smtpc_reply *rcpt,
 	}
 	dl_unclaim(g, true);
 	for (i = 0; i < nrcpts && i < g->n; i++)
-		g->a->rcpt_cb(g->a->cookie, g->idx[i], &rcpt[i], g->relay);
+		g->a->rcpt_cb(g->a->cookie, g->idx[i], rcpt[i].code,
+		    rcpt[i].enhanced, rcpt[i].text, g->relay);
 	dl_group_done(g);
 }
 
@@ -1080,8 +1077,8 @@ dl_kick(evutil_socket_t fd, short what, void *arg)
 /* deliver_start - one attempt for e's pending recipients */
 int
 deliver_start(struct deliver *d, struct queue *q, const struct envelope *e,
-    deliver_rcpt_cb rcpt_cb, deliver_done_cb done_cb, uint64_t cookie,
-    char **err)
+    const char *sender, transport_rcpt_cb rcpt_cb, transport_done_cb done_cb,
+    uint64_t cookie, char **err)
 {
 	struct timeval now = { 0, 0 };
 	struct dl_attempt *a;
@@ -1100,7 +1097,7 @@ deliver_start(struct deliver *d, struct queue *q, const struct envelope *e,
 	a->cookie = cookie;
 	a->fd = fd;
 	snprintf(a->id, sizeof(a->id), "%s", e->id);
-	a->sender = xstrdup(e->sender);
+	a->sender = xstrdup(sender);
 	if (e->prepend != NULL) {
 		a->prepend = xmalloc(e->prepend_len);
 		memcpy(a->prepend, e->prepend, e->prepend_len);
@@ -1196,4 +1193,55 @@ deliver_free(struct deliver *d)
 	event_free(d->wake);
 	SSL_CTX_free(d->ssl_ctx);
 	free(d);
+}
+
+/* ---- the network as a transport (relay/transport.h) ---- */
+
+struct dl_transport {
+	struct transport	 t;	/* first: the scheduler's handle */
+	struct deliver		*d;
+	struct queue		*q;
+};
+
+/* dl_transport_start - transport start: deliver_start on the queue */
+static int
+dl_transport_start(struct transport *t, const struct envelope *e,
+    const char *sender, transport_rcpt_cb rcpt_cb, transport_done_cb done_cb,
+    uint64_t cookie, char **err)
+{
+	struct dl_transport *dt = (struct dl_transport *)t;
+
+	return deliver_start(dt->d, dt->q, e, sender, rcpt_cb, done_cb,
+	    cookie, err);
+}
+
+/* dl_transport_free - transport free: deliver_free, no callbacks */
+static void
+dl_transport_free(struct transport *t)
+{
+	struct dl_transport *dt = (struct dl_transport *)t;
+
+	deliver_free(dt->d);
+	free(dt);
+}
+
+/* deliver_transport_new - the engine behind the transport interface */
+struct transport *
+deliver_transport_new(struct event_base *base, const struct config *cfg,
+    struct dns *dns, struct queue *q, char **err)
+{
+	struct dl_transport *dt;
+	struct deliver *d;
+
+	if ((d = deliver_new(base, cfg, dns, err)) == NULL)
+		return NULL;
+	dt = xcalloc(1, sizeof(*dt));
+	dt->t.name = cfg->relay.mode == RELAY_SMARTHOST ? "smarthost" : "mx";
+	dt->t.start = dl_transport_start;
+	dt->t.drain = NULL;	/* idle connections stay until the end, as
+				   before: deliver_free closes them */
+	dt->t.free = dl_transport_free;
+	dt->d = d;
+	dt->q = q;
+	return &dt->t;
 }

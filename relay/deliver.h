@@ -15,9 +15,9 @@
  *     one is ready: a refused connection, a timeout, a 4xx/5xx greeting
  *     or a failed required TLS handshake moves on (RFC 5321 5.1);
  *   - one transaction for the group's recipients; each recipient's
- *     reply is reported as it is (2xx delivered, 5xx failed, else
- *     deferred); when no host could be reached, every recipient is
- *     deferred with the last failure.
+ *     reply is reported as it is (the scheduler classifies it); when
+ *     no host could be reached, every recipient gets the last failure
+ *     (a deferral, unless it was a permanent reply).
  *
  * The source address is the first of relay.addresses of the
  * destination's family. Outbound TLS follows relay.tls (or the route's tls)
@@ -57,10 +57,11 @@
  *
  * Waiting never blocks the loop; only the queued groups wait.
  *
- * Callbacks run on the loop, never from inside deliver_start(). They
- * carry the caller's cookie (the scheduler's message serial), never a
- * pointer. deliver_free() cancels what is in flight without calling
- * back.
+ * Callbacks (relay/transport.h's) run on the loop, never from inside
+ * deliver_start(). They carry the caller's cookie (the scheduler's
+ * message serial), never a pointer. deliver_free() cancels what is in
+ * flight without calling back. The scheduler sees all this through
+ * deliver_transport_new(): the network as one transport.
  */
 #ifndef POSTERN_DELIVER_H
 #define POSTERN_DELIVER_H
@@ -70,21 +71,12 @@
 
 #include "config/config.h"
 #include "queue/envelope.h"
-#include "relay/smtpc.h"
+#include "relay/transport.h"
 
 struct event_base;
 struct dns;
 struct queue;
 struct deliver;
-
-/* deliver_rcpt_cb - the outcome for recipient number rcpt of the
-   envelope; relay names where it came from ("host[addr]:port" or the
-   name that was looked up) */
-typedef void (*deliver_rcpt_cb)(uint64_t cookie, size_t rcpt,
-    const struct smtpc_reply *r, const char *relay);
-
-/* deliver_done_cb - every recipient of the attempt has its outcome */
-typedef void (*deliver_done_cb)(uint64_t cookie);
 
 /*
  * deliver_new - the delivery engine for cfg's relay settings (its client
@@ -95,18 +87,30 @@ struct deliver	*deliver_new(struct event_base *, const struct config *,
 
 /*
  * deliver_start - try every pending recipient of e, whose message file
- * q holds. What it needs from e is copied. Returns 0 (the callbacks will
+ * q holds, with sender as MAIL FROM. What it needs from e and sender is
+ * copied. Each recipient's reply goes to rcpt_cb as it came (code 0:
+ * none), then done_cb ends the attempt. Returns 0 (the callbacks will
  * run), or -1 with *err (newly allocated; nothing will call back) when
  * the message file cannot be opened.
  */
 int		 deliver_start(struct deliver *, struct queue *q,
-		    const struct envelope *e, deliver_rcpt_cb, deliver_done_cb,
-		    uint64_t cookie, char **err);
+		    const struct envelope *e, const char *sender,
+		    transport_rcpt_cb, transport_done_cb, uint64_t cookie,
+		    char **err);
 
 /*
  * deliver_free - abort everything, without callbacks: lookups,
  * connections in flight and idle (closed without QUIT), waiting groups
  */
 void		 deliver_free(struct deliver *);
+
+/*
+ * deliver_transport_new - deliver_new() behind relay/transport.h, named
+ * after relay.mode ("mx" or "smarthost"), delivering messages of q;
+ * its free() is deliver_free(). NULL with *err.
+ */
+struct transport *deliver_transport_new(struct event_base *,
+		    const struct config *, struct dns *, struct queue *q,
+		    char **err);
 
 #endif

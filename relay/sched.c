@@ -1,50 +1,44 @@
 /*
- * sched - the delivery scheduler; see sched.h.
+ * sched - the delivery scheduler; see sched.h, and relay/SCHED.md for
+ * the states.
  */
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
-#include "common/io.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "relay/deliver.h"
-#include "relay/dsn.h"
 #include "queue/envelope.h"
 #include "queue/inject.h"
 #include "queue/queue.h"
-#include "relay/sched.h"
 #include "relay/budget.h"
+#include "relay/deliver.h"
+#include "relay/dsn.h"
+#include "relay/maildir.h"
+#include "relay/sched.h"
+#include "relay/transport.h"
 
-#define SC_TICK	1	/* seconds between scans for due messages */
+#define SC_TICK_MS	1000	/* between scans for due messages */
 #define SC_BATCH	64	/* attempts started per scan before yielding */
-#define SC_CHUNK	65536	/* bytes copied at once */
 #define SC_NEVER	((time_t)INT64_MAX)
 
-/* One queued message. Found by serial from queue callbacks. */
+/* One queued message. Found by serial from the callbacks. */
 struct sched_msg {
 	uint64_t		 serial;
 	struct envelope		 env;	/* as on disk, or about to be */
-	time_t			 due;	/* next attempt */
-	bool			 busy;		/* a delivery attempt in flight */
-	bool			 writing;	/* queue_update in flight */
-	bool			 dirty;		/* env changed meanwhile */
-	bool			 removing;	/* queue_remove in flight */
-	bool			 bouncing;	/* its DSN is being committed */
+	enum sched_state	 state;
+	time_t			 due;	/* IDLE, HELD: when to act again */
 	struct sched_msg	*prev, *next;
 };
 
@@ -53,28 +47,89 @@ struct sched {
 	const struct config	*cfg;
 	struct queue		*q;
 	struct inject		*inj;		/* to queue DSNs */
-	struct deliver		*dl;		/* mx and smarthost modes */
+	struct transport	*t;
 	const struct keyring	*kr;		/* to sign DSNs */
+	time_t			(*now)(void);
+	struct timeval		 tick;
 	struct event		*timer;
 	struct sched_msg	*head;		/* oldest first: the tick, */
 	struct sched_msg	*tail;		/* and so the bounce budget,
 						   goes to them first */
 	size_t			 nmsgs;
 	uint64_t		 next_serial;
-	unsigned long		 seq;		/* Maildir file names */
 	bool			 stopped;
 	bool			 draining;	/* sched_drain: no new attempt */
 };
 
 /*
- * Queue callbacks carry a serial, never a pointer; they find the one
+ * Callbacks carry a serial, never a pointer; they find the one
  * scheduler here. It outlives them: main calls sched_stop(), then
- * queue_close() (which runs the last callbacks), then sched_free().
+ * queue_close() (which runs the last queue callbacks), then sched_free()
+ * (which frees the transport without callbacks).
  */
 static struct sched	*sched_self;
 
+/*
+ * The transitions of relay/SCHED.md: sched_next[from] has bit (1 << to)
+ * for each state a message may go to from "from". Staying in a state is
+ * always allowed; leaving the scheduler (sched_forget) is allowed from
+ * WRITING (the message was gone) and REMOVING only.
+ */
+#define SC_BIT(st)	(1u << (st))
+#define SC_DECIDE	(SC_BIT(SCHED_ST_BOUNCING) | SC_BIT(SCHED_ST_HELD) | \
+			    SC_BIT(SCHED_ST_REMOVING) | SC_BIT(SCHED_ST_IDLE))
+static const unsigned sched_next[] = {
+	[SCHED_ST_IDLE] =	SC_BIT(SCHED_ST_DELIVERING) | SC_DECIDE,
+	[SCHED_ST_DELIVERING] =	SC_BIT(SCHED_ST_WRITING) |
+				    SC_BIT(SCHED_ST_IDLE),
+	[SCHED_ST_WRITING] =	SC_DECIDE,
+	[SCHED_ST_BOUNCING] =	SC_BIT(SCHED_ST_WRITING) |
+				    SC_BIT(SCHED_ST_IDLE),
+	[SCHED_ST_HELD] =	SC_DECIDE,
+	[SCHED_ST_REMOVING] =	SC_BIT(SCHED_ST_IDLE),
+};
+
 static void	sched_write(struct sched *, struct sched_msg *);
 static void	sched_kick(struct sched *);
+
+/* sched_strstate - a state's name for logs */
+const char *
+sched_strstate(enum sched_state st)
+{
+	switch (st) {
+	case SCHED_ST_IDLE:		return "idle";
+	case SCHED_ST_DELIVERING:	return "delivering";
+	case SCHED_ST_WRITING:		return "writing";
+	case SCHED_ST_BOUNCING:		return "bouncing";
+	case SCHED_ST_HELD:		return "held";
+	case SCHED_ST_REMOVING:		return "removing";
+	}
+	return "?";
+}
+
+/* sched_enter_state - the one place a message's state changes; traced,
+   and checked against SCHED.md's transitions */
+static void
+sched_enter_state(struct sched_msg *m, enum sched_state st)
+{
+	if (m->state == st)
+		return;
+	if ((sched_next[m->state] & SC_BIT(st)) == 0)
+		log_panic("id=%s: sched state %s -> %s is not in SCHED.md",
+		    m->env.id, sched_strstate(m->state), sched_strstate(st));
+	log_debug("id=%s sched state %s -> %s", m->env.id,
+	    sched_strstate(m->state), sched_strstate(st));
+	m->state = st;
+}
+
+/* sched_busy_state - a state with an attempt or disk operation in
+   flight, whose callback is still owed */
+static bool
+sched_busy_state(enum sched_state st)
+{
+	return st == SCHED_ST_DELIVERING || st == SCHED_ST_WRITING ||
+	    st == SCHED_ST_BOUNCING || st == SCHED_ST_REMOVING;
+}
 
 /* sched_find - the message with serial, or NULL */
 static struct sched_msg *
@@ -82,8 +137,7 @@ sched_find(struct sched *s, uint64_t serial)
 {
 	struct sched_msg *m;
 
-	/* XXX a linear scan per queue callback; a hash once queues are
-	   large. */
+	/* XXX a linear scan per callback; a hash once queues are large. */
 	for (m = s->head; m != NULL; m = m->next)
 		if (m->serial == serial)
 			return m;
@@ -106,7 +160,7 @@ sched_env_copy(const struct envelope *src, struct envelope *dst)
 	return rc;
 }
 
-/* sched_add - track a copy of e, due at its next_attempt */
+/* sched_add - track a copy of e, IDLE and due at its next_attempt */
 static void
 sched_add(struct sched *s, const struct envelope *e)
 {
@@ -119,6 +173,7 @@ sched_add(struct sched *s, const struct envelope *e)
 		return;
 	}
 	m->serial = ++s->next_serial;
+	m->state = SCHED_ST_IDLE;
 	m->due = m->env.next_attempt;
 	m->prev = s->tail;
 	if (s->tail != NULL)
@@ -146,6 +201,28 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 	free(m);
 }
 
+/* sched_forget - m left the queue (removed, or found gone): the end of
+   its states */
+static void
+sched_forget(struct sched *s, struct sched_msg *m)
+{
+	if (m->state != SCHED_ST_WRITING && m->state != SCHED_ST_REMOVING)
+		log_panic("id=%s: sched state %s -> gone is not in SCHED.md",
+		    m->env.id, sched_strstate(m->state));
+	log_debug("id=%s sched state %s -> gone", m->env.id,
+	    sched_strstate(m->state));
+	sched_unlink_free(s, m);
+}
+
+/* sched_later - nothing could start: IDLE, due relay.retry.first from
+   now */
+static void
+sched_later(struct sched *s, struct sched_msg *m)
+{
+	sched_enter_state(m, SCHED_ST_IDLE);
+	m->due = s->now() + s->cfg->relay.retry_first;
+}
+
 /* sched_counts - how many recipients are pending, and failed */
 static void
 sched_counts(const struct sched_msg *m, size_t *pending, size_t *failed)
@@ -161,10 +238,11 @@ sched_counts(const struct sched_msg *m, size_t *pending, size_t *failed)
 	}
 }
 
-/* sched_record - the outcome of one recipient's attempt, and its log */
+/* sched_record - the outcome of one recipient's attempt, classified
+   here and only here, and its log */
 static void
-sched_record(struct sched_msg *m, size_t i, const char *relay, int code,
-    const char *enhanced, const char *text)
+sched_record(struct sched *s, struct sched_msg *m, size_t i,
+    const char *relay, int code, const char *enhanced, const char *text)
 {
 	struct envelope_rcpt *r = &m->env.rcpts[i];
 	const char *word;
@@ -186,151 +264,11 @@ sched_record(struct sched_msg *m, size_t i, const char *relay, int code,
 	log_info("id=%s to=<%s> relay=%s attempt=%u delay=%llds status=%s "
 	    "(%03d %s %s)", m->env.id, log_escape(r->addr, strlen(r->addr),
 	    safe, sizeof(safe)), relay, m->env.attempts + 1,
-	    (long long)(time(NULL) - m->env.time), word, code,
+	    (long long)(s->now() - m->env.time), word, code,
 	    r->enhanced[0] ? r->enhanced : "-", r->text);
 }
 
-/* ---- directory mode ---- */
-
-/* sched_copy - write in's bytes from offset 0 to out */
-static int
-sched_copy(int in, int out)
-{
-	char buf[SC_CHUNK];
-	ssize_t n;
-	off_t off = 0;
-
-	for (;;) {
-		if ((n = pread(in, buf, sizeof(buf), off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			return 0;
-		if (io_write_all(out, buf, (size_t)n) == -1)
-			return -1;
-		off += n;
-	}
-}
-
-/*
- * sched_maildir_one - write one recipient's copy: DIR/tmp/NAME, fsync,
- * rename to DIR/new/NAME (Maildir). The file holds the exact bytes that
- * would go on the wire (CRLF), after Return-Path and Delivered-To. 0, or
- * -1 with errno and *what naming the step.
- */
-static int
-sched_maildir_one(struct sched *s, const struct sched_msg *m, size_t i,
-    int msgfd, const char **what)
-{
-	const char *dir = s->cfg->relay.directory;
-	struct timeval tv;
-	struct buf head;
-	char *tmp, *new;
-	int fd, rc = -1, saved;
-
-	gettimeofday(&tv, NULL);
-	tmp = xasprintf("%s/tmp/%lld.M%06ldP%ldQ%lu.%s", dir,
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-	    ++s->seq, s->cfg->hostname);
-	new = xasprintf("%s/new/%s", dir, strrchr(tmp, '/') + 1);
-	buf_init(&head, 4096);
-	(void)buf_printf(&head, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-	    m->env.sender, m->env.rcpts[i].addr);
-	*what = "create";
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) ==
-	    -1)
-		goto out;
-	*what = "write";
-	if (io_write_all(fd, head.data, head.len) == -1 ||
-	    (m->env.prepend != NULL && io_write_all(fd, m->env.prepend,
-	    m->env.prepend_len) == -1) || sched_copy(msgfd, fd) == -1) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		goto out;
-	}
-	*what = "fsync";
-	if (fsync(fd) == -1 || close(fd) == -1) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto out;
-	}
-	*what = "rename";
-	if (rename(tmp, new) == -1) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto out;
-	}
-	rc = 0;
-out:
-	buf_free(&head);
-	free(tmp);
-	free(new);
-	return rc;
-}
-
-/*
- * sched_directory - directory mode: every pending recipient gets its
- * file, then new/ is fsync'ed once. Disk writes on the loop thread: this
- * mode is for development (XXX a worker if it ever matters).
- */
-static void
-sched_directory(struct sched *s, struct sched_msg *m)
-{
-	char *newdir, *text;
-	const char *what = "open the message";
-	size_t i, ndone = 0, *done;
-	int msgfd, dfd;
-
-	done = xcalloc(m->env.nrcpts ? m->env.nrcpts : 1, sizeof(*done));
-	if ((msgfd = queue_open_message(s->q, m->env.id)) == -1) {
-		text = xasprintf("cannot open the queued message: %s",
-		    strerror(errno));
-		for (i = 0; i < m->env.nrcpts; i++)
-			if (m->env.rcpts[i].status == RCPT_PENDING)
-				sched_record(m, i, "directory", 0, "4.3.0",
-				    text);
-		free(text);
-		free(done);
-		return;
-	}
-	for (i = 0; i < m->env.nrcpts; i++) {
-		if (m->env.rcpts[i].status != RCPT_PENDING)
-			continue;
-		if (sched_maildir_one(s, m, i, msgfd, &what) == -1) {
-			text = xasprintf("%s in %s: %s", what,
-			    s->cfg->relay.directory, strerror(errno));
-			sched_record(m, i, "directory", 0, "4.3.0", text);
-			free(text);
-			continue;
-		}
-		done[ndone++] = i;
-	}
-	close(msgfd);
-	/* The renames are durable before anything says "delivered". */
-	newdir = xasprintf("%s/new", s->cfg->relay.directory);
-	dfd = open(newdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ndone > 0 && (dfd == -1 || fsync(dfd) == -1)) {
-		text = xasprintf("fsync %s: %s", newdir, strerror(errno));
-		for (i = 0; i < ndone; i++)
-			sched_record(m, done[i], "directory", 0, "4.3.0", text);
-		free(text);
-	} else
-		for (i = 0; i < ndone; i++)
-			sched_record(m, done[i], "directory", 250, "2.0.0",
-			    "delivered to the directory");
-	if (dfd != -1)
-		close(dfd);
-	free(newdir);
-	free(done);
-}
-
-/* ---- attempts ---- */
+/* ---- attempts (IDLE -> DELIVERING -> WRITING) ---- */
 
 /* sched_backoff - the wait after attempt number n (1, 2, ...) */
 static time_t
@@ -377,7 +315,7 @@ static void
 sched_attempt_end(struct sched *s, struct sched_msg *m)
 {
 	const struct relay_config *rc = &s->cfg->relay;
-	time_t now = time(NULL);
+	time_t now = s->now();
 	size_t pending, failed;
 
 	m->env.attempts++;
@@ -392,29 +330,46 @@ sched_attempt_end(struct sched *s, struct sched_msg *m)
 	sched_write(s, m);
 }
 
-/* sched_rcpt_done - deliver's outcome for one recipient */
-static void
-sched_rcpt_done(uint64_t cookie, size_t rcpt, const struct smtpc_reply *r,
-    const char *relay)
-{
-	struct sched_msg *m;
-
-	if (sched_self == NULL || (m = sched_find(sched_self, cookie)) ==
-	    NULL || rcpt >= m->env.nrcpts)
-		return;
-	sched_record(m, rcpt, relay, r->code, r->enhanced, r->text);
-}
-
-/* sched_attempt_done - deliver has every outcome of m's attempt */
-static void
-sched_attempt_done(uint64_t cookie)
+/* sched_delivering - the message of an attempt's callback, or NULL
+   (forgotten, or not DELIVERING: a transport bug, ignored) */
+static struct sched_msg *
+sched_delivering(uint64_t cookie)
 {
 	struct sched_msg *m;
 
 	if (sched_self == NULL || (m = sched_find(sched_self, cookie)) ==
 	    NULL)
+		return NULL;
+	if (m->state != SCHED_ST_DELIVERING) {
+		log_warnx("id=%s: transport %s called back in state %s; "
+		    "ignored", m->env.id, sched_self->t->name,
+		    sched_strstate(m->state));
+		return NULL;
+	}
+	return m;
+}
+
+/* sched_rcpt_done - the transport's outcome for one recipient */
+static void
+sched_rcpt_done(uint64_t cookie, size_t rcpt, int code, const char *enhanced,
+    const char *text, const char *relay)
+{
+	struct sched_msg *m;
+
+	if ((m = sched_delivering(cookie)) == NULL || rcpt >= m->env.nrcpts)
 		return;
-	m->busy = false;
+	sched_record(sched_self, m, rcpt, relay, code, enhanced, text);
+}
+
+/* sched_attempt_done - the transport has every outcome of m's attempt:
+   DELIVERING -> WRITING */
+static void
+sched_attempt_done(uint64_t cookie)
+{
+	struct sched_msg *m;
+
+	if ((m = sched_delivering(cookie)) == NULL)
+		return;
 	sched_attempt_end(sched_self, m);
 }
 
@@ -436,38 +391,30 @@ sched_outbound_sender(const struct config *cfg, const char *sender)
 	return d->bounce_address;
 }
 
-/* sched_attempt - try every pending recipient of m */
+/* sched_attempt - IDLE -> DELIVERING: hand every pending recipient of m
+   to the transport */
 static void
 sched_attempt(struct sched *s, struct sched_msg *m)
 {
-	struct envelope out;
 	char *err = NULL;
 	size_t i;
 
-	if (s->cfg->relay.mode == RELAY_DIRECTORY) {
-		sched_directory(s, m);
-		sched_attempt_end(s, m);
+	sched_enter_state(m, SCHED_ST_DELIVERING);
+	/* The callbacks may run inside start (the folder transport). */
+	if (s->t->start(s->t, &m->env, sched_outbound_sender(s->cfg,
+	    m->env.sender), sched_rcpt_done, sched_attempt_done, m->serial,
+	    &err) == 0)
 		return;
-	}
-	/* The envelope sender outbound: the domain's bounce address, if
-	   it has one, else the submitter's own (deliver copies it). */
-	out = m->env;
-	out.sender = (char *)sched_outbound_sender(s->cfg, m->env.sender);
-	m->busy = true;
-	if (deliver_start(s->dl, s->q, &out, sched_rcpt_done,
-	    sched_attempt_done, m->serial, &err) == 0)
-		return;
-	m->busy = false;
 	for (i = 0; i < m->env.nrcpts; i++)
 		if (m->env.rcpts[i].status == RCPT_PENDING)
-			sched_record(m, i, "none", 0, "4.3.0", err);
+			sched_record(s, m, i, "none", 0, "4.3.0", err);
 	free(err);
 	sched_attempt_end(s, m);
 }
 
-/* ---- disk ---- */
+/* ---- finishing (BOUNCING, HELD, REMOVING) ---- */
 
-/* sched_removed - queue_remove's answer */
+/* sched_removed - queue_remove's answer: REMOVING -> gone, or IDLE */
 static void
 sched_removed(uint64_t cookie, int error, const char *id)
 {
@@ -479,16 +426,15 @@ sched_removed(uint64_t cookie, int error, const char *id)
 	if (error != 0 && error != ENOENT) {
 		log_warnx("id=%s cannot be removed: %s; trying again later",
 		    id, strerror(error));
-		m->removing = false;
-		m->due = time(NULL) + s->cfg->relay.retry_first;
+		sched_later(s, m);
 		return;
 	}
 	log_info("id=%s removed: every recipient is final", id);
-	sched_unlink_free(s, m);
+	sched_forget(s, m);
 }
 
 /* sched_bounced - the DSN for m's failed recipients is committed (or
-   not); record its id, which lets m be removed */
+   not): BOUNCING -> WRITING its id, which lets m be removed; or IDLE */
 static void
 sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
     int error, const char *detail)
@@ -499,11 +445,10 @@ sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
 	(void)error;
 	if (s == NULL || (m = sched_find(s, cookie)) == NULL)
 		return;
-	m->bouncing = false;
 	if (st != INJECT_OK) {
 		log_warnx("id=%s: the bounce to <%s> was not queued: %s; "
 		    "trying again later", m->env.id, m->env.sender, detail);
-		m->due = time(NULL) + s->cfg->relay.retry_first;
+		sched_later(s, m);
 		return;
 	}
 	log_info("id=%s bounce id=%s to <%s>", m->env.id, id, m->env.sender);
@@ -514,9 +459,9 @@ sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
 }
 
 /*
- * sched_hold - limits.bounces_per_hour refused m's bounce: m stays
- * queued as it is (failed recipients, no dsn) and sched_finish runs
- * again at reset, when the sender's next window starts
+ * sched_hold - limits.bounces_per_hour refused m's bounce: HELD, as it
+ * is (failed recipients, no dsn); sched_finish runs again at reset,
+ * when the sender's next window starts
  */
 static void
 sched_hold(struct sched_msg *m, time_t reset)
@@ -526,23 +471,28 @@ sched_hold(struct sched_msg *m, time_t reset)
 	log_info("id=%s: bounce to <%s> held until %s "
 	    "(limits.bounces_per_hour)", m->env.id, m->env.sender,
 	    log_utc(reset, when));
+	sched_enter_state(m, SCHED_ST_HELD);
 	m->due = reset;
 }
 
 /*
- * sched_finish - every recipient is final: remove m, once the bounce for
- * its failed recipients (if any, and if it has a sender) is queued and
- * recorded in its envelope; a bounce over limits.bounces_per_hour waits
+ * sched_finish - every recipient is final (from IDLE, HELD or WRITING):
+ * BOUNCING while the bounce for its failed recipients (if any, and if
+ * it has a sender) is queued, HELD if that is over
+ * limits.bounces_per_hour, else REMOVING; IDLE if nothing could start
+ * (stopped, or a refusal: due again after relay.retry.first)
  */
 static void
 sched_finish(struct sched *s, struct sched_msg *m)
 {
 	size_t pending, failed;
 	char *err = NULL;
-	time_t now = time(NULL), reset = 0;
+	time_t now = s->now(), reset = 0;
 
-	if (s->stopped || m->bouncing)
+	if (s->stopped) {
+		sched_enter_state(m, SCHED_ST_IDLE);
 		return;
+	}
 	sched_counts(m, &pending, &failed);
 	if (failed > 0 && m->env.dsn[0] == '\0' && m->env.sender[0] != '\0') {
 		if (budget_bounce(s->cfg, m->env.sender, now, &reset) == -1) {
@@ -550,30 +500,34 @@ sched_finish(struct sched *s, struct sched_msg *m)
 			sched_hold(m, reset > now ? reset : now + 1);
 			return;
 		}
-		m->bouncing = true;
+		sched_enter_state(m, SCHED_ST_BOUNCING);
 		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, &m->env, sched_bounced,
 		    m->serial, &err) == -1) {
 			log_warnx("id=%s: cannot write the bounce to <%s>: "
 			    "%s; kept, trying again later", m->env.id,
 			    m->env.sender, err);
 			free(err);
-			m->bouncing = false;
-			m->due = time(NULL) + s->cfg->relay.retry_first;
+			sched_later(s, m);
 		}
 		return;
 	}
 	if (failed > 0 && m->env.sender[0] == '\0')
 		log_info("id=%s: %zu recipient(s) failed; a bounce gets no "
 		    "bounce", m->env.id, failed);
-	m->removing = true;
+	sched_enter_state(m, SCHED_ST_REMOVING);
 	if (queue_remove(s->q, m->env.id, sched_removed, m->serial) == -1) {
 		log_warn("id=%s: queue_remove", m->env.id);
-		m->removing = false;
-		m->due = time(NULL) + s->cfg->relay.retry_first;
+		sched_later(s, m);
 	}
 }
 
-/* sched_written - queue_update's answer */
+/* ---- the envelope on disk (WRITING) ---- */
+
+/*
+ * sched_written - queue_update's answer: WRITING -> IDLE (recipients
+ * pending), on to sched_finish (none), WRITING again (it failed: an
+ * update is idempotent), or gone (the message was)
+ */
 static void
 sched_written(uint64_t cookie, int error, const char *id)
 {
@@ -583,56 +537,52 @@ sched_written(uint64_t cookie, int error, const char *id)
 
 	if (s == NULL || (m = sched_find(s, cookie)) == NULL)
 		return;
-	m->writing = false;
 	if (error != 0) {
 		/* The old envelope stands: recipients it lists as pending
 		   may be tried again (a duplicate, never a loss). */
 		log_warnx("id=%s envelope update failed: %s", id,
 		    strerror(error));
 		if (error == ENOENT) {
-			sched_unlink_free(s, m);
+			sched_forget(s, m);
 			return;
 		}
-		m->dirty = true;
-	}
-	if (m->dirty) {
-		m->dirty = false;
+		/* XXX at once, as long as it fails */
 		sched_write(s, m);
 		return;
 	}
 	sched_counts(m, &pending, &failed);
 	if (pending == 0)
 		sched_finish(s, m);
+	else
+		sched_enter_state(m, SCHED_ST_IDLE);
 }
 
-/* sched_write - replace m's envelope on disk (one write at a time) */
+/* sched_write - replace m's envelope on disk: WRITING (from DELIVERING,
+   BOUNCING or WRITING), or IDLE if it cannot start */
 static void
 sched_write(struct sched *s, struct sched_msg *m)
 {
-	if (m->writing) {
-		m->dirty = true;
+	if (s->stopped) {
+		sched_enter_state(m, SCHED_ST_IDLE);
 		return;
 	}
-	if (s->stopped)
-		return;
-	m->writing = true;
+	sched_enter_state(m, SCHED_ST_WRITING);
 	if (queue_update(s->q, &m->env, sched_written, m->serial) == -1) {
 		log_warn("id=%s: queue_update", m->env.id);
-		m->writing = false;
-		m->due = time(NULL) + s->cfg->relay.retry_first;
+		sched_later(s, m);
 	}
 }
 
 /* ---- the timer ---- */
 
-/* sched_tick - start the attempts that are due, a batch at a time */
+/* sched_tick - act on the IDLE and HELD messages that are due, a batch
+   at a time */
 static void
 sched_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
 	struct sched_msg *m, *next;
-	struct timeval tv = { 0, 0 };
-	time_t now = time(NULL);
+	time_t now = s->now();
 	size_t pending, failed;
 	unsigned started = 0;
 
@@ -640,10 +590,10 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->stopped)
 		return;
-	for (m = s->head; m != NULL; m = next) {
+	for (m = s->head; m != NULL && !s->draining; m = next) {
 		next = m->next;
-		if (m->busy || m->writing || m->removing || m->bouncing ||
-		    m->due > now || s->draining)
+		if ((m->state != SCHED_ST_IDLE && m->state != SCHED_ST_HELD) ||
+		    m->due > now)
 			continue;
 		if (started == SC_BATCH) {
 			sched_kick(s);
@@ -656,12 +606,10 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 		else
 			sched_attempt(s, m);
 	}
-	tv.tv_sec = SC_TICK;
-	(void)evtimer_add(s->timer, &tv);
+	(void)evtimer_add(s->timer, &s->tick);
 }
 
-/* sched_kick - run the tick at once (it re-arms itself every
-   SC_TICK seconds) */
+/* sched_kick - run the tick at once (it re-arms itself every tick) */
 static void
 sched_kick(struct sched *s)
 {
@@ -673,61 +621,63 @@ sched_kick(struct sched *s)
 
 /* ---- setup ---- */
 
-/* sched_mkdir - mkdir path 0700 unless it exists; -1 with *err */
-static int
-sched_mkdir(const char *path, char **err)
+/* sched_time - the real clock */
+static time_t
+sched_time(void)
 {
-	struct stat st;
-
-	if (mkdir(path, 0700) == 0 || (errno == EEXIST &&
-	    stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
-		return 0;
-	*err = xasprintf("relay.directory: mkdir %s: %s", path,
-	    errno == EEXIST ? "exists and is not a directory" :
-	    strerror(errno));
-	return -1;
+	return time(NULL);
 }
 
-/* sched_new - the scheduler and, in directory mode, its folders */
+/* sched_new_with - the scheduler over a transport the caller chose */
 struct sched *
-sched_new(struct event_base *base, const struct config *cfg,
-    struct queue *q, struct inject *inj, struct dns *dns,
-    const struct keyring *kr, char **err)
+sched_new_with(struct event_base *base, const struct config *cfg,
+    struct queue *q, struct inject *inj, const struct keyring *kr,
+    const struct sched_seam *seam, char **err)
 {
-	static const char *const sub[] = { "", "/tmp", "/new", "/cur" };
 	struct sched *s;
-	char *p;
-	size_t i;
+	unsigned ms = seam->tick_ms ? seam->tick_ms : SC_TICK_MS;
 
 	*err = NULL;
-	if (cfg->relay.mode == RELAY_DIRECTORY)
-		for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
-			p = xasprintf("%s%s", cfg->relay.directory, sub[i]);
-			if (sched_mkdir(p, err) == -1) {
-				free(p);
-				return NULL;
-			}
-			free(p);
-		}
+	if (sched_self != NULL) {
+		*err = xstrdup("sched: a scheduler exists already");
+		seam->transport->free(seam->transport);
+		return NULL;
+	}
 	s = xcalloc(1, sizeof(*s));
 	s->base = base;
 	s->cfg = cfg;
 	s->q = q;
 	s->inj = inj;
+	s->t = seam->transport;
 	s->kr = kr;
-	if (cfg->relay.mode != RELAY_DIRECTORY &&
-	    (s->dl = deliver_new(base, cfg, dns, err)) == NULL) {
-		free(s);
-		return NULL;
-	}
+	s->now = seam->now ? seam->now : sched_time;
+	s->tick.tv_sec = ms / 1000;
+	s->tick.tv_usec = (ms % 1000) * 1000;
 	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL) {
 		*err = xstrdup("sched: cannot create the timer");
-		deliver_free(s->dl);
+		s->t->free(s->t);
 		free(s);
 		return NULL;
 	}
 	sched_self = s;
 	return s;
+}
+
+/* sched_new - the scheduler, with relay.mode's transport */
+struct sched *
+sched_new(struct event_base *base, const struct config *cfg,
+    struct queue *q, struct inject *inj, struct dns *dns,
+    const struct keyring *kr, char **err)
+{
+	struct sched_seam seam;
+
+	memset(&seam, 0, sizeof(seam));
+	seam.transport = cfg->relay.mode == RELAY_DIRECTORY ?
+	    maildir_new(cfg, q, err) :
+	    deliver_transport_new(base, cfg, dns, q, err);
+	if (seam.transport == NULL)
+		return NULL;
+	return sched_new_with(base, cfg, q, inj, kr, &seam, err);
 }
 
 /* sched_load - queue_foreach's callback at start */
@@ -751,9 +701,7 @@ sched_start(struct sched *s)
 {
 	if (queue_foreach(s->q, sched_load, sched_bad, s) == -1)
 		return -1;
-	log_info("relay: mode=%s messages=%zu", s->cfg->relay.mode ==
-	    RELAY_DIRECTORY ? "directory" : s->cfg->relay.mode ==
-	    RELAY_SMARTHOST ? "smarthost" : "mx", s->nmsgs);
+	log_info("relay: mode=%s messages=%zu", s->t->name, s->nmsgs);
 	sched_kick(s);
 	return (int)s->nmsgs;
 }
@@ -786,8 +734,11 @@ sched_set_keys(struct sched *s, const struct keyring *kr)
 void
 sched_drain(struct sched *s)
 {
-	if (s != NULL)
-		s->draining = true;
+	if (s == NULL || s->draining)
+		return;
+	s->draining = true;
+	if (s->t->drain != NULL)
+		s->t->drain(s->t);
 }
 
 /* sched_busy - attempts and disk operations still in flight */
@@ -798,7 +749,7 @@ sched_busy(const struct sched *s)
 	size_t n = 0;
 
 	for (m = s ? s->head : NULL; m != NULL; m = m->next)
-		if (m->busy || m->writing || m->removing || m->bouncing)
+		if (sched_busy_state(m->state))
 			n++;
 	return n;
 }
@@ -818,6 +769,20 @@ sched_stats(const struct sched *s, size_t *n, time_t *oldest)
 	}
 }
 
+/* sched_msg_state - the state of message id */
+int
+sched_msg_state(const struct sched *s, const char *id, enum sched_state *st)
+{
+	const struct sched_msg *m;
+
+	for (m = s ? s->head : NULL; m != NULL; m = m->next)
+		if (strcmp(m->env.id, id) == 0) {
+			*st = m->state;
+			return 0;
+		}
+	return -1;
+}
+
 /* sched_stop - no new work */
 void
 sched_stop(struct sched *s)
@@ -834,7 +799,7 @@ sched_free(struct sched *s)
 {
 	if (s == NULL)
 		return;
-	deliver_free(s->dl);	/* no callbacks from here on */
+	s->t->free(s->t);	/* no callbacks from here on */
 	while (s->head != NULL)
 		sched_unlink_free(s, s->head);
 	event_free(s->timer);

@@ -2,23 +2,28 @@
  * sched - the delivery scheduler: which queued message is tried when,
  * and what is recorded after each attempt
  *
- * The scheduler keeps every queued message's envelope in memory (they
- * are small; XXX a bounded "active queue" as Postfix's qmgr keeps is the
- * way to millions of messages). sched_start() loads the queue as startup
- * recovery left it; sched_queued() adds a message the moment its commit
- * is durable. A message is due at its envelope's next_attempt (0: now).
+ * Each queued message is in exactly one state (enum sched_state below);
+ * relay/SCHED.md lists them, the one event that moves a message on from
+ * each, and what a crash in each means. The scheduler keeps every queued
+ * message's envelope in memory (they are small; XXX a bounded "active
+ * queue" as Postfix's qmgr keeps is the way to millions of messages).
+ * sched_start() loads the queue as startup recovery left it;
+ * sched_queued() adds a message the moment its commit is durable. A
+ * message is due at its envelope's next_attempt (0: now).
  *
- * An attempt delivers every pending recipient through the transport of
- * relay.mode (a folder, or relay/deliver.c over the network; the
- * envelope sender outbound is the sender domain's bounce_address when it
- * has one, else the submitter's own) and records each outcome in the
- * envelope: a 2xx reply makes the
- * recipient delivered, a 5xx failed, anything else leaves it pending
- * with the reply kept for `postern queue show` and the DSN. The envelope
- * is replaced on disk (queue_update: fsync and rename) before the next
- * attempt can start, so a retry or a restart never sends again to a
- * recipient that was already accepted; a crash between a remote 250 and
- * that write is the only way a recipient gets a message twice.
+ * An attempt hands every pending recipient to the transport
+ * (relay/transport.h) that sched_new() picked from relay.mode: the
+ * network (relay/deliver.c) or a folder (relay/maildir.c); the
+ * scheduler knows nothing else of either. The envelope sender outbound
+ * is the sender domain's bounce_address when it has one, else the
+ * submitter's own. Each recipient's outcome is classified here, once: a
+ * 2xx reply makes the recipient delivered, a 5xx failed, anything else
+ * leaves it pending with the reply kept for `postern queue show` and
+ * the DSN. The envelope is replaced on disk (queue_update: fsync and
+ * rename) before the next attempt can start, so a retry or a restart
+ * never sends again to a recipient that was already accepted; a crash
+ * between a remote 250 and that write is the only way a recipient gets
+ * a message twice.
  *
  * Retries back off exponentially: relay.retry.first after the first
  * attempt, doubling, at most relay.retry.max apart. relay.retry.expire
@@ -28,12 +33,16 @@
  * sender (relay/dsn.c) is queued first and its id recorded in the
  * envelope (dsn), so a restart never sends it twice and a crash never
  * loses it. A bounce beyond limits.bounces_per_hour for its sender
- * (relay/budget.h) is not written yet: the message stays queued as it
- * is (failed recipients, no dsn), due again when the sender's window
- * ends, and is checked again then; a restart (which forgets the counts)
+ * (relay/budget.h) is not written yet: the message is held as it is
+ * (failed recipients, no dsn), due again when the sender's window ends,
+ * and is checked again then; a restart (which forgets the counts)
  * checks it at once.
  *
- * Loop thread only. Nothing here calls exit().
+ * Transport and queue callbacks carry a message serial, never a
+ * pointer, and find the one scheduler of the process through a static:
+ * at most one scheduler exists at a time. Loop thread only. Nothing
+ * here calls exit(); a transition SCHED.md does not list is a bug
+ * (log_panic).
  */
 #ifndef POSTERN_SCHED_H
 #define POSTERN_SCHED_H
@@ -48,18 +57,47 @@ struct inject;
 struct keyring;
 struct queue;
 struct sched;
+struct transport;
+
+/* The state of one queued message (relay/SCHED.md). */
+enum sched_state {
+	SCHED_ST_IDLE,		/* waiting for its due time */
+	SCHED_ST_DELIVERING,	/* a transport attempt in flight */
+	SCHED_ST_WRITING,	/* its envelope update in flight */
+	SCHED_ST_BOUNCING,	/* its DSN being committed */
+	SCHED_ST_HELD,		/* its DSN over limits.bounces_per_hour */
+	SCHED_ST_REMOVING,	/* its removal in flight */
+};
 
 /*
- * sched_new - a scheduler for cfg's relay.mode over q. Directory mode
- * creates relay.directory and its tmp/, new/ and cur/ (0700) if missing;
- * mx and smarthost modes deliver through relay/deliver.c with dns (which
- * must be attached to the loop and outlive the scheduler); bounces go
- * into the queue through inj, signed with the keyring's keys. NULL with
- * *err (newly allocated) if that fails.
+ * sched_new - a scheduler for cfg's relay.mode over q: the transport is
+ * relay/maildir.c in directory mode (which creates relay.directory and
+ * its tmp/, new/ and cur/, 0700, if missing), else relay/deliver.c
+ * with dns (which must be attached to the loop and outlive the
+ * scheduler); bounces go into the queue through inj (queue/inject.h),
+ * signed with the keyring's keys. NULL with *err (newly allocated) if
+ * that fails, or if a scheduler exists.
  */
 struct sched	*sched_new(struct event_base *, const struct config *,
 		    struct queue *, struct inject *, struct dns *,
 		    const struct keyring *, char **err);
+
+/*
+ * sched_new_with - sched_new() with what it would choose chosen by the
+ * caller (tests): transport (required) becomes the scheduler's, freed by
+ * sched_free() or by this call if it fails; now is the clock (NULL:
+ * time(NULL)), read for due times, back-off, expiry, the bounce budget
+ * and the delay in the log; tick_ms the interval between scans for due
+ * messages (0: one second).
+ */
+struct sched_seam {
+	struct transport	*transport;
+	time_t			(*now)(void);
+	unsigned		 tick_ms;
+};
+struct sched	*sched_new_with(struct event_base *, const struct config *,
+		    struct queue *, struct inject *, const struct keyring *,
+		    const struct sched_seam *, char **err);
 
 /*
  * sched_start - load every queued message (queue_foreach) and start the
@@ -76,9 +114,10 @@ void		 sched_queued(struct sched *, const char *id);
 void		 sched_set_keys(struct sched *, const struct keyring *);
 
 /*
- * sched_drain - the daemon is stopping: start no new delivery attempt;
- * those in flight finish and their outcomes are recorded as usual (a
- * recipient still pending stays queued for the next start).
+ * sched_drain - the daemon is stopping: start no new delivery attempt
+ * (and tell the transport); those in flight finish and their outcomes
+ * are recorded as usual (a recipient still pending stays queued for the
+ * next start).
  * sched_busy - how many messages have an attempt or a disk operation in
  * flight (the caller stops once it is 0, or at its timeout).
  */
@@ -89,6 +128,15 @@ size_t		 sched_busy(const struct sched *);
    when none); read-only, for the metrics (a NULL sched has none) */
 void		 sched_stats(const struct sched *, size_t *n, time_t *oldest);
 
+/* sched_msg_state - message id's state into *st; -1 if the scheduler
+   does not track id (never queued, or already removed) */
+int		 sched_msg_state(const struct sched *, const char *id,
+		    enum sched_state *st);
+
+/* sched_strstate - a state's name for logs ("idle", "delivering", ...);
+   static text */
+const char	*sched_strstate(enum sched_state);
+
 /*
  * sched_stop - start no new attempt or disk operation; operations the
  * queue already has still call back (in queue_close()), and only update
@@ -96,7 +144,8 @@ void		 sched_stats(const struct sched *, size_t *n, time_t *oldest);
  */
 void		 sched_stop(struct sched *);
 
-/* sched_free - free everything; NULL is a no-op */
+/* sched_free - free everything (the transport first, which cancels its
+   attempts without callbacks); NULL is a no-op */
 void		 sched_free(struct sched *);
 
 #endif

@@ -1,0 +1,1067 @@
+/*
+ * test_sched - the delivery scheduler (relay/sched.c) driven through a
+ * fake transport, with no sockets: a real event_base, a real on-disk
+ * queue in a fresh mkdtemp directory per test (queue_open/queue_start),
+ * a real configuration (config_load of a file written here) and a real
+ * DKIM key (keyfile_generate, once), so that the bounces are the real
+ * relay/dsn.c notifications, signed.
+ *
+ * The fake transport answers each recipient of each attempt from the
+ * test's script, from the loop (as the network does), and records what
+ * it was asked: the message, the outbound sender, the recipients. The
+ * clock is the test's (sched_new_with's now), advanced by hand instead
+ * of sleeping; the scheduler looks for due messages every 10 ms.
+ *
+ * Cases: delivered at once; a 4xx then a 2xx after the back-off; expiry
+ * (5.4.7 and one DSN); partial failure (one DSN naming only the failed
+ * recipients, after the last is final); the crash window between a
+ * remote 250 and the envelope update (a restarted scheduler retries
+ * only what the disk still lists as pending); the bounce budget holding
+ * a DSN until the sender's next window; drain. Each checks the
+ * envelopes on disk (queue_load_envelope) and the DSNs queued.
+ */
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "keys/keyfile.h"
+#include "keys/keyring.h"
+#include "queue/envelope.h"
+#include "queue/inject.h"
+#include "queue/queue.h"
+#include "relay/budget.h"
+#include "relay/sched.h"
+#include "relay/transport.h"
+
+#define TICK_MS		10
+#define MAX_ATTEMPTS	16
+#define MAX_RCPTS	8
+#define SENDER		"alice@example.org"
+
+/* ---- the clock ---- */
+
+static time_t	 clock_now;
+
+/* fake_time - the test's clock */
+static time_t
+fake_time(void)
+{
+	return clock_now;
+}
+
+/* ---- the fake transport ---- */
+
+/* One scripted reply: for rcpt's next attempt (sticky: for all of
+   them). */
+struct reply {
+	const char	*rcpt;
+	int		 code;
+	const char	*enhanced;
+	const char	*text;
+	bool		 sticky;
+};
+
+/* What one start() was asked. */
+struct asked {
+	char		 id[QUEUE_ID_LEN + 1];
+	char		 sender[128];
+	char		 rcpts[MAX_RCPTS][64];	/* the pending ones */
+	size_t		 nrcpts;
+};
+
+/* An attempt whose answers are still to come from the loop. */
+struct inflight {
+	struct fake		*fk;
+	struct event		*ev;
+	uint64_t		 cookie;
+	size_t			 asked;		/* its record */
+	size_t			 idx[MAX_RCPTS];
+	size_t			 n;
+	transport_rcpt_cb	 rcpt_cb;
+	transport_done_cb	 done_cb;
+	struct inflight		*next;
+};
+
+struct fake {
+	struct transport	 t;	/* first */
+	const struct reply	*script;
+	size_t			 nscript;
+	bool			 used[32];
+	struct asked		 asked[MAX_ATTEMPTS];
+	size_t			 nasked;
+	unsigned		 unscripted;	/* recipients nobody scripted */
+	bool			 stall;		/* answer, but never "done" */
+	unsigned		 stalled;	/* attempts left hanging */
+	bool			 drained;
+	struct event_base	*base;
+	struct inflight		*inflight;
+	size_t			 ninflight;
+};
+
+/* fake_reply_for - the next scripted reply for addr */
+static const struct reply *
+fake_reply_for(struct fake *fk, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < fk->nscript; i++) {
+		if (strcmp(fk->script[i].rcpt, addr) != 0 || fk->used[i])
+			continue;
+		if (!fk->script[i].sticky)
+			fk->used[i] = true;
+		return &fk->script[i];
+	}
+	return NULL;
+}
+
+/* fake_unlink - forget one attempt in flight */
+static void
+fake_unlink(struct fake *fk, struct inflight *a)
+{
+	struct inflight **pp;
+
+	for (pp = &fk->inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	fk->ninflight--;
+	event_free(a->ev);
+	free(a);
+}
+
+/* fake_answer - the loop answers an attempt from the script */
+static void
+fake_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct inflight *a = arg;
+	struct fake *fk = a->fk;
+	const struct reply *r;
+	const struct asked *as = &fk->asked[a->asked];
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < a->n; i++) {
+		/* the addresses were recorded in order at start */
+		if ((r = fake_reply_for(fk, as->rcpts[i])) == NULL) {
+			fk->unscripted++;
+			a->rcpt_cb(a->cookie, a->idx[i], 451, "4.0.0",
+			    "not in the test's script", "fake");
+		} else
+			a->rcpt_cb(a->cookie, a->idx[i], r->code, r->enhanced,
+			    r->text, "fake[192.0.2.25]:25");
+	}
+	if (fk->stall) {
+		fk->stalled++;
+		return;		/* killed before the envelope update */
+	}
+	a->done_cb(a->cookie);
+	fake_unlink(fk, a);
+}
+
+/* fake_start - record what was asked; answer from the loop */
+static int
+fake_start(struct transport *t, const struct envelope *e, const char *sender,
+    transport_rcpt_cb rcpt_cb, transport_done_cb done_cb, uint64_t cookie,
+    char **err)
+{
+	struct fake *fk = (struct fake *)t;
+	struct timeval now = { 0, 0 };
+	struct inflight *a;
+	struct asked *as;
+	size_t i;
+
+	*err = NULL;
+	if (fk->nasked == MAX_ATTEMPTS) {
+		*err = xstrdup("the fake transport was asked too often");
+		return -1;
+	}
+	as = &fk->asked[fk->nasked];
+	memset(as, 0, sizeof(*as));
+	snprintf(as->id, sizeof(as->id), "%s", e->id);
+	snprintf(as->sender, sizeof(as->sender), "%s", sender);
+	a = xcalloc(1, sizeof(*a));
+	a->fk = fk;
+	a->asked = fk->nasked++;
+	a->cookie = cookie;
+	a->rcpt_cb = rcpt_cb;
+	a->done_cb = done_cb;
+	for (i = 0; i < e->nrcpts && a->n < MAX_RCPTS; i++) {
+		if (e->rcpts[i].status != RCPT_PENDING)
+			continue;
+		snprintf(as->rcpts[as->nrcpts++], sizeof(as->rcpts[0]), "%s",
+		    e->rcpts[i].addr);
+		a->idx[a->n++] = i;
+	}
+	a->ev = evtimer_new(fk->base, fake_answer, a);
+	assert_non_null(a->ev);
+	a->next = fk->inflight;
+	fk->inflight = a;
+	fk->ninflight++;
+	assert_int_equal(evtimer_add(a->ev, &now), 0);
+	return 0;
+}
+
+/* fake_drain - remember that the scheduler said so */
+static void
+fake_drain(struct transport *t)
+{
+	((struct fake *)t)->drained = true;
+}
+
+/* fake_free - cancel what is in flight, without callbacks; the test
+   keeps the record (its struct fake is the test's) */
+static void
+fake_free(struct transport *t)
+{
+	struct fake *fk = (struct fake *)t;
+
+	while (fk->inflight != NULL)
+		fake_unlink(fk, fk->inflight);
+	fk->base = NULL;
+}
+
+/* fake_init - a fake answering from script */
+static void
+fake_init(struct fake *fk, struct event_base *base,
+    const struct reply *script, size_t n)
+{
+	memset(fk, 0, sizeof(*fk));
+	assert_true(n <= sizeof(fk->used) / sizeof(fk->used[0]));
+	fk->t.name = "fake";
+	fk->t.start = fake_start;
+	fk->t.drain = fake_drain;
+	fk->t.free = fake_free;
+	fk->script = script;
+	fk->nscript = n;
+	fk->base = base;
+}
+
+/* ---- the fixture: config, keys, queue, loop, scheduler ---- */
+
+static char	 keydir[] = "/tmp/postern-test-sched-keys-XXXXXX";
+
+struct fx {
+	char		 dir[64];
+	char		 state[128];
+	struct config	*cfg;
+	struct keyring	*kr;
+	struct event_base *base;
+	struct queue	*q;
+	struct inject	*inj;
+	struct sched	*s;
+	struct fake	 fk;
+};
+
+/* fx_queued - inject's hook, wired as the daemon wires it */
+static void
+fx_queued(void *arg, const char *id)
+{
+	sched_queued(arg, id);
+}
+
+/* rm_one - nftw callback: remove one entry */
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* group_setup - one RSA key for example.org, for every test */
+static int
+group_setup(void **state)
+{
+	char path[PATH_MAX], *err = NULL;
+
+	(void)state;
+	if (mkdtemp(keydir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/r1.key", keydir);
+	if (keyfile_generate(path, KEYFILE_RSA_SHA256, 2048, &err) == -1) {
+		fprintf(stderr, "keyfile_generate: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* group_teardown - remove the key */
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	nftw(keydir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+/* fx_config - write and load the configuration: example.org signs with
+   the group's key; relay.retry first 5m, max 1h, expire 1h */
+static void
+fx_config(struct fx *f, unsigned bounces_per_hour, const char *domain_extra)
+{
+	struct config_errors errs = { NULL, 0 };
+	char path[PATH_MAX];
+	size_t i;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/postern.conf", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fprintf(fp, "hostname = \"relay.example.org\";\n"
+	    "state_dir = \"%s\";\n"
+	    "listen = ( { address = \"127.0.0.1\"; port = 5870; "
+	    "tls = \"none\"; trusted = true; senders = [ \"" SENDER "\" ]; "
+	    "} );\n"
+	    "domains = ( { name = \"example.org\"; dkim = ( { selector = "
+	    "\"r1\"; algorithm = \"rsa-sha256\"; key = \"%s/r1.key\"; } );"
+	    " %s } );\n"
+	    "limits = { bounces_per_hour = %u; rate_window = \"1h\"; };\n"
+	    "relay = { retry = { first = \"5m\"; max = \"1h\"; "
+	    "expire = \"1h\"; }; };\n", f->state, keydir, domain_extra,
+	    bounces_per_hour);
+	fclose(fp);
+	if ((f->cfg = config_load(path, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			print_error("%s\n", errs.v[i]);
+		fail_msg("config did not load");
+	}
+	if ((f->kr = keyring_load(f->cfg, &errs)) == NULL) {
+		for (i = 0; i < errs.n; i++)
+			print_error("%s\n", errs.v[i]);
+		fail_msg("keys did not load");
+	}
+}
+
+/* fx_open - the loop, the queue (recovered, started) and a scheduler
+   over f->fk answering from script */
+static void
+fx_open(struct fx *f, const struct reply *script, size_t n)
+{
+	struct sched_seam seam;
+	char *err = NULL;
+
+	assert_non_null(f->base = event_base_new());
+	if ((f->q = queue_open(f->state, 1, &err)) == NULL)
+		fail_msg("queue_open: %s", err);
+	assert_int_equal(queue_recover(f->q, NULL, NULL, NULL), 0);
+	assert_int_equal(queue_start(f->q, f->base), 0);
+	fake_init(&f->fk, f->base, script, n);
+	memset(&seam, 0, sizeof(seam));
+	seam.transport = &f->fk.t;
+	seam.now = fake_time;
+	seam.tick_ms = TICK_MS;
+	f->inj = inject_new(f->q);
+	if ((f->s = sched_new_with(f->base, f->cfg, f->q, f->inj, f->kr,
+	    &seam, &err)) == NULL)
+		fail_msg("sched_new_with: %s", err);
+	inject_set_queued(f->inj, fx_queued, f->s);
+}
+
+/* fx_close - stop as main does: sched_stop, queue_close, sched_free */
+static void
+fx_close(struct fx *f)
+{
+	if (f->s == NULL)
+		return;
+	sched_stop(f->s);
+	queue_close(f->q);
+	inject_free(f->inj);
+	sched_free(f->s);
+	event_base_free(f->base);
+	f->s = NULL;
+	f->q = NULL;
+	f->base = NULL;
+}
+
+/* setup - a fresh directory, and the clock a minute into an hour of
+   today (the bounce budget's windows are aligned to the hour) */
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	strcpy(f->dir, "/tmp/postern-test-sched-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	clock_now = time(NULL) / 3600 * 3600 + 60;
+	*state = f;
+	return 0;
+}
+
+/* teardown - close whatever is open, remove the directory */
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	fx_close(f);
+	keyring_free(f->kr);
+	config_free(f->cfg);
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* plant - commit a message from SENDER to the NULL-terminated rcpts,
+   accepted now by the test's clock; its id into id */
+static void
+plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
+{
+	static const char msg[] = "From: " SENDER "\r\n"
+	    "To: undisclosed-recipients:;\r\n"
+	    "Subject: scheduled\r\n"
+	    "Message-ID: <test@example.org>\r\n"
+	    "\r\n"
+	    "Hello.\r\n";
+	struct queue_msg *m;
+	struct envelope e;
+
+	assert_non_null(m = queue_msg_new(f->q));
+	snprintf(id, QUEUE_ID_LEN + 1, "%s", queue_msg_id(m));
+	assert_int_equal(queue_msg_write(m, msg, sizeof(msg) - 1), 0);
+	memset(&e, 0, sizeof(e));
+	e.time = clock_now;
+	e.sender = xstrdup(SENDER);
+	e.login = xstrdup(SENDER);
+	e.client = xstrdup("192.0.2.10");
+	e.helo = xstrdup("client.example.org");
+	for (; *rcpts != NULL; rcpts++)
+		envelope_add_rcpt(&e, *rcpts);
+	assert_int_equal(queue_msg_commit_sync(m, &e), 0);
+	envelope_free(&e);
+}
+
+/* run - run the loop for ms milliseconds */
+static void
+run(struct fx *f, long ms)
+{
+	struct timeval d = { ms / 1000, (ms % 1000) * 1000 };
+
+	assert_int_equal(event_base_loopexit(f->base, &d), 0);
+	assert_true(event_base_dispatch(f->base) >= 0);
+}
+
+/* settle - run the loop until nothing is in flight for a whole 50 ms
+   (five ticks: whatever was due has started and ended) */
+static void
+settle(struct fx *f)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		run(f, 50);
+		if (sched_busy(f->s) == 0 && f->fk.ninflight == f->fk.stalled)
+			return;
+	}
+	fail_msg("the scheduler did not settle in 5 s");
+}
+
+/* on_disk - load id's envelope; false if it is gone */
+static bool
+on_disk(struct fx *f, const char *id, struct envelope *e)
+{
+	const char *why;
+
+	memset(e, 0, sizeof(*e));
+	return queue_load_envelope(f->q, id, e, &why) == 0;
+}
+
+/* assert_rcpt - recipient i of e has this status and reply */
+static void
+assert_rcpt(const struct envelope *e, size_t i, const char *addr,
+    enum rcpt_status status, int code, const char *enhanced)
+{
+	assert_true(i < e->nrcpts);
+	assert_string_equal(e->rcpts[i].addr, addr);
+	assert_int_equal(e->rcpts[i].status, status);
+	assert_int_equal(e->rcpts[i].code, code);
+	assert_string_equal(e->rcpts[i].enhanced, enhanced);
+}
+
+/* assert_asked - attempt n (0, 1, ...) was for id with these pending
+   recipients (NULL-terminated) and this outbound sender */
+static void
+assert_asked(struct fx *f, size_t n, const char *id, const char *sender,
+    const char *const *rcpts)
+{
+	const struct asked *as;
+	size_t i;
+
+	assert_true(n < f->fk.nasked);
+	as = &f->fk.asked[n];
+	assert_string_equal(as->id, id);
+	assert_string_equal(as->sender, sender);
+	for (i = 0; rcpts[i] != NULL; i++) {
+		assert_true(i < as->nrcpts);
+		assert_string_equal(as->rcpts[i], rcpts[i]);
+	}
+	assert_int_equal(as->nrcpts, i);
+}
+
+/* The messages in the queue, as queue_foreach sees them. */
+struct listing {
+	char	 ids[8][QUEUE_ID_LEN + 1];
+	bool	 dsn[8];	/* sender <> */
+	size_t	 n;
+	size_t	 ndsn;
+};
+
+/* list_one - queue_foreach callback */
+static void
+list_one(const struct envelope *e, void *arg)
+{
+	struct listing *l = arg;
+
+	if (l->n == 8)
+		return;
+	snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", e->id);
+	l->dsn[l->n] = e->sender[0] == '\0';
+	l->ndsn += l->dsn[l->n];
+	l->n++;
+}
+
+/* list - every message in the queue */
+static void
+list(struct fx *f, struct listing *l)
+{
+	memset(l, 0, sizeof(*l));
+	assert_int_equal(queue_foreach(f->q, list_one, NULL, l), 0);
+}
+
+/* read_message - the message file of id, NUL-terminated (caller
+   frees) */
+static char *
+read_message(struct fx *f, const char *id)
+{
+	char *text = xmalloc(65536);
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	assert_true((fd = queue_open_message(f->q, id)) >= 0);
+	while (len < 65535 && (n = read(fd, text + len, 65535 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	text[len] = '\0';
+	return text;
+}
+
+/*
+ * assert_dsn - id is a DSN as relay/dsn.c writes it: envelope sender <>,
+ * one recipient (SENDER), signed by example.org; its report names each
+ * of failed (NULL-terminated) with its status, and nobody in ok
+ */
+static void
+assert_dsn(struct fx *f, const char *id, const char *const *failed,
+    const char *const *status, const char *const *ok)
+{
+	struct envelope e;
+	char *text, want[256];
+	size_t i;
+
+	assert_true(on_disk(f, id, &e));
+	assert_string_equal(e.sender, "");
+	assert_int_equal(e.nrcpts, 1);
+	assert_string_equal(e.rcpts[0].addr, SENDER);
+	assert_non_null(e.prepend);
+	assert_non_null(memmem(e.prepend, e.prepend_len, "DKIM-Signature:",
+	    15));
+	assert_non_null(memmem(e.prepend, e.prepend_len, "d=example.org;",
+	    14));
+	envelope_free(&e);
+	text = read_message(f, id);
+	assert_non_null(strstr(text, "To: <" SENDER ">\r\n"));
+	for (i = 0; failed[i] != NULL; i++) {
+		snprintf(want, sizeof(want), "Final-Recipient: rfc822; %s\r\n"
+		    "Action: failed\r\nStatus: %s\r\n", failed[i], status[i]);
+		if (strstr(text, want) == NULL)
+			fail_msg("DSN %s lacks \"%s\":\n%s", id, want, text);
+	}
+	for (i = 0; ok != NULL && ok[i] != NULL; i++) {
+		snprintf(want, sizeof(want), "rfc822; %s\r\n", ok[i]);
+		assert_null(strstr(text, want));
+	}
+	free(text);
+}
+
+/* ndsn - how many DSNs are queued */
+static size_t
+ndsn(struct fx *f)
+{
+	struct listing l;
+
+	list(f, &l);
+	return l.ndsn;
+}
+
+/* the_dsn - the one DSN in the queue (there must be exactly one) */
+static const char *
+the_dsn(struct fx *f)
+{
+	static char id[QUEUE_ID_LEN + 1];
+	struct listing l;
+	size_t i;
+
+	list(f, &l);
+	assert_int_equal(l.ndsn, 1);
+	for (i = 0; i < l.n; i++)
+		if (l.dsn[i])
+			snprintf(id, sizeof(id), "%s", l.ids[i]);
+	return id;
+}
+
+/* A DSN's delivery: deferred for as long as the test runs, so that it
+   stays on disk to be looked at. */
+#define KEEP_DSN	{ SENDER, 451, "4.2.0", "kept for the test", true }
+
+/* ---- the cases ---- */
+
+/* test_delivered_at_once - a 250 for each recipient: removed from disk */
+static void
+test_delivered_at_once(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 250, "2.0.0", "ok", false },
+		{ "carol@example.com", 250, "2.0.0", "ok", false },
+	};
+	static const char *const rcpts[] = { "bob@example.net",
+	    "carol@example.com", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1], msg[256];
+	enum sched_state st;
+	size_t n;
+	time_t oldest;
+
+	fx_config(f, 100, "bounce_address = \"bounces@example.org\";");
+	fx_open(f, script, 2);
+	plant(f, rcpts, id);
+	sched_queued(f->s, id);
+	assert_int_equal(sched_msg_state(f->s, id, &st), 0);
+	assert_int_equal(st, SCHED_ST_IDLE);
+	sched_stats(f->s, &n, &oldest);
+	assert_int_equal(n, 1);
+	assert_int_equal(oldest, clock_now);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	/* the domain's bounce_address is MAIL FROM outbound */
+	assert_asked(f, 0, id, "bounces@example.org", rcpts);
+	assert_int_equal(f->fk.unscripted, 0);
+	assert_false(on_disk(f, id, &e));
+	snprintf(msg, sizeof(msg), "%s/queue/%s.msg", f->state, id);
+	assert_int_equal(access(msg, F_OK), -1);
+	assert_int_equal(sched_msg_state(f->s, id, &st), -1);
+	sched_stats(f->s, &n, &oldest);
+	assert_int_equal(n, 0);
+	assert_int_equal(sched_busy(f->s), 0);
+}
+
+/* test_retry_backoff - 451, 451, then 250: tried again after
+   relay.retry.first, then twice that, never before */
+static void
+test_retry_backoff(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 451, "4.7.1", "Greylisted", false },
+		{ "bob@example.net", 421, "", "busy", false },
+		{ "bob@example.net", 250, "2.0.0", "ok", false },
+	};
+	static const char *const rcpts[] = { "bob@example.net", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, script, 3);
+	plant(f, rcpts, id);
+	assert_int_equal(sched_start(f->s), 1);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_asked(f, 0, id, SENDER, rcpts);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 1);
+	assert_int_equal(e.next_attempt, t0 + 300);
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_PENDING, 451, "4.7.1");
+	assert_string_equal(e.rcpts[0].text, "Greylisted");
+	envelope_free(&e);
+
+	/* not a second early */
+	clock_now = t0 + 299;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	clock_now = t0 + 300;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+	assert_asked(f, 1, id, SENDER, rcpts);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 2);
+	assert_int_equal(e.next_attempt, t0 + 300 + 600);	/* doubled */
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_PENDING, 421, "");
+	envelope_free(&e);
+
+	clock_now = t0 + 300 + 599;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+	clock_now = t0 + 300 + 600;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 3);
+	assert_false(on_disk(f, id, &e));
+	assert_int_equal(f->fk.unscripted, 0);
+	assert_int_equal(ndsn(f), 0);
+}
+
+/* test_expiry - still deferred relay.retry.expire after acceptance: the
+   pending recipient fails with 5.4.7 and one DSN goes to the sender */
+static void
+test_expiry(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 451, "4.4.1", "connection refused",
+		    true },
+		KEEP_DSN,
+	};
+	static const char *const rcpts[] = { "bob@example.net", NULL };
+	static const char *const failed[] = { "bob@example.net", NULL };
+	static const char *const status[] = { "5.4.7" };
+	static const char *const to_sender[] = { SENDER, NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1], *text;
+	const char *dsn;
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, script, 2);
+	plant(f, rcpts, id);
+	sched_queued(f->s, id);
+	settle(f);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 1);
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_PENDING, 451, "4.4.1");
+	envelope_free(&e);
+	assert_int_equal(ndsn(f), 0);
+
+	/* one second short of relay.retry.expire (1h): still deferred */
+	clock_now = t0 + 3599;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 2);
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_PENDING, 451, "4.4.1");
+	envelope_free(&e);
+	assert_int_equal(ndsn(f), 0);
+
+	/* the next attempt is past it */
+	clock_now = t0 + 3599 + 600;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 4);	/* bob, then the DSN */
+	assert_asked(f, 2, id, SENDER, rcpts);
+	assert_false(on_disk(f, id, &e));	/* removed after the DSN */
+	dsn = the_dsn(f);
+	assert_asked(f, 3, dsn, "", to_sender);
+	assert_dsn(f, dsn, failed, status, NULL);
+	text = read_message(f, dsn);
+	assert_non_null(strstr(text, "Diagnostic-Code: X-Postern; delivery "
+	    "time expired after 4199s; last reply: 451 4.4.1 connection "
+	    "refused\r\n"));
+	free(text);
+	/* the DSN itself is an ordinary queued message */
+	assert_true(on_disk(f, dsn, &e));
+	assert_int_equal(e.attempts, 1);
+	assert_rcpt(&e, 0, SENDER, RCPT_PENDING, 451, "4.2.0");
+	envelope_free(&e);
+}
+
+/*
+ * test_partial_failure - of three recipients one gets 250, one 550 and
+ * one 451 then 550: the failure is on disk at once, but the DSN waits
+ * until the last is final, and then names both failed recipients, and
+ * only them
+ */
+static void
+test_partial_failure(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 250, "2.0.0", "ok", false },
+		{ "carol@example.com", 550, "5.1.1", "no such user", false },
+		{ "dave@example.net", 451, "4.3.0", "try later", false },
+		{ "dave@example.net", 550, "5.7.1", "refused", false },
+		KEEP_DSN,
+	};
+	static const char *const rcpts[] = { "bob@example.net",
+	    "carol@example.com", "dave@example.net", NULL };
+	static const char *const dave[] = { "dave@example.net", NULL };
+	static const char *const failed[] = { "carol@example.com",
+	    "dave@example.net", NULL };
+	static const char *const status[] = { "5.1.1", "5.7.1" };
+	static const char *const ok[] = { "bob@example.net", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1], *text;
+	const char *dsn;
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, script, 5);
+	plant(f, rcpts, id);
+	sched_queued(f->s, id);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_asked(f, 0, id, SENDER, rcpts);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 1);
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_DELIVERED, 250, "2.0.0");
+	assert_rcpt(&e, 1, "carol@example.com", RCPT_FAILED, 550, "5.1.1");
+	assert_rcpt(&e, 2, "dave@example.net", RCPT_PENDING, 451, "4.3.0");
+	assert_string_equal(e.dsn, "");
+	envelope_free(&e);
+	assert_int_equal(ndsn(f), 0);
+
+	clock_now = t0 + 300;
+	settle(f);
+	assert_asked(f, 1, id, SENDER, dave);	/* dave only */
+	assert_false(on_disk(f, id, &e));
+	dsn = the_dsn(f);
+	assert_dsn(f, dsn, failed, status, ok);
+	text = read_message(f, dsn);
+	assert_non_null(strstr(text, "Diagnostic-Code: smtp; 550 5.1.1 no "
+	    "such user\r\n"));
+	assert_non_null(strstr(text, "Diagnostic-Code: smtp; 550 5.7.1 "
+	    "refused\r\n"));
+	free(text);
+	assert_int_equal(f->fk.nasked, 3);	/* and the DSN, once */
+	assert_int_equal(f->fk.unscripted, 0);
+}
+
+/* assert_first_attempt - test_crash_window's message as the first
+   attempt's update left it: bob delivered, carol deferred */
+static void
+assert_first_attempt(struct fx *f, const char *id)
+{
+	struct envelope e;
+
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 1);
+	assert_rcpt(&e, 0, "bob@example.net", RCPT_DELIVERED, 250, "2.0.0");
+	assert_rcpt(&e, 1, "carol@example.com", RCPT_PENDING, 451, "4.7.1");
+	envelope_free(&e);
+}
+
+/*
+ * test_crash_window - the second attempt's remote 250 arrives, and the
+ * daemon dies before the envelope update: the disk still lists that
+ * recipient as pending, so the restarted scheduler sends to it again
+ * (the duplicate the contract admits), and only to it, never to the
+ * recipient the first attempt's update recorded
+ */
+static void
+test_crash_window(void **state)
+{
+	static const struct reply first[] = {
+		{ "bob@example.net", 250, "2.0.0", "ok", false },
+		{ "carol@example.com", 451, "4.7.1", "Greylisted", false },
+		{ "carol@example.com", 250, "2.0.0", "ok", false },
+	};
+	static const struct reply second[] = {
+		{ "carol@example.com", 250, "2.0.0", "ok again", false },
+	};
+	static const char *const rcpts[] = { "bob@example.net",
+	    "carol@example.com", NULL };
+	static const char *const carol[] = { "carol@example.com", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	int i;
+
+	fx_config(f, 100, "");
+	fx_open(f, first, 3);
+	plant(f, rcpts, id);
+	sched_queued(f->s, id);
+	settle(f);
+	assert_first_attempt(f, id);
+
+	/* the remote 250 for carol, then the kill before the update */
+	f->fk.stall = true;
+	clock_now += 300;
+	for (i = 0; i < 500 && f->fk.stalled == 0; i++)
+		run(f, 10);
+	assert_int_equal(f->fk.stalled, 1);
+	assert_asked(f, 1, id, SENDER, carol);
+	assert_int_equal(sched_msg_state(f->s, id, &st), 0);
+	assert_int_equal(st, SCHED_ST_DELIVERING);
+	assert_int_equal(sched_busy(f->s), 1);
+	fx_close(f);
+
+	/* restart: the queue as the crash left it */
+	fx_open(f, second, 1);
+	assert_first_attempt(f, id);
+	assert_int_equal(sched_start(f->s), 1);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_asked(f, 0, id, SENDER, carol);
+	assert_false(on_disk(f, id, &e));
+	assert_int_equal(ndsn(f), 0);
+	assert_int_equal(f->fk.unscripted, 0);
+}
+
+/*
+ * test_bounce_budget - limits.bounces_per_hour = 1: the second failed
+ * message of the sender is held (failed recipient and no dsn on disk,
+ * no second DSN) until the sender's window ends, then bounced
+ */
+static void
+test_bounce_budget(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 550, "5.1.1", "no such user", false },
+		{ "carol@example.com", 550, "5.1.1", "no such user", false },
+		KEEP_DSN,
+	};
+	static const char *const to_bob[] = { "bob@example.net", NULL };
+	static const char *const to_carol[] = { "carol@example.com", NULL };
+	static const char *const status[] = { "5.1.1" };
+	struct fx *f = *state;
+	struct envelope e;
+	struct listing l;
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+	char first[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	size_t i;
+
+	fx_config(f, 1, "");
+	fx_open(f, script, 3);
+	plant(f, to_bob, a);
+	sched_queued(f->s, a);
+	settle(f);
+	assert_false(on_disk(f, a, &e));
+	snprintf(first, sizeof(first), "%s", the_dsn(f));
+	assert_dsn(f, first, to_bob, status, NULL);
+
+	plant(f, to_carol, b);
+	sched_queued(f->s, b);
+	settle(f);
+	assert_int_equal(sched_msg_state(f->s, b, &st), 0);
+	assert_int_equal(st, SCHED_ST_HELD);
+	assert_int_equal(sched_busy(f->s), 0);
+	assert_true(on_disk(f, b, &e));
+	assert_rcpt(&e, 0, "carol@example.com", RCPT_FAILED, 550, "5.1.1");
+	assert_string_equal(e.dsn, "");
+	envelope_free(&e);
+	assert_int_equal(ndsn(f), 1);
+
+	/* a quarter of an hour later: still the same window */
+	clock_now += 900;
+	settle(f);
+	assert_int_equal(sched_msg_state(f->s, b, &st), 0);
+	assert_int_equal(st, SCHED_ST_HELD);
+	assert_int_equal(ndsn(f), 1);
+
+	/* the next window: the bounce goes out, b is removed */
+	clock_now += 3600;
+	settle(f);
+	assert_int_equal(sched_msg_state(f->s, b, &st), -1);
+	assert_false(on_disk(f, b, &e));
+	list(f, &l);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.ndsn, 2);
+	for (i = 0; i < l.n; i++)
+		if (strcmp(l.ids[i], first) != 0)
+			assert_dsn(f, l.ids[i], to_carol, status, to_bob);
+	assert_int_equal(f->fk.unscripted, 0);
+}
+
+/* test_drain - after sched_drain the transport is told, nothing new
+   starts, and the message stays queued as it was */
+static void
+test_drain(void **state)
+{
+	static const char *const rcpts[] = { "bob@example.net", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char id[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+
+	fx_config(f, 100, "");
+	fx_open(f, NULL, 0);
+	plant(f, rcpts, id);
+	sched_drain(f->s);
+	assert_true(f->fk.drained);
+	sched_queued(f->s, id);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 0);
+	assert_int_equal(sched_msg_state(f->s, id, &st), 0);
+	assert_int_equal(st, SCHED_ST_IDLE);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.attempts, 0);
+	envelope_free(&e);
+}
+
+/* test_strstate - every state has its name */
+static void
+test_strstate(void **state)
+{
+	(void)state;
+	assert_string_equal(sched_strstate(SCHED_ST_IDLE), "idle");
+	assert_string_equal(sched_strstate(SCHED_ST_DELIVERING),
+	    "delivering");
+	assert_string_equal(sched_strstate(SCHED_ST_WRITING), "writing");
+	assert_string_equal(sched_strstate(SCHED_ST_BOUNCING), "bouncing");
+	assert_string_equal(sched_strstate(SCHED_ST_HELD), "held");
+	assert_string_equal(sched_strstate(SCHED_ST_REMOVING), "removing");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_delivered_at_once, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_retry_backoff, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_failure, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crash_window, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_budget, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+		cmocka_unit_test(test_strstate),
+	};
+
+	/* the committer calls event_active() from its own thread */
+	if (evthread_use_pthreads() == -1) {
+		fprintf(stderr, "evthread_use_pthreads failed\n");
+		return 1;
+	}
+	log_init("test_sched", 1);	/* the state trace, on failure */
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
