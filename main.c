@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,21 +34,21 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "config/cmdline.h"
 #include "config/config.h"
 #include "keys/dkim.h"
 #include "keys/keycmd.h"
 #include "keys/keyring.h"
 #include "keys/rotate.h"
 #include "common/dns.h"
-#include "queue/envelope.h"
 #include "queue/queue.h"
+#include "queue/queuecmd.h"
 #include "relay/sched.h"
 #include "submit/auth.h"
 #include "submit/sendmail.h"
 #include "submit/server.h"
 #include "submit/session.h"
-
-#define PASSWORD_MAX	1024
+#include "submit/usercmd.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -70,54 +69,6 @@ usage(void)
 	    "Passwords are read from the terminal, or from standard input "
 	    "when it is not one.\n");
 	exit(2);
-}
-
-/*
- * parse_args - collect -c FILE, -d and the positional words after the
- * subcommand, in any order. words gets at most maxwords entries.
- */
-static size_t
-parse_args(int argc, char **argv, const char **cfgpath, int *debug,
-    const char **words, size_t maxwords)
-{
-	size_t n = 0;
-	int i;
-
-	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0) {
-			if (++i >= argc)
-				usage();
-			*cfgpath = argv[i];
-		} else if (strcmp(argv[i], "-d") == 0 && debug)
-			*debug = 1;
-		else if (argv[i][0] == '-' && argv[i][1] != '\0')
-			usage();
-		else if (n < maxwords)
-			words[n++] = argv[i];
-		else
-			usage();
-	}
-	return n;
-}
-
-/* load_config - load or print every error and exit 1 */
-static struct config *
-load_config(const char *path)
-{
-	struct config_errors errs = { NULL, 0 };
-	struct config *cfg;
-	size_t i;
-
-	if ((cfg = config_load(path, &errs)) == NULL) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.v[i]);
-		if (errs.n == 0)
-			fprintf(stderr, "%s: cannot load configuration\n",
-			    path);
-		config_errors_free(&errs);
-		exit(1);
-	}
-	return cfg;
 }
 
 /* load_keys - every DKIM key of cfg, or print every problem and exit 1 */
@@ -428,10 +379,10 @@ cmd_serve(int argc, char **argv)
 	char *err = NULL;
 	int debug = 0;
 
-	if (parse_args(argc, argv, &path, &debug, words, 0) != 0)
+	if (cmdline_args(argc, argv, &path, &debug, words, 0) != 0)
 		usage();
 	log_init("postern", debug);
-	cfg = load_config(path);
+	cfg = cmdline_config(path);
 	if (geteuid() == 0 && cfg->user == NULL)
 		log_fatalx("refusing to run as root: set `user` in %s to the "
 		    "account the daemon becomes after binding its ports (e.g. "
@@ -540,9 +491,9 @@ cmd_check_config(int argc, char **argv)
 	const char *path = CONFIG_DEFAULT_PATH, *words[1];
 	struct config *cfg;
 
-	if (parse_args(argc, argv, &path, NULL, words, 0) != 0)
+	if (cmdline_args(argc, argv, &path, NULL, words, 0) != 0)
 		usage();
-	cfg = load_config(path);
+	cfg = cmdline_config(path);
 	keyring_free(load_keys(cfg));
 	dkim_shutdown();
 	printf("%s: configuration OK\n", path);
@@ -550,254 +501,12 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
-/*
- * read_password - from the terminal without echo (asked twice), or one
- * line of standard input. Returns newly allocated memory the caller wipes.
- */
-static char *
-read_password(const char *prompt)
-{
-	struct termios old, noecho;
-	char *pw = xmalloc(PASSWORD_MAX), *again = NULL;
-	int tty = isatty(STDIN_FILENO);
-	size_t len;
-
-	for (int round = 0; round < (tty ? 2 : 1); round++) {
-		char *dst = round == 0 ? pw : (again = xmalloc(PASSWORD_MAX));
-
-		if (tty) {
-			fprintf(stderr, "%s%s: ", round ? "Again, " : "",
-			    prompt);
-			tcgetattr(STDIN_FILENO, &old);
-			noecho = old;
-			noecho.c_lflag &= ~(tcflag_t)ECHO;
-			tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
-		}
-		if (fgets(dst, PASSWORD_MAX, stdin) == NULL)
-			dst[0] = '\0';
-		if (tty) {
-			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-			fputc('\n', stderr);
-		}
-		len = strcspn(dst, "\r\n");
-		if (dst[len] == '\0' && len == PASSWORD_MAX - 1)
-			log_fatalx("password longer than %d bytes",
-			    PASSWORD_MAX - 2);
-		dst[len] = '\0';
-	}
-	if (again) {
-		int same = strcmp(pw, again) == 0;
-
-		freezero_(again, PASSWORD_MAX);
-		if (!same) {
-			freezero_(pw, PASSWORD_MAX);
-			log_fatalx("passwords do not match");
-		}
-	}
-	if (pw[0] == '\0') {
-		freezero_(pw, PASSWORD_MAX);
-		log_fatalx("empty password");
-	}
-	return pw;
-}
-
-/*
- * give_sasldb - a sasldb written by root must stay readable by the
- * daemon's user: hand it (and Berkeley DB's lock file, if any) over.
- */
-static void
-give_sasldb(const struct config *cfg)
-{
-	struct passwd *pw;
-
-	if (cfg->user == NULL || geteuid() != 0)
-		return;
-	if ((pw = getpwnam(cfg->user)) == NULL) {
-		fprintf(stderr, "postern: user %s does not exist; %s stays "
-		    "owned by root\n", cfg->user, cfg->sasldb);
-		return;
-	}
-	if (chown(cfg->sasldb, pw->pw_uid, pw->pw_gid) == -1)
-		fprintf(stderr, "postern: chown %s: %s\n", cfg->sasldb,
-		    strerror(errno));
-}
-
-static void
-print_user(const char *login, void *arg)
-{
-	(void)arg;
-	printf("%s\n", login);
-}
-
-/* cmd_users - manage the sasldb */
+/* usage_if - a command's exit status, or the usage for its -1 */
 static int
-cmd_users(int argc, char **argv)
+usage_if(int rc)
 {
-	const char *path = CONFIG_DEFAULT_PATH, *words[2], *err;
-	struct config *cfg;
-	char *pw;
-	size_t n;
-	int rc = 0;
-
-	n = parse_args(argc, argv, &path, NULL, words, 2);
-	if (n == 0)
+	if (rc == -1)
 		usage();
-	log_init("postern", 0);
-	log_set_quiet(1);
-	if (strcmp(words[0], "list") == 0) {
-		if (n != 1)
-			usage();
-		cfg = load_config(path);
-		if (auth_user_list(cfg, print_user, NULL, &err) == -1) {
-			fprintf(stderr, "postern: %s\n", err);
-			rc = 1;
-		}
-		config_free(cfg);
-		return rc;
-	}
-	if (n != 2)
-		usage();
-	cfg = load_config(path);
-	if (strcmp(words[0], "add") == 0 || strcmp(words[0], "passwd") == 0) {
-		bool replace = words[0][0] == 'p';
-
-		pw = read_password("Password");
-		if (auth_user_set(cfg, words[1], pw, replace, &err) == -1) {
-			fprintf(stderr, "postern: %s: %s\n", words[1], err);
-			rc = 1;
-		} else {
-			give_sasldb(cfg);
-			printf("%s %s\n", replace ? "changed password of" :
-			    "added", words[1]);
-		}
-		freezero_(pw, PASSWORD_MAX);
-	} else if (strcmp(words[0], "delete") == 0) {
-		if (auth_user_delete(cfg, words[1], &err) == -1) {
-			fprintf(stderr, "postern: %s: %s\n", words[1], err);
-			rc = 1;
-		} else
-			printf("deleted %s\n", words[1]);
-	} else
-		usage();
-	config_free(cfg);
-	return rc;
-}
-
-static void
-print_queued(const struct envelope *e, void *arg)
-{
-	const struct envelope_rcpt *r;
-	char when[32];
-	struct tm tm;
-	size_t i;
-
-	(void)arg;
-	localtime_r(&e->time, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s %8llu %s <%s>", e->id, (unsigned long long)e->size, when,
-	    e->sender);
-	for (i = 0; i < e->nrcpts; i++) {
-		r = &e->rcpts[i];
-		printf("%s<%s>", i ? ", " : " -> ", r->addr);
-		if (r->status == RCPT_DELIVERED)
-			printf(" (delivered)");
-		else if (r->status == RCPT_FAILED)
-			printf(" (failed: %03d %s)", r->code,
-			    r->enhanced[0] ? r->enhanced : "-");
-		else if (r->text != NULL)
-			printf(" (deferred: %03d %s)", r->code,
-			    r->enhanced[0] ? r->enhanced : "-");
-	}
-	if (e->attempts > 0) {
-		localtime_r(&e->next_attempt, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-		printf(" attempts=%u", e->attempts);
-		if (e->next_attempt != 0)
-			printf(" next=%s", when);
-	}
-	printf("\n");
-}
-
-static void
-print_bad(const char *id, const char *why, void *arg)
-{
-	(void)arg;
-	fprintf(stderr, "postern: %s: damaged envelope: %s\n", id, why);
-}
-
-/* cmd_queue - look at the queue */
-static int
-cmd_queue(int argc, char **argv)
-{
-	const char *path = CONFIG_DEFAULT_PATH, *words[2], *why;
-	struct envelope e;
-	struct buf b;
-	struct config *cfg;
-	struct queue *q;
-	char *err = NULL, chunk[65536];
-	ssize_t r;
-	size_t n;
-	int fd, message_only = 0, rc = 1;
-
-	for (int i = 0; i < argc; i++)
-		if (strcmp(argv[i], "--message") == 0) {
-			message_only = 1;
-			memmove(&argv[i], &argv[i + 1],
-			    (size_t)(argc - i - 1) * sizeof(*argv));
-			argc--;
-			break;
-		}
-	n = parse_args(argc, argv, &path, NULL, words, 2);
-	if (n == 0)
-		usage();
-	log_init("postern", 0);
-	log_set_quiet(1);
-	cfg = load_config(path);
-	if ((q = queue_open(cfg->state_dir, 0, &err)) == NULL) {
-		fprintf(stderr, "postern: queue: %s\n", err);
-		free(err);
-		goto out;
-	}
-	if (strcmp(words[0], "list") == 0 && n == 1) {
-		if (queue_foreach(q, print_queued, print_bad, NULL) == -1) {
-			fprintf(stderr, "postern: cannot read queue: %s\n",
-			    strerror(errno));
-			goto out;
-		}
-	} else if (strcmp(words[0], "show") == 0 && n == 2) {
-		if (!queue_id_valid(words[1])) {
-			fprintf(stderr, "postern: %s: not a queue id\n",
-			    words[1]);
-			goto out;
-		}
-		if (queue_load_envelope(q, words[1], &e, &why) == -1) {
-			fprintf(stderr, "postern: %s: %s\n", words[1], why);
-			goto out;
-		}
-		if (!message_only) {
-			buf_init(&b, 1 << 24);
-			if (envelope_format(&e, &b) == -1)
-				log_fatalx("envelope too large to show");
-			fwrite(b.data, 1, b.len, stdout);
-			buf_free(&b);
-			printf("\n");
-		}
-		fwrite(e.prepend, 1, e.prepend_len, stdout);
-		envelope_free(&e);
-		if ((fd = queue_open_message(q, words[1])) == -1) {
-			fprintf(stderr, "postern: %s: message: %s\n", words[1],
-			    strerror(errno));
-			goto out;
-		}
-		while ((r = read(fd, chunk, sizeof(chunk))) > 0)
-			fwrite(chunk, 1, (size_t)r, stdout);
-		close(fd);
-	} else
-		usage();
-	rc = 0;
-out:
-	queue_close(q);		/* NULL: nothing */
-	config_free(cfg);
 	return rc;
 }
 
@@ -823,9 +532,9 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(argc - 2, argv + 2);
 	if (strcmp(cmd, "users") == 0)
-		return cmd_users(argc - 2, argv + 2);
+		return usage_if(users_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "queue") == 0)
-		return cmd_queue(argc - 2, argv + 2);
+		return usage_if(queue_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "keys") == 0)
 		return keys_main(argc - 2, argv + 2);
 
