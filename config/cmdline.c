@@ -39,16 +39,24 @@ cmdline_config(const char *path)
 {
 	struct config_errors errs = { NULL, 0 };
 	struct config *cfg;
-	size_t i;
 
 	if ((cfg = config_load(path, &errs)) == NULL) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.v[i]);
 		if (errs.n == 0)
 			fprintf(stderr, "%s: cannot load configuration\n",
 			    path);
-		config_errors_free(&errs);
+		cmdline_errors(&errs);
 		exit(1);
 	}
 	return cfg;
+}
+
+/* cmdline_errors - to stderr, then forget them */
+void
+cmdline_errors(struct config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "%s\n", errs->v[i]);
+	config_errors_free(errs);
 }

@@ -33,4 +33,9 @@ int		 cmdline_args(int argc, char **argv, const char **cfgpath,
  */
 struct config	*cmdline_config(const char *path);
 
+/* cmdline_errors - print each of errs to stderr, one a line, and empty
+   the list (config_errors_free) */
+struct config_errors;
+void		 cmdline_errors(struct config_errors *errs);
+
 #endif

@@ -55,12 +55,9 @@ daemon_keys(const struct config *cfg)
 {
 	struct config_errors errs = { NULL, 0 };
 	struct keyring *kr;
-	size_t i;
 
 	if ((kr = keyring_load(cfg, &errs)) == NULL) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.v[i]);
-		config_errors_free(&errs);
+		cmdline_errors(&errs);
 		exit(1);
 	}
 	return kr;
