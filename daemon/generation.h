@@ -41,7 +41,8 @@ struct generations {
 };
 
 /* generation_first - the list of one: what the daemon started with
-   (cfg and keys become the list's) */
+   (cfg and keys become the list's; keys may be NULL until they are
+   loaded, then set in current->keys) */
 void	generation_first(struct generations *, struct config *cfg,
 	    struct keyring *keys);
 
