@@ -47,7 +47,7 @@
  * connection is no longer usable, the connection is already freed (it
  * may still be sending QUIT on its own: keep the event base running
  * until it is done, as after smtpc_quit()). The process must ignore
- * SIGPIPE (main.c does). As STYLE.md lesson 7 says, arg should be an id
+ * SIGPIPE (daemon/daemon.c does). As STYLE.md lesson 7 says, arg should be an id
  * the caller looks up, not a pointer to an object that may be gone.
  */
 #ifndef POSTERN_SMTPC_H

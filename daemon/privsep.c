@@ -1,0 +1,66 @@
+/*
+ * privsep - giving up root; see privsep.h.
+ */
+#include <sys/types.h>
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "daemon/privsep.h"
+
+/* privsep_drop - become cfg->user for good, and check it took */
+void
+privsep_drop(const struct config *cfg)
+{
+	static const char *subdirs[] = { "", "/tmp", "/queue", "/corrupt" };
+	static const char *maildirs[] = { "", "/tmp", "/new", "/cur" };
+	struct passwd *pw;
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+
+	if (cfg->user == NULL)
+		return;		/* not root: checked at start */
+	if (geteuid() != 0) {
+		log_info("not root: keeping uid %d (user = %s is for a daemon "
+		    "started as root)", (int)geteuid(), cfg->user);
+		return;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		log_fatalx("user %s: no such user", cfg->user);
+	if (pw->pw_uid == 0)
+		log_fatalx("user %s is root: the event loop never runs as root",
+		    cfg->user);
+	/* The queue directories (and in directory mode the relay's
+	   folders) were made (or checked) as root: the user must own them
+	   to write after the switch. */
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char *dir = xasprintf("%s%s", cfg->state_dir, subdirs[i]);
+
+		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
+			log_fatal("chown %s to %s", dir, cfg->user);
+		free(dir);
+	}
+	for (size_t i = 0; cfg->relay.mode == RELAY_DIRECTORY &&
+	    i < sizeof(maildirs) / sizeof(maildirs[0]); i++) {
+		char *dir = xasprintf("%s%s", cfg->relay.directory,
+		    maildirs[i]);
+
+		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
+			log_fatal("chown %s to %s", dir, cfg->user);
+		free(dir);
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+		log_fatal("cannot switch to user %s", cfg->user);
+	if (getresuid(&r, &e, &s) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
+	    r != pw->pw_uid || e != pw->pw_uid || s != pw->pw_uid ||
+	    rg != pw->pw_gid || eg != pw->pw_gid || sg != pw->pw_gid)
+		log_fatalx("privilege drop to %s did not take", cfg->user);
+	log_info("running as user=%s uid=%d", cfg->user, (int)pw->pw_uid);
+}
