@@ -4,6 +4,8 @@
 #   make check    build and run every test suite, then again under
 #                 AddressSanitizer + UBSan (build-san/)
 #   make check-san  only the sanitized build and run
+#   make check-layers  only the include-order check (tests/check-layers:
+#                 the order of ARCHITECTURE.md's layers block)
 #   make run      development instance on 127.0.0.1 (see README)
 #
 # Sources are found by folder: every .c file under common/, config/, keys/,
@@ -47,7 +49,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all deps check check-san san-build unit e2e run clean
+.PHONY: all deps check check-san check-layers san-build unit e2e run clean
 
 all: deps
 	@$(MAKE) --no-print-directory postern
@@ -83,6 +85,10 @@ check: deps
 	@$(MAKE) --no-print-directory postern unit-build
 	@$(MAKE) --no-print-directory san-build
 	@tests/run-all --san
+
+# Needs nothing built: reads ARCHITECTURE.md and the sources.
+check-layers:
+	@tests/check-layers
 
 check-san: deps
 	@$(MAKE) --no-print-directory san-build

@@ -1,5 +1,5 @@
 /*
- * policy - who may send as which address (promises 1 and 2)
+ * policy - who may send as which address (ARCHITECTURE.md, promises 1 and 2)
  *
  * Pure decisions over the loaded configuration; no I/O, no logging.
  *

@@ -1,11 +1,12 @@
 """
-Promise 3: nothing is lost after 250. Several smtplib clients submit as
-fast as they can (persistent sessions and one message per connection);
-at a random moment the daemon gets SIGKILL. Every queue id a client was
-given with 250 must then have its envelope and its message in queue/, with
-the client's unique marker in it, before and after a restart on the same
-state directory; the restart must leave tmp/ empty and the queue
-consistent (no message without envelope, no envelope without message).
+Promise 3 (ARCHITECTURE.md): nothing is lost after 250. Several smtplib
+clients submit as fast as they can (persistent sessions and one message
+per connection); at a random moment the daemon gets SIGKILL. Every queue
+id a client was given with 250 must then have its envelope and its message
+in queue/, with the client's unique marker in it, before and after a
+restart on the same state directory; the restart must leave tmp/ empty and
+the queue consistent (no message without envelope, no envelope without
+message).
 """
 import os
 import random

@@ -1,7 +1,7 @@
 """
-Promises 6 and 7: every limit gives its reply from submit/REPLIES.md, the
-session stays in step (or closes when the table says so), nothing is queued,
-and the daemon keeps serving others.
+Promises 6 and 7 (ARCHITECTURE.md): every limit gives its reply from
+submit/REPLIES.md, the session stays in step (or closes when the table
+says so), nothing is queued, and the daemon keeps serving others.
 """
 import socket
 import threading

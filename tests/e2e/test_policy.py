@@ -1,7 +1,7 @@
 """
-Promises 1 and 2: no open relay, and senders are who they say they are —
-at MAIL FROM (553 5.7.1) and in the From: header after DATA (550 5.7.1),
-for authenticated logins and for the trusted listener.
+Promises 1 and 2 (ARCHITECTURE.md): no open relay, and senders are who
+they say they are — at MAIL FROM (553 5.7.1) and in the From: header after
+DATA (550 5.7.1), for authenticated logins and for the trusted listener.
 """
 import pytest
 

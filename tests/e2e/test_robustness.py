@@ -1,8 +1,8 @@
 """
-Promise 6 from the outside: clients that vanish at awkward moments, talk
-garbage, or just sit there. The daemon must survive (the fixture fails a
-test whose daemon died), leave tmp/ empty and the queue consistent, and
-keep serving.
+Promise 6 (ARCHITECTURE.md) from the outside: clients that vanish at
+awkward moments, talk garbage, or just sit there. The daemon must survive
+(the fixture fails a test whose daemon died), leave tmp/ empty and the
+queue consistent, and keep serving.
 """
 import os
 import socket
