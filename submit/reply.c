@@ -194,8 +194,8 @@ reply_vformat(char *line, size_t len, enum reply_id id, va_list ap)
 
 	if (r == NULL)
 		log_panic("reply %d is not in the table", (int)id);
-	if (len > REPLY_LINE_MAX + 1)
-		len = REPLY_LINE_MAX + 1;
+	if (len > REPLY_MAX + 1)
+		len = REPLY_MAX + 1;
 	if (len == 0)
 		return 0;
 	k = snprintf(line, len, r->status[0] ? "%d %s " : "%d ", r->code,
@@ -247,19 +247,6 @@ reply_vmake(char *line, size_t len, enum reply_id id, va_list ap)
 	return n;
 }
 
-/* reply_make - format and count, variadic */
-size_t
-reply_make(char *line, size_t len, enum reply_id id, ...)
-{
-	va_list ap;
-	size_t n;
-
-	va_start(ap, id);
-	n = reply_vmake(line, len, id, ap);
-	va_end(ap);
-	return n;
-}
-
 /* reply_by_format - the id whose whole format is fmt */
 enum reply_id
 reply_by_format(const char *fmt)
@@ -283,7 +270,7 @@ reply_by_format(const char *fmt)
 int
 reply_vhold(struct reply_held *h, enum reply_id id, va_list ap)
 {
-	char line[REPLY_LINE_MAX + 1];
+	char line[REPLY_MAX + 1];
 
 	if (h->line != NULL)
 		return 0;

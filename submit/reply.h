@@ -7,11 +7,14 @@
  * (common/metrics.h) it counts under when it is sent, or REPLY_UNCOUNTED.
  * The text is a printf format where the reply carries a value (a host
  * name, an address, a size, a time); the caller passes the values, in
- * the order the format takes them, after the id. submit/REPLIES.md
+ * the order the format takes them, after the id, with exactly the types
+ * its conversions name (%s const char *, %u unsigned, %zu size_t,
+ * PRIu64 uint64_t; no others are used, test_reply checks): the compiler
+ * cannot check them, since the format is the table's. submit/REPLIES.md
  * documents the same table, row by row, with the id in its own column;
  * tests/unit/test_reply.c checks the two against each other both ways.
  *
- * A line about to be sent is made by reply_make, which formats and
+ * A line about to be sent is made by reply_vmake, which formats and
  * counts in one call (the session's session_reply_id and the server's
  * connection refusals use it), so a refusal is counted under the reason
  * its id names, never by matching its text; rewording a reply cannot
@@ -32,8 +35,9 @@
 #include "common/metrics.h"
 
 /* the longest reply line we build, without CRLF (RFC 5321 4.5.3.1.5
-   allows 512 with it; our longest carry an address and a host name) */
-#define REPLY_LINE_MAX		1000
+   allows 512 with it; our longest carry an address and a host name, or
+   a SASL challenge); longer lines are truncated */
+#define REPLY_MAX		1021
 
 /* the counter column of a reply that is not a refusal to count */
 #define REPLY_UNCOUNTED		M_NCOUNTERS
@@ -150,7 +154,7 @@ const struct reply	*reply_get(enum reply_id);
 
 /*
  * reply_format - write reply id with its values into line (size len,
- * at most REPLY_LINE_MAX + 1 used): "CODE STATUS TEXT" (or "CODE TEXT"
+ * at most REPLY_MAX + 1 used): "CODE STATUS TEXT" (or "CODE TEXT"
  * when it has no status), NUL-terminated, no CRLF, truncated to fit.
  * Returns its length. reply_vformat is the same with a va_list. An id
  * that is not in the table is a broken invariant (log_panic).
@@ -161,14 +165,14 @@ size_t	reply_vformat(char *line, size_t len, enum reply_id, va_list);
 /* reply_count - count id under its metric (nothing if uncounted) */
 void	reply_count(enum reply_id);
 
-/* reply_make, reply_vmake - reply_format and reply_count: the line of a
-   reply about to be sent */
-size_t	reply_make(char *line, size_t len, enum reply_id, ...);
+/* reply_vmake - reply_vformat and reply_count: the line of a reply
+   about to be sent (its senders are variadic themselves) */
 size_t	reply_vmake(char *line, size_t len, enum reply_id, va_list);
 
 /*
  * reply_by_format - the id whose "CODE STATUS TEXT" is exactly fmt (the
- * format, not a formatted line), or REPLY_NONE. For callers that still
+ * format, not a formatted line), or REPLY_NONE; the first in the table
+ * where several share a format ("501 5.5.4 %s"). For callers that still
  * hold a printf format (submit/session.c's DATA path until it passes ids).
  */
 enum reply_id	reply_by_format(const char *fmt);

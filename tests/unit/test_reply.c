@@ -25,6 +25,8 @@
 #include "common/metrics.h"
 #include "submit/reply.h"
 
+#include "tests/unit/read_text.h"
+
 #define REPLIES_MD	"submit/REPLIES.md"
 #define MAX_ROWS	256
 
@@ -33,25 +35,6 @@ struct row {
 	char		*id;		/* without REPLY_ */
 	char		*reply;		/* the first quoted part */
 };
-
-/* read_text - whole file in new memory, or NULL */
-static char *
-read_text(const char *path)
-{
-	FILE *fp;
-	char *text;
-	long n;
-
-	if ((fp = fopen(path, "r")) == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	rewind(fp);
-	text = xmalloc((size_t)n + 1);
-	text[fread(text, 1, (size_t)n, fp)] = '\0';
-	fclose(fp);
-	return text;
-}
 
 /* quoted - new copy of the first `...` in s[0..n), or NULL */
 static char *
@@ -339,18 +322,31 @@ snapshot(uint64_t *c)
 		c[i] = metrics_get((enum metric)i);
 }
 
+/* make - reply_vmake as its senders call it */
+static size_t
+make(char *line, size_t len, enum reply_id id, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, id);
+	n = reply_vmake(line, len, id, ap);
+	va_end(ap);
+	return n;
+}
+
 /*
- * CASE - reply_make(id, ...) writes want and counts it under m only.
+ * CASE - reply_vmake(id, ...) writes want and counts it under m only.
  * These are the replies whose reason metrics_reject_reply() once found
  * from their text: the table now gives the same reason by id.
  */
 #define CASE(want, m, ...) do {						\
-	char line_[REPLY_LINE_MAX + 1];					\
+	char line_[REPLY_MAX + 1];					\
 	uint64_t before_[M_NCOUNTERS];					\
 	size_t n_;							\
 									\
 	snapshot(before_);						\
-	n_ = reply_make(line_, sizeof(line_), __VA_ARGS__);		\
+	n_ = make(line_, sizeof(line_), __VA_ARGS__);			\
 	if (n_ != strlen(want) || strcmp(line_, want) != 0)		\
 		fail_msg("got \"%s\", want \"%s\"", line_, want);	\
 	check_counts(before_, m, want);					\
@@ -445,7 +441,7 @@ test_reject_reasons(void **state)
 static void
 test_format_bounds(void **state)
 {
-	char line[16], big[REPLY_LINE_MAX * 2];
+	char line[16], big[REPLY_MAX * 2];
 	uint64_t before[M_NCOUNTERS];
 
 	(void)state;
@@ -472,7 +468,7 @@ static void
 test_by_format(void **state)
 {
 	const struct reply *r;
-	char fmt[REPLY_LINE_MAX + 1];
+	char fmt[REPLY_MAX + 1];
 	int i;
 
 	(void)state;
