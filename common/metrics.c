@@ -261,51 +261,6 @@ metrics_age(time_t t)
 	return d > 0 ? d : 0;
 }
 
-/* metrics_reject_reply - classify a refusal by its reply text */
-enum metric
-metrics_reject_reply(const char *reply)
-{
-	enum metric m = M_REJECT_OTHER;
-	char code[4] = "", enh[16] = "";
-	const char *text = "";
-
-	if (reply != NULL && sscanf(reply, "%3[0-9] %15[0-9.]", code,
-	    enh) >= 1) {
-		text = reply + strlen(code);
-		text += strspn(text, " ");
-		text += strlen(enh);
-		text += strspn(text, " ");
-	}
-	if (strcmp(code, "530") == 0)
-		m = M_REJECT_AUTH_REQUIRED;
-	else if (strcmp(enh, "5.7.1") == 0)
-		m = M_REJECT_SENDER;
-	else if (strcmp(enh, "4.7.1") == 0)
-		m = strstr(text, "Recipient address rejected") != NULL ?
-		    M_REJECT_RECIPIENT_FLOOD : M_REJECT_RATE_LIMIT;
-	else if (strcmp(enh, "4.5.3") == 0)
-		m = M_REJECT_TOO_MANY_RECIPIENTS;
-	else if (strcmp(enh, "5.3.4") == 0)
-		m = strncmp(text, "Message header", 14) == 0 ?
-		    M_REJECT_HEADER : M_REJECT_SIZE;
-	else if (strcmp(code, "521") == 0 || (strcmp(enh, "5.6.0") == 0 &&
-	    strncmp(text, "Message has a line", 18) == 0))
-		m = M_REJECT_CONTENT;
-	else if (strcmp(enh, "5.6.0") == 0)
-		m = M_REJECT_HEADER;
-	else if (strcmp(code, "501") == 0 || strcmp(code, "555") == 0 ||
-	    strcmp(enh, "5.6.7") == 0)
-		m = M_REJECT_SYNTAX;
-	else if (strcmp(enh, "5.1.2") == 0 || strcmp(enh, "5.1.10") == 0)
-		m = M_REJECT_DNS_DOMAIN;
-	else if (strcmp(enh, "4.3.1") == 0)
-		m = M_REJECT_QUEUE_SPACE;
-	else if (strcmp(code, "451") == 0)
-		m = M_REJECT_INTERNAL;
-	metrics_inc(m);
-	return m;
-}
-
 /* metrics_reset - back to zero */
 void
 metrics_reset(void)

@@ -148,6 +148,7 @@ inject_begin(struct inject *inj, const struct inject_params *p)
 	m->env.helo = xstrdup(p->helo);
 	m->env.body_8bit = p->body_8bit;
 	m->env.smtputf8 = p->smtputf8;
+	m->env.time = p->time ? p->time : time(NULL);
 	for (i = 0; i < p->nrcpts; i++)
 		envelope_add_rcpt(&m->env, p->rcpts[i]);
 	if (p->received != NULL) {
@@ -306,7 +307,7 @@ inject_header_done(struct inject_msg *m, size_t end)
 	char *serr = NULL;
 	const char *err;
 	size_t nkeys;
-	time_t now = time(NULL);
+	time_t now = m->env.time;
 
 	m->in_header = false;
 	if (m->status != INJECT_OK)
@@ -490,7 +491,6 @@ inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
 	}
 	m->env.prepend = sig.data;	/* the envelope frees it */
 	m->env.prepend_len = sig.len;
-	m->env.time = time(NULL);
 	p = xcalloc(1, sizeof(*p));
 	p->serial = inj->next_serial++;
 	p->cb = cb;

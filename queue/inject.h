@@ -60,6 +60,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/address.h"
 #include "config/config.h"
@@ -112,6 +113,8 @@ struct inject_params {
 	const char		*helo;	/* the envelope's HELO name */
 	bool			 body_8bit;
 	bool			 smtputf8;
+	time_t			 time;	/* when it arrived (the envelope's
+					   time, Received:, Date:); 0: now */
 	const struct inject_received *received;	/* NULL: add none */
 	/* from_ok - may the message carry this From: address? NULL lets
 	   any address of a hosted domain through. Called once, from

@@ -141,7 +141,7 @@ dsn_body(const struct config *cfg, struct queue *q,
 int
 dsn_queue(const struct config *cfg, const struct keyring *kr,
     struct inject *inj, struct queue *q, const struct envelope *e,
-    inject_done_fn *cb, uint64_t cookie, char **err)
+    time_t now, inject_done_fn *cb, uint64_t cookie, char **err)
 {
 	const struct domain_config *d;
 	struct inject_params p;
@@ -151,7 +151,6 @@ dsn_queue(const struct config *cfg, const struct keyring *kr,
 	char *boundary, *rcpt;
 	const char *detail;
 	size_t i, nfailed = 0;
-	time_t now = time(NULL);
 	bool body_8bit = false;
 	int rc = -1;
 
@@ -192,6 +191,7 @@ dsn_queue(const struct config *cfg, const struct keyring *kr,
 	p.client = "127.0.0.1";
 	p.helo = cfg->hostname;
 	p.body_8bit = body_8bit;
+	p.time = now;
 	if ((m = inject_begin(inj, &p)) == NULL) {
 		*err = xasprintf("queue: %s", strerror(errno));
 		goto out;

@@ -33,7 +33,9 @@ struct keyring;
 
 /*
  * dsn_queue - write the notification for e's failed recipients (the
- * original's header section read from q) and hand it to the queue
+ * original's header section read from q), dated now (the scheduler's
+ * clock, which also decides when the bounce expires), and hand it to the
+ * queue
  * through inj (inject_end with cb and cookie: the new message's id or
  * its error arrives there). Returns 0, or -1 with *err (newly allocated;
  * nothing was queued): e has the null sender or no failed recipient, the
@@ -42,6 +44,6 @@ struct keyring;
  */
 int	dsn_queue(const struct config *, const struct keyring *,
 	    struct inject *inj, struct queue *q, const struct envelope *e,
-	    inject_done_fn *cb, uint64_t cookie, char **err);
+	    time_t now, inject_done_fn *cb, uint64_t cookie, char **err);
 
 #endif

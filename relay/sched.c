@@ -501,8 +501,8 @@ sched_finish(struct sched *s, struct sched_msg *m)
 			return;
 		}
 		sched_enter_state(m, SCHED_ST_BOUNCING);
-		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, &m->env, sched_bounced,
-		    m->serial, &err) == -1) {
+		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, &m->env, now,
+		    sched_bounced, m->serial, &err) == -1) {
 			log_warnx("id=%s: cannot write the bounce to <%s>: "
 			    "%s; kept, trying again later", m->env.id,
 			    m->env.sender, err);

@@ -10,10 +10,9 @@
 #include "common/metrics.h"
 #include "common/counter.h"
 #include "submit/guard.h"
+#include "submit/reply.h"
 
 #define GUARD_KEY_MAX	600
-
-static char		 reply[512];
 
 /* guard_summary - the end of a window in which something was refused */
 static void
@@ -39,7 +38,7 @@ guard_key(char *key, size_t len, const char *prefix, const char *what)
 }
 
 /* guard_connect - one more connection from ip this minute? */
-const char *
+enum reply_id
 guard_connect(const struct config *cfg, const char *ip, bool exempt,
     time_t now)
 {
@@ -49,58 +48,52 @@ guard_connect(const struct config *cfg, const char *ip, bool exempt,
 	uint64_t n;
 
 	if (exempt)
-		return NULL;
+		return REPLY_NONE;
 	c = counter_store(&guard, now);
 	guard_key(key, sizeof(key), "lock ip", ip);
-	if (counter_locked(c, key, now) != 0) {
-		metrics_inc(M_REFUSED_AUTH_LOCKOUT);
-		return "Too many failed authentications from your address";
-	}
+	if (counter_locked(c, key, now) != 0)
+		return REPLY_CONN_AUTH_LOCKOUT;
 	if (l->connection_rate_per_ip == 0)
-		return NULL;
+		return REPLY_NONE;
 	guard_key(key, sizeof(key), "conn", ip);
 	n = counter_add(c, key, 60, 0, now, NULL);
 	if (n < l->connection_rate_per_ip) {
 		(void)counter_add(c, key, 60, 1, now, NULL);
-		return NULL;
+		return REPLY_NONE;
 	}
 	if (counter_refused(c, key, 60, now) == 1)
 		log_warnx("connection rate: client %s reached "
 		    "limits.connection_rate_per_ip = %u per minute; further "
 		    "refusals this minute are counted, not logged", ip,
 		    l->connection_rate_per_ip);
-	metrics_inc(M_REFUSED_CONNECTION_RATE);
-	return "Too many new connections from your address";
+	return REPLY_CONN_RATE;
 }
 
 /* guard_auth_locked - is ip, or login, locked out? */
-const char *
-guard_auth_locked(const char *ip, bool exempt, const char *login, time_t now)
+enum reply_id
+guard_auth_locked(const char *ip, bool exempt, const char *login, time_t now,
+    char until[LOG_UTC_LEN])
 {
 	struct counters *c;
-	char key[GUARD_KEY_MAX], when[LOG_UTC_LEN];
-	time_t until;
+	char key[GUARD_KEY_MAX];
+	time_t end;
 
 	if (exempt)
-		return NULL;
+		return REPLY_NONE;
 	c = counter_store(&guard, now);
 	guard_key(key, sizeof(key), "lock ip", ip);
-	if ((until = counter_locked(c, key, now)) != 0) {
-		snprintf(reply, sizeof(reply), "454 4.7.0 Too many failed "
-		    "authentications from your address; try again after %s",
-		    log_utc(until, when));
-		return reply;
+	if ((end = counter_locked(c, key, now)) != 0) {
+		log_utc(end, until);
+		return REPLY_AUTH_LOCKED_IP;
 	}
 	if (login == NULL)
-		return NULL;
+		return REPLY_NONE;
 	guard_key(key, sizeof(key), "lock login", login);
-	if ((until = counter_locked(c, key, now)) != 0) {
-		snprintf(reply, sizeof(reply), "454 4.7.0 Too many failed "
-		    "authentications for this login; try again after %s",
-		    log_utc(until, when));
-		return reply;
+	if ((end = counter_locked(c, key, now)) != 0) {
+		log_utc(end, until);
+		return REPLY_AUTH_LOCKED_LOGIN;
 	}
-	return NULL;
+	return REPLY_NONE;
 }
 
 /* guard_fail - count one failure of what ("ip"/"login" name); lock it

@@ -23,8 +23,9 @@
  *
  * The counts live in common/counter.c (narrow on purpose: a shared store
  * can replace it when several relays must enforce one limit). Lockouts
- * and refusals are logged once each. Loop thread only; returned texts
- * are static buffers valid until the next call.
+ * and refusals are logged once each. Loop thread only. Refusals come
+ * back as reply ids (submit/reply.h), never as text: the caller formats
+ * and sends them.
  */
 #ifndef POSTERN_GUARD_H
 #define POSTERN_GUARD_H
@@ -32,24 +33,29 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "config/config.h"
+#include "submit/reply.h"
 
 /*
- * guard_connect - NULL if client address ip may open a new connection
- * now (and it is counted), else why not ("Too many new connections from
- * your address"), for the 421 reply. Exempt addresses (exempt: ip is in
- * limits.exempt_networks, as config_exempt says) always may.
+ * guard_connect - REPLY_NONE if client address ip may open a new
+ * connection now (and it is counted), else the 421 reply to refuse it
+ * with: REPLY_CONN_AUTH_LOCKOUT (ip is locked out after failed AUTH) or
+ * REPLY_CONN_RATE (limits.connection_rate_per_ip); the caller sends it,
+ * which counts the refusal (submit/reply.h). Exempt addresses (exempt: ip
+ * is in limits.exempt_networks, as config_exempt says) always may.
  */
-const char	*guard_connect(const struct config *, const char *ip,
+enum reply_id	 guard_connect(const struct config *, const char *ip,
 		    bool exempt, time_t now);
 
 /*
- * guard_auth_locked - NULL if ip may try AUTH now as login (NULL: not
- * known yet), else the whole 454 4.7.0 reply line, which says until
- * when. Exempt addresses are never locked out.
+ * guard_auth_locked - REPLY_NONE if ip may try AUTH now as login (NULL:
+ * not known yet), else the 454 4.7.0 reply, REPLY_AUTH_LOCKED_IP or
+ * REPLY_AUTH_LOCKED_LOGIN, with until ("HH:MM:SS UTC", the lock's end)
+ * filled in for it. Exempt addresses are never locked out.
  */
-const char	*guard_auth_locked(const char *ip, bool exempt,
-		    const char *login, time_t now);
+enum reply_id	 guard_auth_locked(const char *ip, bool exempt,
+		    const char *login, time_t now, char until[LOG_UTC_LEN]);
 
 /*
  * guard_auth_failed - count one failed AUTH from ip for login (NULL if

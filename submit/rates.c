@@ -12,8 +12,7 @@
 #include "common/metrics.h"
 #include "common/counter.h"
 #include "submit/rates.h"
-
-static char		 reply[1024];
+#include "submit/reply.h"
 
 /* One of the limits a login is held to. */
 struct rate {
@@ -23,6 +22,7 @@ struct rate {
 	unsigned	 limit;		/* 0: none */
 	unsigned	 window;	/* seconds */
 	const char	*per;		/* "hour", "day" */
+	enum reply_id	 id;		/* the refusal */
 };
 
 /* rates_to_key - the counter key of recipient rcpt */
@@ -64,14 +64,14 @@ rates_pick(long own, unsigned def)
 
 /*
  * rates_over - whether who's count for r plus extra reaches r's limit;
- * if so the reply is written (code and enhanced code given)
+ * if so *out says what the refusal's reply needs
  */
 static int
-rates_over(const struct rate *r, const char *code, const char *who,
-    size_t extra, time_t now)
+rates_over(const struct rate *r, const char *who, size_t extra, time_t now,
+    struct rates_refusal *out)
 {
 	struct counters *c = counter_store(&rates, now);
-	char key[600], when[LOG_UTC_LEN];
+	char key[600];
 	uint64_t count;
 	time_t reset;
 
@@ -81,12 +81,12 @@ rates_over(const struct rate *r, const char *code, const char *who,
 	count = counter_add(c, key, r->window, 0, now, &reset);
 	if (count + extra < r->limit)
 		return 0;
-	log_utc(reset, when);
 	metrics_inc(r->what[0] == 'm' ? M_LIMIT_USER_MESSAGES :
 	    M_LIMIT_USER_RECIPIENTS);
-	snprintf(reply, sizeof(reply), "%s Error: %s has sent %" PRIu64 " %s "
-	    "this %s, the limit (%s = %u); try again after %s", code, who,
-	    count + extra, r->what, r->per, r->setting, r->limit, when);
+	out->count = count + extra;
+	out->setting = r->setting;
+	out->limit = r->limit;
+	log_utc(reset, out->until);
 	if (counter_refused(c, key, r->window, now) == 1)
 		log_warnx("rate limit: %s reached %s = %u (%s per %s); "
 		    "further refusals this %s are counted, not logged", who,
@@ -95,9 +95,9 @@ rates_over(const struct rate *r, const char *code, const char *who,
 }
 
 /* rates_mail - messages per hour and per day of who */
-const char *
+enum reply_id
 rates_mail(const struct config *cfg, const char *who, const char *login,
-    time_t now)
+    time_t now, struct rates_refusal *out)
 {
 	const struct limits_config *l = &cfg->limits;
 	const struct sender_grant *g = rates_grant(cfg, login);
@@ -106,25 +106,27 @@ rates_mail(const struct config *cfg, const char *who, const char *login,
 		    "senders.messages_per_hour" :
 		    "limits.user_messages_per_hour", "msgs/h",
 		    rates_pick(g ? g->messages_per_hour : -1,
-		    l->user_messages_per_hour), l->rate_window, "hour" },
+		    l->user_messages_per_hour), l->rate_window, "hour",
+		    REPLY_RATE_MESSAGES_HOUR },
 		{ "messages", g && g->messages_per_day >= 0 ?
 		    "senders.messages_per_day" :
 		    "limits.user_messages_per_day", "msgs/d",
 		    rates_pick(g ? g->messages_per_day : -1,
-		    l->user_messages_per_day), 24 * l->rate_window, "day" },
+		    l->user_messages_per_day), 24 * l->rate_window, "day",
+		    REPLY_RATE_MESSAGES_DAY },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (rates_over(&r[i], "450 4.7.1", who, 0, now))
-			return reply;
-	return NULL;
+		if (rates_over(&r[i], who, 0, now, out))
+			return r[i].id;
+	return REPLY_NONE;
 }
 
 /* rates_rcpt - recipients of who, and messages to rcpt */
-const char *
+enum reply_id
 rates_rcpt(const struct config *cfg, const char *who, const char *login,
-    size_t n, const char *rcpt, time_t now)
+    size_t n, const char *rcpt, time_t now, struct rates_refusal *out)
 {
 	const struct limits_config *l = &cfg->limits;
 	const struct sender_grant *g = rates_grant(cfg, login);
@@ -133,41 +135,42 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 		    "senders.recipients_per_hour" :
 		    "limits.user_recipients_per_hour", "rcpts/h",
 		    rates_pick(g ? g->recipients_per_hour : -1,
-		    l->user_recipients_per_hour), l->rate_window, "hour" },
+		    l->user_recipients_per_hour), l->rate_window, "hour",
+		    REPLY_RATE_RCPTS_HOUR },
 		{ "recipients", g && g->recipients_per_day >= 0 ?
 		    "senders.recipients_per_day" :
 		    "limits.user_recipients_per_day", "rcpts/d",
 		    rates_pick(g ? g->recipients_per_day : -1,
-		    l->user_recipients_per_day), 24 * l->rate_window, "day" },
+		    l->user_recipients_per_day), 24 * l->rate_window, "day",
+		    REPLY_RATE_RCPTS_DAY },
 	};
 	struct counters *c = counter_store(&rates, now);
-	char key[600], when[LOG_UTC_LEN];
+	char key[600];
 	uint64_t count;
 	time_t reset;
 	size_t i;
 
 	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (rates_over(&r[i], "452 4.7.1", who, n, now))
-			return reply;
+		if (rates_over(&r[i], who, n, now, out))
+			return r[i].id;
 	if (l->recipient_messages_per_hour == 0)
-		return NULL;
+		return REPLY_NONE;
 	rates_to_key(key, sizeof(key), rcpt);
 	count = counter_add(c, key, l->rate_window, 0, now, &reset);
 	if (count < l->recipient_messages_per_hour)
-		return NULL;
-	log_utc(reset, when);
+		return REPLY_NONE;
 	metrics_inc(M_LIMIT_RECIPIENT_FLOOD);
-	snprintf(reply, sizeof(reply), "450 4.7.1 <%s>: Recipient address "
-	    "rejected: it has been sent %" PRIu64 " messages this hour, the "
-	    "limit (limits.recipient_messages_per_hour = %u); try again "
-	    "after %s", rcpt, count, l->recipient_messages_per_hour, when);
+	out->count = count;
+	out->setting = "limits.recipient_messages_per_hour";
+	out->limit = l->recipient_messages_per_hour;
+	log_utc(reset, out->until);
 	if (counter_refused(c, key, l->rate_window, now) == 1)
 		log_warnx("flood: recipient <%s> reached "
 		    "limits.recipient_messages_per_hour = %u (this time from "
 		    "%s); refusing mail to it until %s; further refusals are "
 		    "counted and summarized when the hour ends", rcpt,
-		    l->recipient_messages_per_hour, who, when);
-	return reply;
+		    l->recipient_messages_per_hour, who, out->until);
+	return REPLY_RCPT_FLOOD;
 }
 
 /* rates_accepted - count an accepted message */

@@ -25,8 +25,9 @@
  * its first refusal in a window, and summarized when the window ends.
  *
  * The counts live in common/counter.c (narrow on purpose: a shared store
- * can replace it). Loop thread only; the reply texts are static buffers
- * valid until the next call.
+ * can replace it). Loop thread only. A refusal comes back as a reply id
+ * (submit/reply.h) with the values its text needs in a struct
+ * rates_refusal; the caller formats and sends it, which counts it.
  */
 #ifndef POSTERN_RATES_H
 #define POSTERN_RATES_H
@@ -34,17 +35,37 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <stdint.h>
+
+#include "common/log.h"
 #include "config/config.h"
+#include "submit/reply.h"
 
-/* rates_mail - NULL if who (a login, or "sender ADDR") may start a
-   message now, else the whole reply line to send */
-const char	*rates_mail(const struct config *, const char *who,
-		    const char *login, time_t now);
+/*
+ * What a refusal's reply says. REPLY_RATE_MESSAGES_HOUR, _DAY and
+ * REPLY_RATE_RCPTS_HOUR, _DAY take (who, count, setting, limit, until);
+ * REPLY_RCPT_FLOOD takes (rcpt, count, limit, until).
+ */
+struct rates_refusal {
+	uint64_t	 count;		/* sent in this window (recipients:
+					   with the message's so far) */
+	const char	*setting;	/* the limit's setting, static */
+	unsigned	 limit;
+	char		 until[LOG_UTC_LEN];	/* "HH:MM:SS UTC", when the
+						   window ends */
+};
 
-/* rates_rcpt - NULL if who may add recipient rcpt (counted without
-   regard to case) to a message that has n so far, else the reply line */
-const char	*rates_rcpt(const struct config *, const char *who,
-		    const char *login, size_t n, const char *rcpt, time_t now);
+/* rates_mail - REPLY_NONE if who (a login, or "sender ADDR") may start a
+   message now, else REPLY_RATE_MESSAGES_HOUR or _DAY with *r filled */
+enum reply_id	 rates_mail(const struct config *, const char *who,
+		    const char *login, time_t now, struct rates_refusal *r);
+
+/* rates_rcpt - REPLY_NONE if who may add recipient rcpt (counted without
+   regard to case) to a message that has n so far, else
+   REPLY_RATE_RCPTS_HOUR or _DAY, or REPLY_RCPT_FLOOD, with *r filled */
+enum reply_id	 rates_rcpt(const struct config *, const char *who,
+		    const char *login, size_t n, const char *rcpt, time_t now,
+		    struct rates_refusal *r);
 
 /* rates_accepted - count one accepted message from who to rcpts */
 void		 rates_accepted(const struct config *, const char *who,

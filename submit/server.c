@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +28,9 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "common/metrics.h"
 #include "submit/auth.h"
 #include "submit/guard.h"
+#include "submit/reply.h"
 #include "submit/server.h"
 #include "submit/session.h"
 #include "submit/tls.h"
@@ -93,24 +95,55 @@ server_session_done(struct server *srv, const char *ip)
 	log_panic("no connection count for %s", ip);
 }
 
+/* refuse_why - the reason a connection refusal logs */
+static const char *
+refuse_why(enum reply_id id)
+{
+	switch (id) {
+	case REPLY_CONN_TOO_MANY:
+		return "Too many connections";
+	case REPLY_CONN_PER_IP:
+		return "Too many connections from your address";
+	case REPLY_CONN_RATE:
+		return "Too many new connections from your address";
+	case REPLY_CONN_AUTH_LOCKOUT:
+		return "Too many failed authentications from your address";
+	default:
+		return "refused";
+	}
+}
+
+/*
+ * refuse_send - count reply id (its values follow it, the host name
+ * first), send it best-effort if send_it, and close the socket
+ */
+static void
+refuse_send(int fd, bool send_it, enum reply_id id, ...)
+{
+	char line[REPLY_MAX + 3];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, id);
+	n = reply_vmake(line, sizeof(line) - 2, id, ap);
+	va_end(ap);
+	if (send_it) {
+		line[n++] = '\r';
+		line[n++] = '\n';
+		(void)send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	close(fd);
+}
+
 /* refuse - tell a client over a limit, without spending a session */
 static void
 refuse(const struct server *srv, const struct listen_config *lc, int fd,
-    const char *ip, const char *why)
+    const char *ip, enum reply_id id)
 {
-	char line[512];
-	int n;
-
 	log_info("refuse client=%s listener=%s:%d reason=\"%s\"", ip,
-	    lc->address, lc->port, why);
-	if (lc->tls != LISTEN_TLS_IMPLICIT) {
-		n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again "
-		    "later\r\n", srv->cfg->hostname, why);
-		if (n > 0 && (size_t)n < sizeof(line))
-			(void)send(fd, line, (size_t)n, MSG_DONTWAIT |
-			    MSG_NOSIGNAL);
-	}
-	close(fd);
+	    lc->address, lc->port, refuse_why(id));
+	refuse_send(fd, lc->tls != LISTEN_TLS_IMPLICIT, id,
+	    srv->cfg->hostname);
 }
 
 /* local_sender_of - the local_senders entry of user name, or NULL */
@@ -140,8 +173,7 @@ accept_local(struct server *srv, int fd, struct sockaddr *sa)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct passwd pw, *pwp = NULL;
-	char pwbuf[4096], name[64], line[512];
-	int n;
+	char pwbuf[4096], name[64];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		log_warn("local socket: SO_PEERCRED");
@@ -155,24 +187,15 @@ accept_local(struct server *srv, int fd, struct sockaddr *sa)
 	} else
 		snprintf(name, sizeof(name), "#%u", (unsigned)cred.uid);
 	if (ls == NULL || srv->nsessions >= srv->cfg->limits.connections) {
-		metrics_inc(ls == NULL ? M_REFUSED_LOCAL_USER :
-		    M_REFUSED_CONNECTIONS);
 		log_info("refuse local user=%s uid=%u pid=%d reason=\"%s\"",
 		    name, (unsigned)cred.uid, (int)cred.pid, ls == NULL ?
 		    "no local_senders entry" : "too many connections");
 		if (ls == NULL)
-			n = snprintf(line, sizeof(line), "554 5.7.1 %s Local "
-			    "user %s (uid %u) may not send mail: no "
-			    "local_senders entry\r\n", srv->cfg->hostname, name,
-			    (unsigned)cred.uid);
+			refuse_send(fd, true, REPLY_CONN_LOCAL_USER,
+			    srv->cfg->hostname, name, (unsigned)cred.uid);
 		else
-			n = snprintf(line, sizeof(line), "421 4.7.0 %s Too "
-			    "many connections, try again later\r\n",
+			refuse_send(fd, true, REPLY_CONN_TOO_MANY,
 			    srv->cfg->hostname);
-		if (n > 0 && (size_t)n < sizeof(line))
-			(void)send(fd, line, (size_t)n, MSG_DONTWAIT |
-			    MSG_NOSIGNAL);
-		close(fd);
 		return;
 	}
 	if (evutil_make_socket_nonblocking(fd) == -1) {
@@ -197,7 +220,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	const struct limits_config *lim = &srv->cfg->limits;
 	char ip[INET6_ADDRSTRLEN] = "unknown";
 	struct ipcount *c;
-	const char *why;
+	enum reply_id why;
 	int on = 1;
 	bool exempt;
 
@@ -214,19 +237,17 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
 		    ip, sizeof(ip));
 	if (srv->nsessions >= lim->connections) {
-		metrics_inc(M_REFUSED_CONNECTIONS);
-		refuse(srv, la->lc, fd, ip, "Too many connections");
+		refuse(srv, la->lc, fd, ip, REPLY_CONN_TOO_MANY);
 		return;
 	}
 	exempt = config_exempt(srv->cfg, ip);
 	c = ipcount_find(srv, ip, 0);
 	if (c && c->n >= lim->connections_per_ip && !exempt) {
-		metrics_inc(M_REFUSED_CONNECTIONS_PER_IP);
-		refuse(srv, la->lc, fd, ip,
-		    "Too many connections from your address");
+		refuse(srv, la->lc, fd, ip, REPLY_CONN_PER_IP);
 		return;
 	}
-	if ((why = guard_connect(srv->cfg, ip, exempt, time(NULL))) != NULL) {
+	if ((why = guard_connect(srv->cfg, ip, exempt, time(NULL))) !=
+	    REPLY_NONE) {
 		refuse(srv, la->lc, fd, ip, why);
 		return;
 	}

@@ -53,6 +53,7 @@
 #include "common/msghdr.h"
 #include "submit/policy.h"
 #include "submit/rates.h"
+#include "submit/reply.h"
 #include "submit/server.h"
 #include "submit/session.h"
 #include "submit/smtp_parse.h"
@@ -245,45 +246,48 @@ session_attach_bev(struct session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
-/* session_vreply - queue one reply line; count and log refusals */
+/* session_send_line - queue one reply line of n bytes (line has room
+   for CRLF after them); log refusals and count them as errors */
 static void
-session_vreply(struct session *s, const char *fmt, va_list ap)
+session_send_line(struct session *s, char *line, size_t n)
 {
-	char line[1024], esc[256];
-	int n;
+	char esc[256];
 
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	if (n < 0)
-		log_panic("reply format");
-	if ((size_t)n > sizeof(line) - 3)
-		n = sizeof(line) - 3;
 	if (line[0] == '4' || line[0] == '5') {
 		s->errors++;
 		log_info("session=%" PRIu64 " reply client=%s login=%s "
 		    "text=\"%s\"", s->id, s->ip, session_login(s),
-		    log_escape(line, (size_t)n, esc, sizeof(esc)));
+		    log_escape(line, n, esc, sizeof(esc)));
 	}
 	line[n++] = '\r';
 	line[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
+	evbuffer_add(bufferevent_get_output(s->bev), line, n);
 }
 
-/* session_reply - printf-style reply line (without CRLF) */
-static void __attribute__((format(printf, 2, 3)))
-session_reply(struct session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	session_vreply(s, fmt, ap);
-	va_end(ap);
-}
-
-/* session_reply_error - a parser's error as a reply */
+/*
+ * session_reply_id - send reply id of submit/reply.h with its values
+ * (as its text's format takes them); a refusal is counted under the
+ * reason the table gives it. Every reply goes this way, except on the
+ * DATA path (below) until it passes ids too.
+ */
 static void
-session_reply_error(struct session *s, const struct smtp_error *e)
+session_reply_id(struct session *s, enum reply_id id, ...)
 {
-	session_reply(s, "%d %s %s", e->code, e->status, e->text);
+	char line[REPLY_MAX + 3];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, id);
+	n = reply_vmake(line, sizeof(line) - 2, id, ap);
+	va_end(ap);
+	session_send_line(s, line, n);
+}
+
+/* session_reply_parse - a parser's error as its reply */
+static void
+session_reply_parse(struct session *s, const struct smtp_error *e)
+{
+	session_reply_id(s, e->id, e->text);
 }
 
 /*
@@ -370,7 +374,7 @@ check_helo_seen(struct session *s, const char *args)
 {
 	(void)args;
 	if (!s->helo_seen) {
-		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		session_reply_id(s, REPLY_NEED_HELO);
 		return -1;
 	}
 	return 0;
@@ -382,53 +386,56 @@ cmd_helo(struct session *s, const char *args)
 	struct smtp_error e;
 
 	if (smtp_parse_helo(args, &e) == -1) {
-		session_reply_error(s, &e);
+		session_reply_parse(s, &e);
 		return;
 	}
 	txn_free(s);
 	session_sanitize_helo(s, args);
 	s->helo_seen = 'H';
-	session_reply(s, "250 %s", s->cfg->hostname);
+	session_reply_id(s, REPLY_HELO, s->cfg->hostname);
 }
 
 static void
 cmd_ehlo(struct session *s, const char *args)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int code = reply_get(REPLY_EHLO)->code;
 	struct smtp_error e;
 
 	if (smtp_parse_helo(args, &e) == -1) {
-		session_reply_error(s, &e);
+		session_reply_parse(s, &e);
 		return;
 	}
 	txn_free(s);
 	session_sanitize_helo(s, args);
 	s->helo_seen = 'E';
-	evbuffer_add_printf(out, "250-%s\r\n250-PIPELINING\r\n"
-	    "250-SIZE %" PRIu64 "\r\n250-8BITMIME\r\n"
-	    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n",
-	    s->cfg->hostname, s->cfg->limits.message_size);
+	/* multi-line: the code is the table's, the lines are built here */
+	evbuffer_add_printf(out, "%d-%s\r\n%d-PIPELINING\r\n"
+	    "%d-SIZE %" PRIu64 "\r\n%d-8BITMIME\r\n"
+	    "%d-ENHANCEDSTATUSCODES\r\n%d-SMTPUTF8\r\n",
+	    code, s->cfg->hostname, code, code, s->cfg->limits.message_size,
+	    code, code, code);
 	if (s->lc->tls == LISTEN_TLS_STARTTLS && !s->tls)
-		evbuffer_add_printf(out, "250-STARTTLS\r\n");
+		evbuffer_add_printf(out, "%d-STARTTLS\r\n", code);
 	if (session_auth_offered(s))
-		evbuffer_add_printf(out, "250-AUTH %s\r\n",
+		evbuffer_add_printf(out, "%d-AUTH %s\r\n", code,
 		    s->srv->auth_mechs);
-	evbuffer_add_printf(out, "250 HELP\r\n");
+	evbuffer_add_printf(out, "%d HELP\r\n", code);
 }
 
 static int
 check_starttls(struct session *s, const char *args)
 {
 	if (s->tls) {
-		session_reply(s, "503 5.5.1 Error: TLS already active");
+		session_reply_id(s, REPLY_TLS_ACTIVE);
 		return -1;
 	}
 	if (s->lc->tls != LISTEN_TLS_STARTTLS || s->srv->ssl_ctx == NULL) {
-		session_reply(s, "454 4.7.0 TLS not available");
+		session_reply_id(s, REPLY_TLS_UNAVAILABLE);
 		return -1;
 	}
 	if (*args) {
-		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		session_reply_id(s, REPLY_STARTTLS_SYNTAX);
 		return -1;
 	}
 	return 0;
@@ -438,7 +445,7 @@ static void
 cmd_starttls(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_reply_id(s, REPLY_STARTTLS_READY);
 	/* Anything pipelined after STARTTLS is plaintext injection. */
 	evbuffer_drain(bufferevent_get_input(s->bev),
 	    evbuffer_get_length(bufferevent_get_input(s->bev)));
@@ -453,20 +460,17 @@ check_auth(struct session *s, const char *args)
 	if (!session_auth_offered(s)) {
 		if (!s->lc->trusted && s->lc->tls == LISTEN_TLS_STARTTLS &&
 		    !s->tls)
-			session_reply(s, "530 5.7.0 Must issue a STARTTLS "
-			    "command first");
+			session_reply_id(s, REPLY_AUTH_NEED_TLS);
 		else
-			session_reply(s, "503 5.5.1 Error: authentication "
-			    "not enabled");
+			session_reply_id(s, REPLY_AUTH_NOT_ENABLED);
 		return -1;
 	}
 	if (s->who.kind == PRINCIPAL_LOGIN) {
-		session_reply(s, "503 5.5.1 Error: already authenticated");
+		session_reply_id(s, REPLY_AUTH_ALREADY);
 		return -1;
 	}
 	if (s->txn) {
-		session_reply(s, "503 5.5.1 Error: MAIL transaction in "
-		    "progress");
+		session_reply_id(s, REPLY_AUTH_IN_TRANSACTION);
 		return -1;
 	}
 	return 0;
@@ -484,7 +488,7 @@ session_tarpit_end(evutil_socket_t fd, short what, void *arg)
 	if (s->state != STATE_TARPIT)
 		return;
 	session_enter_state(s, STATE_COMMAND);
-	session_reply(s, "535 5.7.8 Error: authentication failed");
+	session_reply_id(s, REPLY_AUTH_FAILED);
 	session_set_timeout(s, s->cfg->limits.command_timeout);
 	session_process(s);
 }
@@ -495,15 +499,16 @@ session_tarpit_end(evutil_socket_t fd, short what, void *arg)
 static void
 session_auth_failed(struct session *s)
 {
-	const char *tried = auth_attempted(s->auth), *locked;
+	const char *tried = auth_attempted(s->auth);
 	struct timeval tv = { s->cfg->limits.auth_failure_delay, 0 };
+	char until[LOG_UTC_LEN];
+	enum reply_id locked;
 	time_t now = time(NULL);
 
-	locked = guard_auth_locked(s->ip, s->exempt, tried, now);
-	if (locked != NULL) {
+	locked = guard_auth_locked(s->ip, s->exempt, tried, now, until);
+	if (locked != REPLY_NONE) {
 		/* the same answer as for the right password: no oracle */
-		metrics_inc(M_AUTH_LOCKED);
-		session_reply(s, "%s", locked);
+		session_reply_id(s, locked, until);
 		session_close(s, "auth lockout");
 		return;
 	}
@@ -512,13 +517,13 @@ session_auth_failed(struct session *s)
 	guard_auth_failed(s->cfg, s->ip, s->exempt, tried, now);
 	metrics_inc(M_AUTH_FAILURE);
 	if (s->exempt || tv.tv_sec == 0) {
-		session_reply(s, "535 5.7.8 Error: authentication failed");
+		session_reply_id(s, REPLY_AUTH_FAILED);
 		return;
 	}
 	if (s->tarpit == NULL &&
 	    (s->tarpit = evtimer_new(s->srv->base, session_tarpit_end, s)) ==
 	    NULL) {
-		session_reply(s, "535 5.7.8 Error: authentication failed");
+		session_reply_id(s, REPLY_AUTH_FAILED);
 		return;
 	}
 	session_enter_state(s, STATE_TARPIT);
@@ -530,47 +535,46 @@ static void
 session_auth_result(struct session *s, enum auth_result r,
     const char *challenge, const char *login)
 {
-	const char *locked;
+	char until[LOG_UTC_LEN];
+	enum reply_id locked;
 
 	if (r != AUTH_CONTINUE)
 		session_enter_state(s, STATE_COMMAND);
 	switch (r) {
 	case AUTH_CONTINUE:
-		session_reply(s, "334 %s", challenge ? challenge : "");
+		session_reply_id(s, REPLY_AUTH_CHALLENGE, challenge ?
+		    challenge : "");
 		session_enter_state(s, STATE_AUTH);
 		return;
 	case AUTH_OK:
 		if ((locked = guard_auth_locked(s->ip, s->exempt, login,
-		    time(NULL))) != NULL) {
+		    time(NULL), until)) != REPLY_NONE) {
 			log_info("session=%" PRIu64 " auth client=%s mech=%s "
 			    "login=%s result=locked", s->id, s->ip,
 			    s->auth_mech, login);
-			metrics_inc(M_AUTH_LOCKED);
-			session_reply(s, "%s", locked);
+			session_reply_id(s, locked, until);
 			session_close(s, "auth lockout");
 			break;
 		}
 		principal_login(&s->who, login);
-		metrics_inc(M_AUTH_SUCCESS);
 		log_info("session=%" PRIu64 " auth client=%s mech=%s login=%s "
 		    "result=ok", s->id, s->ip, s->auth_mech, s->who.name);
-		session_reply(s, "235 2.7.0 Authentication successful");
+		session_reply_id(s, REPLY_AUTH_OK);
 		break;
 	case AUTH_FAIL:
 		session_auth_failed(s);
 		break;
 	case AUTH_CANCEL:
-		session_reply(s, "501 5.0.0 Authentication cancelled");
+		session_reply_id(s, REPLY_AUTH_CANCELLED);
 		break;
 	case AUTH_BAD:
-		session_reply(s, "501 5.5.2 Error: malformed authentication "
-		    "response");
+		session_reply_id(s, REPLY_AUTH_MALFORMED);
 		break;
 	case AUTH_NOMECH:
-		session_reply(s, "504 5.5.4 Unrecognized authentication type");
+		session_reply_id(s, REPLY_AUTH_NO_MECHANISM);
 		break;
 	case AUTH_TEMP:
-		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		session_reply_id(s, REPLY_AUTH_TEMPORARY);
 		break;
 	}
 	/* A finished or failed exchange starts afresh next time. */
@@ -581,23 +585,24 @@ session_auth_result(struct session *s, enum auth_result r,
 static void
 cmd_auth(struct session *s, const char *args)
 {
-	const char *initial, *challenge = NULL, *login = NULL, *limit;
+	const char *initial, *challenge = NULL, *login = NULL;
+	char until[LOG_UTC_LEN];
 	struct smtp_error e;
 	enum auth_result r;
+	enum reply_id locked;
 
 	if (smtp_parse_auth(args, s->auth_mech, &initial, &e) == -1) {
-		session_reply_error(s, &e);
+		session_reply_parse(s, &e);
 		return;
 	}
-	if ((limit = guard_auth_locked(s->ip, s->exempt, NULL,
-	    time(NULL))) != NULL) {
-		metrics_inc(M_AUTH_LOCKED);
-		session_reply(s, "%s", limit);
+	if ((locked = guard_auth_locked(s->ip, s->exempt, NULL, time(NULL),
+	    until)) != REPLY_NONE) {
+		session_reply_id(s, locked, until);
 		session_close(s, "auth lockout");
 		return;
 	}
 	if ((s->auth = auth_new(s->sasl_local, s->sasl_remote)) == NULL) {
-		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		session_reply_id(s, REPLY_AUTH_TEMPORARY);
 		return;
 	}
 	r = auth_start(s->auth, s->auth_mech, initial, &challenge, &login);
@@ -621,15 +626,30 @@ check_mail(struct session *s, const char *args)
 	if (check_helo_seen(s, args) == -1)
 		return -1;
 	if (!principal_may_send(&s->who)) {
-		metrics_inc(M_REJECT_AUTH_REQUIRED);
-		session_reply(s, "530 5.7.0 Authentication required");
+		session_reply_id(s, REPLY_AUTH_REQUIRED);
 		return -1;
 	}
 	if (s->txn) {
-		session_reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_reply_id(s, REPLY_NESTED_MAIL);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * session_reply_rates - a refusal from submit/rates.h: who's messages or
+ * recipients per hour or day, or (REPLY_RCPT_FLOOD) the messages rcpt
+ * had this hour
+ */
+static void
+session_reply_rates(struct session *s, enum reply_id id, const char *who,
+    const char *rcpt, const struct rates_refusal *r)
+{
+	if (id == REPLY_RCPT_FLOOD)
+		session_reply_id(s, id, rcpt, r->count, r->limit, r->until);
+	else
+		session_reply_id(s, id, who, r->count, r->setting, r->limit,
+		    r->until);
 }
 
 /*
@@ -664,57 +684,49 @@ cmd_mail(struct session *s, const char *args)
 	struct smtp_mail_params p;
 	struct smtp_error e;
 	struct address from;
-	const char *limit;
+	struct rates_refusal over;
+	enum reply_id limit;
 	char addr[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_mail(args, &from, &p, &e) == -1) {
-		metrics_inc(M_REJECT_SYNTAX);
-		session_reply_error(s, &e);
+		session_reply_parse(s, &e);
 		return;
 	}
 	if (p.size_given && p.size > s->cfg->limits.message_size) {
-		metrics_inc(M_REJECT_SIZE);
-		session_reply(s, "552 5.3.4 Message size exceeds fixed limit "
-		    "of %" PRIu64 " bytes", s->cfg->limits.message_size);
+		session_reply_id(s, REPLY_SIZE_EXCEEDED,
+		    s->cfg->limits.message_size);
 		return;
 	}
 	if (session_space_low(s, p.size)) {
-		metrics_inc(M_REJECT_QUEUE_SPACE);
-		session_reply(s, "452 4.3.1 Insufficient system storage, try "
-		    "again later");
+		session_reply_id(s, REPLY_QUEUE_SPACE);
 		return;
 	}
 	if (from.domain[0] == '\0' && from.local[0] == '\0') {
-		metrics_inc(M_REJECT_SENDER);
-		session_reply(s, "553 5.7.1 Null sender not allowed for "
-		    "submission");
+		session_reply_id(s, REPLY_NULL_SENDER);
 		return;
 	}
 	address_format(&from, addr, sizeof(addr));
 	if (!session_owns(s, &from)) {
-		metrics_inc(M_REJECT_SENDER);
 		if (s->who.kind == PRINCIPAL_LOCAL)
-			session_reply(s, "553 5.7.1 Sender address <%s> not "
-			    "allowed for local user %s", addr, s->who.name);
+			session_reply_id(s, REPLY_SENDER_LOCAL, addr,
+			    s->who.name);
 		else if (s->who.kind == PRINCIPAL_LOGIN)
-			session_reply(s, "553 5.7.1 Sender address <%s> not "
-			    "owned by user %s", addr, s->who.name);
+			session_reply_id(s, REPLY_SENDER_NOT_OWNED, addr,
+			    s->who.name);
 		else
-			session_reply(s, "553 5.7.1 Sender address <%s> not "
-			    "allowed on this listener", addr);
+			session_reply_id(s, REPLY_SENDER_LISTENER, addr);
 		return;
 	}
 	principal_rate_key(&s->who, addr, who, sizeof(who));
 	if ((limit = rates_mail(s->cfg, who, principal_login_name(&s->who),
-	    time(NULL))) != NULL) {
-		metrics_inc(M_REJECT_RATE_LIMIT);
-		session_reply(s, "%s", limit);
+	    time(NULL), &over)) != REPLY_NONE) {
+		session_reply_rates(s, limit, who, NULL, &over);
 		return;
 	}
 	s->txn = xcalloc(1, sizeof(*s->txn));
 	s->txn->from = from;
 	s->txn->params = p;
-	session_reply(s, "250 2.1.0 Ok");
+	session_reply_id(s, REPLY_MAIL_OK);
 }
 
 static int
@@ -722,7 +734,7 @@ check_rcpt(struct session *s, const char *args)
 {
 	(void)args;
 	if (s->txn == NULL) {
-		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		session_reply_id(s, REPLY_NEED_MAIL);
 		return -1;
 	}
 	return 0;
@@ -736,7 +748,7 @@ rcpt_add(struct session *s, const char *addr)
 
 	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
 	t->rcpts[t->nrcpts++] = xstrdup(addr);
-	session_reply(s, "250 2.1.5 Ok");
+	session_reply_id(s, REPLY_RCPT_OK);
 }
 
 /*
@@ -749,16 +761,13 @@ static void
 rcpt_decide(struct session *s, enum dns_status st)
 {
 	if (st == DNS_NXDOMAIN)
-		session_reply(s, "550 5.1.2 <%s>: Recipient address rejected: "
-		    "domain %s does not exist", s->rcpt_addr, s->rcpt_domain);
+		session_reply_id(s, REPLY_RCPT_NXDOMAIN, s->rcpt_addr,
+		    s->rcpt_domain);
 	else if (st == DNS_NULL_MX)
-		session_reply(s, "556 5.1.10 <%s>: Recipient address rejected: "
-		    "domain %s accepts no mail (null MX)", s->rcpt_addr,
+		session_reply_id(s, REPLY_RCPT_NULL_MX, s->rcpt_addr,
 		    s->rcpt_domain);
 	else
 		rcpt_add(s, s->rcpt_addr);
-	if (st == DNS_NXDOMAIN || st == DNS_NULL_MX)
-		metrics_inc(M_REJECT_DNS_DOMAIN);
 	if (st == DNS_NXDOMAIN || st == DNS_NULL_MX)
 		log_info("session=%" PRIu64 " rcpt=<%s> refused: %s",
 		    s->id, s->rcpt_addr, dns_status_name(st));
@@ -839,27 +848,25 @@ cmd_rcpt(struct session *s, const char *args)
 	struct txn *t = s->txn;
 	struct smtp_error e;
 	struct address to;
-	const char *limit;
+	struct rates_refusal over;
+	enum reply_id limit;
 	char addr[ADDRESS_MAX + 1], from[ADDRESS_MAX + 1];
 	char who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_rcpt(args, t->params.smtputf8, &to, &e) == -1) {
-		metrics_inc(M_REJECT_SYNTAX);
-		session_reply_error(s, &e);
+		session_reply_parse(s, &e);
 		return;
 	}
 	if (t->nrcpts >= s->cfg->limits.recipients) {
-		metrics_inc(M_REJECT_TOO_MANY_RECIPIENTS);
-		session_reply(s, "452 4.5.3 Error: too many recipients");
+		session_reply_id(s, REPLY_TOO_MANY_RCPTS);
 		return;
 	}
 	address_format(&to, addr, sizeof(addr));
 	address_format(&t->from, from, sizeof(from));
 	principal_rate_key(&s->who, from, who, sizeof(who));
 	if ((limit = rates_rcpt(s->cfg, who, principal_login_name(&s->who),
-	    t->nrcpts, addr, time(NULL))) != NULL) {
-		metrics_reject_reply(limit);
-		session_reply(s, "%s", limit);
+	    t->nrcpts, addr, time(NULL), &over)) != REPLY_NONE) {
+		session_reply_rates(s, limit, who, addr, &over);
 		return;
 	}
 	if (!rcpt_lookup(s, addr, to.domain))
@@ -870,15 +877,15 @@ static int
 check_data(struct session *s, const char *args)
 {
 	if (*args) {
-		session_reply(s, "501 5.5.4 Syntax: DATA");
+		session_reply_id(s, REPLY_DATA_SYNTAX);
 		return -1;
 	}
 	if (s->txn == NULL) {
-		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		session_reply_id(s, REPLY_NEED_MAIL);
 		return -1;
 	}
 	if (s->txn->nrcpts == 0) {
-		session_reply(s, "554 5.5.1 Error: no valid recipients");
+		session_reply_id(s, REPLY_NO_VALID_RCPTS);
 		return -1;
 	}
 	return 0;
@@ -926,12 +933,11 @@ cmd_data(struct session *s, const char *args)
 	if (t->im == NULL) {
 		log_warn("session=%" PRIu64 " cannot create queue file",
 		    s->id);
-		metrics_inc(M_REJECT_INTERNAL);
-		session_reply(s, "451 4.3.0 Error: queue file write error");
+		session_reply_id(s, REPLY_QUEUE_WRITE);
 		return;
 	}
 	dataread_init(&t->dr, s->cfg->limits.message_size);
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_reply_id(s, REPLY_DATA_GO);
 	session_enter_state(s, STATE_DATA);
 	session_set_timeout(s, s->cfg->limits.data_timeout);
 }
@@ -941,21 +947,21 @@ cmd_rset(struct session *s, const char *args)
 {
 	(void)args;
 	txn_free(s);
-	session_reply(s, "250 2.0.0 Ok");
+	session_reply_id(s, REPLY_OK);
 }
 
 static void
 cmd_noop(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "250 2.0.0 Ok");
+	session_reply_id(s, REPLY_OK);
 }
 
 static void
 cmd_quit(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "221 2.0.0 Bye");
+	session_reply_id(s, REPLY_BYE);
 	session_close(s, "quit");
 }
 
@@ -963,37 +969,35 @@ static void
 cmd_vrfy(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept "
-	    "message and attempt delivery");
+	session_reply_id(s, REPLY_VRFY);
 }
 
 static void
 cmd_not_implemented(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "502 5.5.1 Error: command not implemented");
+	session_reply_id(s, REPLY_NOT_IMPLEMENTED);
 }
 
 static void
 cmd_help(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL "
-	    "RCPT DATA RSET NOOP QUIT VRFY HELP");
+	session_reply_id(s, REPLY_HELP);
 }
 
 static void
 cmd_unknown(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "502 5.5.2 Error: command not recognized");
+	session_reply_id(s, REPLY_UNKNOWN_COMMAND);
 }
 
 static void
 cmd_http(struct session *s, const char *args)
 {
 	(void)args;
-	session_reply(s, "554 5.7.0 Error: this is an SMTP server, not HTTP");
+	session_reply_id(s, REPLY_HTTP);
 	session_close(s, "http command");
 }
 
@@ -1041,64 +1045,51 @@ session_command(struct session *s, const char *line)
 
 /*
  * session_inject_reply - the reply for what inject refused (detail as
- * inject_status gives it), counted; the texts are in submit/REPLIES.md
+ * inject_status gives it), sent and counted by its id
  */
 static void
 session_inject_reply(struct session *s, enum inject_status st,
     const char *detail)
 {
-	char text[1024];
-
 	switch (st) {
 	case INJECT_OK:
 		log_panic("session_inject_reply: nothing was refused");
 	case INJECT_QUEUE_ERROR:
-		metrics_inc(M_REJECT_INTERNAL);
-		session_reply(s, "451 4.3.0 Error: queue file write error");
+		session_reply_id(s, REPLY_QUEUE_WRITE);
 		return;
 	case INJECT_SIGN_ERROR:
-		metrics_inc(M_REJECT_INTERNAL);
-		session_reply(s, "451 4.7.0 Error: cannot sign the message");
+		session_reply_id(s, REPLY_SIGN_FAILED);
 		return;
 	case INJECT_HEADER_TOO_BIG:
-		snprintf(text, sizeof(text), "552 5.3.4 Message header section "
-		    "exceeds %zu bytes", s->cfg->limits.header_size);
-		break;
+		session_reply_id(s, REPLY_HEADER_TOO_BIG,
+		    s->cfg->limits.header_size);
+		return;
 	case INJECT_HEADER_MALFORMED:
-		snprintf(text, sizeof(text), "550 5.6.0 Message header section "
-		    "is malformed: %s", detail);
-		break;
+		session_reply_id(s, REPLY_HEADER_MALFORMED, detail);
+		return;
 	case INJECT_FROM_COUNT:
-		snprintf(text, sizeof(text), "550 5.6.0 Message must have "
-		    "exactly one From: address");
-		break;
+		session_reply_id(s, REPLY_FROM_COUNT);
+		return;
 	case INJECT_FROM_MALFORMED:
-		snprintf(text, sizeof(text), "550 5.6.0 Malformed From: header: "
-		    "%s", detail);
-		break;
+		session_reply_id(s, REPLY_FROM_MALFORMED, detail);
+		return;
 	case INJECT_FROM_REFUSED:
 		if (s->who.kind == PRINCIPAL_LOCAL)
-			snprintf(text, sizeof(text), "550 5.7.1 From: address "
-			    "<%s> not allowed for local user %s", detail,
+			session_reply_id(s, REPLY_FROM_LOCAL, detail,
 			    s->who.name);
 		else if (s->who.kind == PRINCIPAL_LOGIN)
-			snprintf(text, sizeof(text), "550 5.7.1 From: address "
-			    "<%s> not owned by user %s", detail, s->who.name);
+			session_reply_id(s, REPLY_FROM_NOT_OWNED, detail,
+			    s->who.name);
 		else
-			snprintf(text, sizeof(text), "550 5.7.1 From: address "
-			    "<%s> not allowed on this listener", detail);
-		break;
+			session_reply_id(s, REPLY_FROM_LISTENER, detail);
+		return;
 	case INJECT_FROM_NOT_HOSTED:
-		snprintf(text, sizeof(text), "550 5.7.1 From: domain %s is not "
-		    "hosted here", detail);
-		break;
+		session_reply_id(s, REPLY_FROM_NOT_HOSTED, detail);
+		return;
 	case INJECT_HEADER_UNSIGNABLE:
-		snprintf(text, sizeof(text), "550 5.6.0 Message header section "
-		    "cannot be signed: %s", detail);
-		break;
+		session_reply_id(s, REPLY_HEADER_UNSIGNABLE, detail);
+		return;
 	}
-	metrics_reject_reply(text);
-	session_reply(s, "%s", text);
 }
 
 /* session_data_bytes - message bytes from the DATA reader: to inject,
@@ -1135,14 +1126,13 @@ commit_done(uint64_t cookie, enum inject_status st, const char *id,
 		    "from=<%s@%s> nrcpt=%zu", s->id, id, s->ip,
 		    session_login(s), s->txn->from.local,
 		    s->txn->from.domain, s->txn->nrcpts);
-		session_reply(s, "250 2.0.0 Ok: queued as %s", id);
+		session_reply_id(s, REPLY_QUEUED, id);
 	}
 	txn_free(s);
 	session_enter_state(s, STATE_COMMAND);
 	session_set_timeout(s, s->cfg->limits.command_timeout);
 	if (s->expired) {
-		session_reply(s, "421 4.4.2 %s Error: session lifetime "
-		    "exceeded", s->cfg->hostname);
+		session_reply_id(s, REPLY_LIFETIME, s->cfg->hostname);
 		session_close(s, "lifetime");
 		return;
 	}
@@ -1156,28 +1146,19 @@ session_data_end(struct session *s)
 	struct txn *t = s->txn;
 	enum inject_status st;
 	const char *detail;
-	char text[256], from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
+	char from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
 
 	t->data_end = metrics_now();
 	session_set_timeout(s, s->cfg->limits.command_timeout);
 	/* The first refusal wins: the header's, then the data's. */
-	text[0] = '\0';
-	if ((st = inject_eom(t->im, &detail)) == INJECT_OK) {
-		if (t->dr.too_big)
-			snprintf(text, sizeof(text), "552 5.3.4 Message size "
-			    "exceeds fixed limit of %" PRIu64 " bytes",
-			    s->cfg->limits.message_size);
-		else if (t->dr.line_too_long)
-			snprintf(text, sizeof(text), "550 5.6.0 Message has a "
-			    "line longer than 998 characters");
-	}
-	if (st != INJECT_OK || text[0] != '\0') {
-		if (st != INJECT_OK)
-			session_inject_reply(s, st, detail);
-		else {
-			metrics_reject_reply(text);
-			session_reply(s, "%s", text);
-		}
+	if ((st = inject_eom(t->im, &detail)) != INJECT_OK)
+		session_inject_reply(s, st, detail);
+	else if (t->dr.too_big)
+		session_reply_id(s, REPLY_SIZE_EXCEEDED,
+		    s->cfg->limits.message_size);
+	else if (t->dr.line_too_long)
+		session_reply_id(s, REPLY_LINE_998);
+	if (st != INJECT_OK || t->dr.too_big || t->dr.line_too_long) {
 		txn_free(s);
 		session_enter_state(s, STATE_COMMAND);
 		return;
@@ -1219,9 +1200,7 @@ session_data_input(struct session *s, struct evbuffer *in)
 			return true;
 		}
 		if (st == DATAREAD_BARE) {
-			metrics_inc(M_REJECT_CONTENT);
-			session_reply(s, "521 5.5.2 Error: bare <LF> or <CR> "
-			    "in message data");
+			session_reply_id(s, REPLY_BARE_NEWLINE);
 			txn_free(s);
 			session_close(s, "bare newline");
 			return true;
@@ -1275,8 +1254,7 @@ session_read_line(struct session *s, struct evbuffer *in)
 		if (s->state == STATE_AUTH)
 			session_auth_result(s, AUTH_BAD, NULL, NULL);
 		else
-			session_reply(s, "500 5.5.2 Error: NUL character in "
-			    "command");
+			session_reply_id(s, REPLY_NUL_IN_COMMAND);
 		return true;
 	}
 	if (s->state == STATE_AUTH)
@@ -1290,10 +1268,9 @@ too_long:
 		session_enter_state(s, STATE_COMMAND);
 		auth_free(s->auth);
 		s->auth = NULL;
-		session_reply(s, "500 5.5.6 Error: authentication exchange "
-		    "line too long");
+		session_reply_id(s, REPLY_AUTH_LINE_TOO_LONG);
 	} else
-		session_reply(s, "500 5.5.2 Error: line too long");
+		session_reply_id(s, REPLY_LINE_TOO_LONG);
 	return true;
 }
 
@@ -1310,8 +1287,7 @@ session_goodbye(struct session *s)
 	if (s->tarpit != NULL)
 		evtimer_del(s->tarpit);
 	session_enter_state(s, STATE_COMMAND);
-	session_reply(s, "421 4.3.2 %s Service shutting down, try again "
-	    "later", s->cfg->hostname);
+	session_reply_id(s, REPLY_SHUTDOWN, s->cfg->hostname);
 	session_close(s, "shutdown");
 }
 
@@ -1345,7 +1321,7 @@ session_process(struct session *s)
 			break;
 		if (s->state != STATE_CLOSING &&
 		    s->errors >= s->cfg->limits.errors_per_session) {
-			session_reply(s, "421 4.7.0 %s Error: too many errors",
+			session_reply_id(s, REPLY_TOO_MANY_ERRORS,
 			    s->cfg->hostname);
 			session_close(s, "too many errors");
 			break;
@@ -1394,7 +1370,7 @@ session_tls_ready(struct session *s)
 	s->helo[0] = '\0';
 	session_enter_state(s, STATE_COMMAND);
 	if (implicit)
-		session_reply(s, "220 %s ESMTP Postern", s->cfg->hostname);
+		session_reply_id(s, REPLY_GREETING, s->cfg->hostname);
 	session_process(s);
 }
 
@@ -1506,8 +1482,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		txn_free(s);
-		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    s->cfg->hostname);
+		session_reply_id(s, REPLY_TIMEOUT, s->cfg->hostname);
 		session_close(s, "timeout");
 		return;
 	}
@@ -1549,8 +1524,7 @@ session_lifetime_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	txn_free(s);
-	session_reply(s, "421 4.4.2 %s Error: session lifetime exceeded",
-	    s->cfg->hostname);
+	session_reply_id(s, REPLY_LIFETIME, s->cfg->hostname);
 	session_close(s, "lifetime");
 }
 
@@ -1651,7 +1625,7 @@ session_start(struct server *srv, const struct listen_config *lc, int fd,
 		return;
 	}
 	session_attach_bev(s);
-	session_reply(s, "220 %s ESMTP Postern", s->cfg->hostname);
+	session_reply_id(s, REPLY_GREETING, s->cfg->hostname);
 }
 
 /* session_free - end the connection and release everything */

@@ -1,13 +1,17 @@
 /*
  * smtp_parse - the SMTP server's command parser; see smtp_parse.h.
  *
- * Reply codes follow RFC 5321 4.2 and enhanced status codes RFC 3463:
- *	501 5.5.4	bad command or parameter syntax
+ * Reply codes follow RFC 5321 4.2 and enhanced status codes RFC 3463;
+ * each is a reply id of submit/reply.h, whose table gives the code:
+ *	501 5.5.4	bad command or parameter syntax (MAIL_RCPT_SYNTAX,
+ *			HELO_SYNTAX, AUTH_SYNTAX)
  *	555 5.5.4	MAIL/RCPT parameter not recognized or not implemented,
- *			or given twice
- *	501 5.1.7	bad sender address syntax
- *	501 5.1.3	bad recipient address syntax
- *	553 5.6.7	non-ASCII address without SMTPUTF8 (RFC 6531 3.5)
+ *			or given twice (MAIL_RCPT_PARAM)
+ *	501 5.1.7	bad sender address syntax (SENDER_SYNTAX)
+ *	501 5.1.3	bad recipient address syntax (RCPT_SYNTAX)
+ *	553 5.6.7	non-ASCII address without SMTPUTF8, RFC 6531 3.5
+ *			(UTF8_REQUIRED)
+ *	501 5.5.2	a malformed AUTH initial response (AUTH_MALFORMED)
  * Every text is a static string; the address parser's reason is carried
  * into the text through addr_texts[] below, which lists every reason
  * address_parse_path() can give (the unit test checks them all).
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "submit/reply.h"
 #include "submit/smtp_parse.h"
 
 #define SASL_MECH_MAX	20	/* RFC 4422 3.1 */
@@ -95,12 +100,16 @@ static const struct {
 	ADDR_TEXT("junk after address"),
 };
 
-/* fail - fill *err; always -1 */
+/* fail - fill *err with reply id (its code and status from the table)
+   and the text it carries; always -1 */
 static int
-fail(struct smtp_error *err, int code, const char *status, const char *text)
+fail(struct smtp_error *err, enum reply_id id, const char *text)
 {
-	err->code = code;
-	err->status = status;
+	const struct reply *r = reply_get(id);
+
+	err->id = id;
+	err->code = r->code;
+	err->status = r->status;
 	err->text = text;
 	return -1;
 }
@@ -113,9 +122,10 @@ addr_fail(struct smtp_error *err, bool sender, const char *reason)
 
 	for (i = 0; i < sizeof(addr_texts) / sizeof(addr_texts[0]); i++)
 		if (strcmp(addr_texts[i].reason, reason) == 0)
-			return fail(err, 501, sender ? "5.1.7" : "5.1.3",
-			    sender ? addr_texts[i].sender : addr_texts[i].rcpt);
-	return fail(err, 501, sender ? "5.1.7" : "5.1.3",
+			return fail(err, sender ? REPLY_SENDER_SYNTAX :
+			    REPLY_RCPT_SYNTAX, sender ? addr_texts[i].sender :
+			    addr_texts[i].rcpt);
+	return fail(err, sender ? REPLY_SENDER_SYNTAX : REPLY_RCPT_SYNTAX,
 	    sender ? "Bad sender address syntax" :
 	    "Bad recipient address syntax");
 }
@@ -181,15 +191,16 @@ parse_size(const char *v, size_t n, uint64_t *size, struct smtp_error *err)
 	size_t i;
 
 	if (n == 0 || n > SIZE_DIGITS_MAX)
-		return fail(err, 501, "5.5.4",
+		return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 		    "Syntax: SIZE=number (1 to 20 digits)");
 	for (i = 0; i < n; i++) {
 		if (v[i] < '0' || v[i] > '9')
-			return fail(err, 501, "5.5.4",
+			return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 			    "Syntax: SIZE=number (digits only)");
 		d = (unsigned)(v[i] - '0');
 		if (x > (UINT64_MAX - d) / 10)
-			return fail(err, 501, "5.5.4", "SIZE value too large");
+			return fail(err, REPLY_MAIL_RCPT_SYNTAX,
+			    "SIZE value too large");
 		x = x * 10 + d;
 	}
 	*size = x;
@@ -232,26 +243,26 @@ parse_mail_params(const char *s, struct smtp_mail_params *p,
 		}
 		/* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
 		if (kwlen == 0 || !is_alnum((unsigned char)kw[0]))
-			return fail(err, 501, "5.5.4",
+			return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 			    "Syntax: bad MAIL parameter keyword");
 		for (i = 1; i < kwlen; i++)
 			if (!is_alnum((unsigned char)kw[i]) && kw[i] != '-')
-				return fail(err, 501, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 				    "Syntax: bad MAIL parameter keyword");
 
 		if (match(kw, kwlen, "SIZE")) {
 			if (p->size_given)
-				return fail(err, 555, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_PARAM,
 				    "Duplicate SIZE parameter");
 			if (val == NULL)
-				return fail(err, 501, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 				    "Syntax: SIZE=number (1 to 20 digits)");
 			if (parse_size(val, vlen, &p->size, err) == -1)
 				return -1;
 			p->size_given = true;
 		} else if (match(kw, kwlen, "BODY")) {
 			if (seen_body)
-				return fail(err, 555, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_PARAM,
 				    "Duplicate BODY parameter");
 			seen_body = true;
 			if (val != NULL && match(val, vlen, "7BIT"))
@@ -259,30 +270,30 @@ parse_mail_params(const char *s, struct smtp_mail_params *p,
 			else if (val != NULL && match(val, vlen, "8BITMIME"))
 				p->body = SMTP_BODY_8BITMIME;
 			else if (val != NULL && match(val, vlen, "BINARYMIME"))
-				return fail(err, 555, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_PARAM,
 				    "BODY=BINARYMIME not supported");
 			else
-				return fail(err, 501, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 				    "Syntax: BODY=7BIT or BODY=8BITMIME");
 		} else if (match(kw, kwlen, "SMTPUTF8")) {
 			if (p->smtputf8)
-				return fail(err, 555, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_PARAM,
 				    "Duplicate SMTPUTF8 parameter");
 			if (val != NULL)
-				return fail(err, 501, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_SYNTAX,
 				    "Syntax: SMTPUTF8 takes no value");
 			p->smtputf8 = true;
 		} else if (match(kw, kwlen, "AUTH")) {
 			/* RFC 4954 5: accepted and ignored */
 			if (seen_auth)
-				return fail(err, 555, "5.5.4",
+				return fail(err, REPLY_MAIL_RCPT_PARAM,
 				    "Duplicate AUTH parameter");
 			seen_auth = true;
 			if (val == NULL || vlen == 0 || !is_xtext(val, vlen))
-				return fail(err, 501, "5.5.4", "Syntax: "
+				return fail(err, REPLY_MAIL_RCPT_SYNTAX, "Syntax: "
 				    "AUTH=<mailbox as xtext> or AUTH=<>");
 		} else
-			return fail(err, 555, "5.5.4",
+			return fail(err, REPLY_MAIL_RCPT_PARAM,
 			    "Unsupported MAIL parameter");
 	}
 }
@@ -297,12 +308,14 @@ smtp_parse_mail(const char *args, struct address *from,
 
 	memset(p, 0, sizeof(*p));
 	if (strncasecmp(args, "FROM:", 5) != 0)
-		return fail(err, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return fail(err, REPLY_MAIL_RCPT_SYNTAX,
+		    "Syntax: MAIL FROM:<address>");
 	s = args + 5;
 	while (*s == ' ')
 		s++;
 	if (*s == '\0')
-		return fail(err, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return fail(err, REPLY_MAIL_RCPT_SYNTAX,
+		    "Syntax: MAIL FROM:<address>");
 	if (address_parse_path(s, strlen(s), true, true, from, &consumed,
 	    &why) == -1)
 		return addr_fail(err, true, why);
@@ -312,7 +325,7 @@ smtp_parse_mail(const char *args, struct address *from,
 	if (parse_mail_params(s, p, err) == -1)
 		return -1;
 	if (from->utf8 && !p->smtputf8)
-		return fail(err, 553, "5.6.7",
+		return fail(err, REPLY_UTF8_REQUIRED,
 		    "Non-ASCII sender address needs the SMTPUTF8 parameter");
 	return 0;
 }
@@ -326,12 +339,14 @@ smtp_parse_rcpt(const char *args, bool smtputf8, struct address *to,
 	size_t consumed;
 
 	if (strncasecmp(args, "TO:", 3) != 0)
-		return fail(err, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return fail(err, REPLY_MAIL_RCPT_SYNTAX,
+		    "Syntax: RCPT TO:<address>");
 	s = args + 3;
 	while (*s == ' ')
 		s++;
 	if (*s == '\0')
-		return fail(err, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return fail(err, REPLY_MAIL_RCPT_SYNTAX,
+		    "Syntax: RCPT TO:<address>");
 	if (strncasecmp(s, "<postmaster>", 12) == 0) {
 		/* RFC 5321 4.5.1: the local postmaster, no domain */
 		memset(to, 0, sizeof(*to));
@@ -346,9 +361,10 @@ smtp_parse_rcpt(const char *args, bool smtputf8, struct address *to,
 	while (*s == ' ')
 		s++;
 	if (*s != '\0')
-		return fail(err, 555, "5.5.4", "RCPT parameters not supported");
+		return fail(err, REPLY_MAIL_RCPT_PARAM,
+		    "RCPT parameters not supported");
 	if (to->utf8 && !smtputf8)
-		return fail(err, 553, "5.6.7",
+		return fail(err, REPLY_UTF8_REQUIRED,
 		    "Non-ASCII recipient address needs SMTPUTF8 at MAIL");
 	return 0;
 }
@@ -368,19 +384,19 @@ smtp_parse_helo(const char *args, struct smtp_error *err)
 	for (n = 0; args[n] != '\0' && args[n] != ' '; n++) {
 		c = (unsigned char)args[n];
 		if (c < 33 || c > 126)
-			return fail(err, 501, "5.5.4",
+			return fail(err, REPLY_HELO_SYNTAX,
 			    "Invalid EHLO hostname: control or non-ASCII "
 			    "character");
 	}
 	if (n == 0)
-		return fail(err, 501, "5.5.4", "Syntax: EHLO hostname");
+		return fail(err, REPLY_HELO_SYNTAX, "Syntax: EHLO hostname");
 	if (n > HELO_MAX)
-		return fail(err, 501, "5.5.4", "EHLO hostname too long");
+		return fail(err, REPLY_HELO_SYNTAX, "EHLO hostname too long");
 	args += n;
 	while (*args == ' ')
 		args++;
 	if (*args != '\0')
-		return fail(err, 501, "5.5.4", "Syntax: EHLO hostname");
+		return fail(err, REPLY_HELO_SYNTAX, "Syntax: EHLO hostname");
 	return 0;
 }
 
@@ -396,15 +412,15 @@ smtp_parse_auth(const char *args, char mech[21], const char **initial,
 	*initial = NULL;
 	n = strcspn(args, " ");
 	if (n == 0)
-		return fail(err, 501, "5.5.4",
+		return fail(err, REPLY_AUTH_SYNTAX,
 		    "Syntax: AUTH mechanism [initial-response]");
 	if (n > SASL_MECH_MAX)
-		return fail(err, 501, "5.5.4",
+		return fail(err, REPLY_AUTH_SYNTAX,
 		    "Invalid SASL mechanism name: longer than 20 characters");
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)args[i];
 		if (!is_alnum(c) && c != '-' && c != '_')
-			return fail(err, 501, "5.5.4",
+			return fail(err, REPLY_AUTH_SYNTAX,
 			    "Invalid SASL mechanism name: bad character");
 		mech[i] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
 	}
@@ -419,13 +435,13 @@ smtp_parse_auth(const char *args, char mech[21], const char **initial,
 		c = (unsigned char)args[i];
 		if (!is_alnum(c) && c != '+' && c != '/' && c != '=') {
 			mech[0] = '\0';
-			return fail(err, 501, "5.5.2",
+			return fail(err, REPLY_AUTH_MALFORMED,
 			    "Error: malformed authentication response");
 		}
 	}
 	if (args[n] != '\0') {
 		mech[0] = '\0';
-		return fail(err, 501, "5.5.4",
+		return fail(err, REPLY_AUTH_SYNTAX,
 		    "Syntax: AUTH mechanism [initial-response]");
 	}
 	*initial = args;

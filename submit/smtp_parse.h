@@ -7,9 +7,10 @@
  * line is NUL-terminated and must not contain NUL (the session rejects
  * lines with NUL before calling). Nothing here allocates.
  *
- * Errors come back as a struct smtp_error whose fields point to static
- * strings: the reply code, the enhanced status code (RFC 3463) and a
- * human-readable text. The session sends them as they are.
+ * Errors come back as a struct smtp_error: the reply id (submit/reply.h),
+ * its code and enhanced status code (RFC 3463) from the reply table, and
+ * a human-readable text (a static string). The session sends the id
+ * with the text as its value: session_reply_id(s, e.id, e.text).
  */
 #ifndef POSTERN_SMTP_PARSE_H
 #define POSTERN_SMTP_PARSE_H
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/address.h"
+#include "submit/reply.h"
 
 enum smtp_verb {
 	SMTP_UNKNOWN = 0,
@@ -35,7 +37,8 @@ struct smtp_command {
 };
 
 struct smtp_error {
-	int		 code;		/* 501, 555, 553, ... */
+	enum reply_id	 id;		/* the reply to send */
+	int		 code;		/* 501, 555, 553, ... (the id's) */
 	const char	*status;	/* "5.5.4" */
 	const char	*text;		/* no CR/LF */
 };

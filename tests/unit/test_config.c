@@ -28,6 +28,8 @@
 #include "config/config.h"
 #include "config/config_table.h"
 
+#include "tests/unit/read_text.h"
+
 static char tmpdir[] = "/tmp/postern-test-config-XXXXXX";
 
 /* Four lines every error case starts from; line 5 is the case's own. */
@@ -488,25 +490,6 @@ write_file(const char *rel, const char *text)
 	free(fixed);
 	if (fclose(fp) != 0)
 		fail_msg("write %s: %s", path, strerror(errno));
-}
-
-/* read_text - whole file in new memory, or NULL */
-static char *
-read_text(const char *path)
-{
-	FILE *fp;
-	char *text;
-	long n;
-
-	if ((fp = fopen(path, "r")) == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	rewind(fp);
-	text = xmalloc((size_t)n + 1);
-	text[fread(text, 1, (size_t)n, fp)] = '\0';
-	fclose(fp);
-	return text;
 }
 
 /* replace_all - copy of s with every from replaced by to; *count of them */

@@ -2,8 +2,8 @@
  * test_metrics - common/metrics.c: the Prometheus text exposition
  * (HELP and TYPE once per family, label values escaped, counters shown
  * under every family they belong to, histogram buckets cumulative up to
- * +Inf with sum and count) and the classification of refusal replies
- * (submit/REPLIES.md) into reasons.
+ * +Inf with sum and count). Which reason each refusal reply counts
+ * under is the reply table's business: tests/unit/test_reply.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,68 +201,6 @@ test_histogram(void **state)
 	free(t);
 }
 
-/* test_reject_reasons - REPLIES.md texts to reasons */
-static void
-test_reject_reasons(void **state)
-{
-	static const struct {
-		const char	*reply;
-		enum metric	 m;
-	} cases[] = {
-		{ "530 5.7.0 Authentication required", M_REJECT_AUTH_REQUIRED },
-		{ "553 5.7.1 Sender address <a@b> not owned by user x",
-		  M_REJECT_SENDER },
-		{ "550 5.7.1 From: address <a@b> not owned by user x",
-		  M_REJECT_SENDER },
-		{ "450 4.7.1 Error: x has sent 3 messages this hour, the limit "
-		  "(limits.user_messages_per_hour = 3); try again after "
-		  "10:00:00 UTC", M_REJECT_RATE_LIMIT },
-		{ "452 4.7.1 Error: x has sent 9 recipients this day",
-		  M_REJECT_RATE_LIMIT },
-		{ "450 4.7.1 <v@x>: Recipient address rejected: it has been "
-		  "sent 30 messages this hour", M_REJECT_RECIPIENT_FLOOD },
-		{ "452 4.5.3 Error: too many recipients",
-		  M_REJECT_TOO_MANY_RECIPIENTS },
-		{ "552 5.3.4 Message size exceeds fixed limit of 10 bytes",
-		  M_REJECT_SIZE },
-		{ "552 5.3.4 Message header section exceeds 1024 bytes",
-		  M_REJECT_HEADER },
-		{ "550 5.6.0 Message must have exactly one From: address",
-		  M_REJECT_HEADER },
-		{ "550 5.6.0 Malformed From: header: x", M_REJECT_HEADER },
-		{ "550 5.6.0 Message has a line longer than 998 characters",
-		  M_REJECT_CONTENT },
-		{ "521 5.5.2 Error: bare <LF> or <CR> in message data",
-		  M_REJECT_CONTENT },
-		{ "501 5.1.7 Bad sender address syntax", M_REJECT_SYNTAX },
-		{ "555 5.5.4 Unsupported option: X", M_REJECT_SYNTAX },
-		{ "553 5.6.7 SMTPUTF8 required", M_REJECT_SYNTAX },
-		{ "550 5.1.2 <x@y>: Recipient address rejected: domain y does "
-		  "not exist", M_REJECT_DNS_DOMAIN },
-		{ "556 5.1.10 <x@y>: Recipient address rejected: domain y "
-		  "accepts no mail (null MX)", M_REJECT_DNS_DOMAIN },
-		{ "452 4.3.1 Insufficient system storage, try again later",
-		  M_REJECT_QUEUE_SPACE },
-		{ "451 4.3.0 Error: queue file write error", M_REJECT_INTERNAL },
-		{ "451 4.7.0 Error: cannot sign the message",
-		  M_REJECT_INTERNAL },
-		{ "554 5.5.1 Error: no valid recipients", M_REJECT_OTHER },
-		{ "", M_REJECT_OTHER },
-		{ NULL, M_REJECT_OTHER },
-	};
-	size_t i;
-
-	(void)state;
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		uint64_t before = metrics_get(cases[i].m);
-
-		if (metrics_reject_reply(cases[i].reply) != cases[i].m)
-			fail_msg("\"%s\": wrong reason", cases[i].reply ?
-			    cases[i].reply : "(null)");
-		assert_true(metrics_get(cases[i].m) == before + 1);
-	}
-}
-
 /* test_bounded - an output buffer too small fails, never overflows */
 static void
 test_bounded(void **state)
@@ -284,7 +222,6 @@ main(void)
 		cmocka_unit_test_setup(test_counters, setup),
 		cmocka_unit_test_setup(test_gauges, setup),
 		cmocka_unit_test_setup(test_histogram, setup),
-		cmocka_unit_test_setup(test_reject_reasons, setup),
 		cmocka_unit_test_setup(test_bounded, setup),
 	};
 
