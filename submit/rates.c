@@ -96,11 +96,12 @@ rates_over(const struct rate *r, const char *who, size_t extra, time_t now,
 
 /* rates_mail - messages per hour and per day of who */
 enum reply_id
-rates_mail(const struct config *cfg, const char *who, const char *login,
-    time_t now, struct rates_refusal *out)
+rates_mail(const struct config *cfg, const struct principal *p,
+    const char *sender, time_t now, struct rates_refusal *out)
 {
 	const struct limits_config *l = &cfg->limits;
-	const struct sender_grant *g = rates_grant(cfg, login);
+	const struct sender_grant *g = rates_grant(cfg,
+	    principal_login_name(p));
 	const struct rate r[] = {
 		{ "messages", g && g->messages_per_hour >= 0 ?
 		    "senders.messages_per_hour" :
@@ -117,19 +118,22 @@ rates_mail(const struct config *cfg, const char *who, const char *login,
 	};
 	size_t i;
 
+	principal_rate_key(p, sender, out->who, sizeof(out->who));
 	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (rates_over(&r[i], who, 0, now, out))
+		if (rates_over(&r[i], out->who, 0, now, out))
 			return r[i].id;
 	return REPLY_NONE;
 }
 
 /* rates_rcpt - recipients of who, and messages to rcpt */
 enum reply_id
-rates_rcpt(const struct config *cfg, const char *who, const char *login,
-    size_t n, const char *rcpt, time_t now, struct rates_refusal *out)
+rates_rcpt(const struct config *cfg, const struct principal *p,
+    const char *sender, size_t n, const char *rcpt, time_t now,
+    struct rates_refusal *out)
 {
 	const struct limits_config *l = &cfg->limits;
-	const struct sender_grant *g = rates_grant(cfg, login);
+	const struct sender_grant *g = rates_grant(cfg,
+	    principal_login_name(p));
 	const struct rate r[] = {
 		{ "recipients", g && g->recipients_per_hour >= 0 ?
 		    "senders.recipients_per_hour" :
@@ -150,8 +154,9 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 	time_t reset;
 	size_t i;
 
+	principal_rate_key(p, sender, out->who, sizeof(out->who));
 	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-		if (rates_over(&r[i], who, n, now, out))
+		if (rates_over(&r[i], out->who, n, now, out))
 			return r[i].id;
 	if (l->recipient_messages_per_hour == 0)
 		return REPLY_NONE;
@@ -169,20 +174,21 @@ rates_rcpt(const struct config *cfg, const char *who, const char *login,
 		    "limits.recipient_messages_per_hour = %u (this time from "
 		    "%s); refusing mail to it until %s; further refusals are "
 		    "counted and summarized when the hour ends", rcpt,
-		    l->recipient_messages_per_hour, who, out->until);
+		    l->recipient_messages_per_hour, out->who, out->until);
 	return REPLY_RCPT_FLOOD;
 }
 
 /* rates_accepted - count an accepted message */
 void
-rates_accepted(const struct config *cfg, const char *who,
-    char *const *rcpts, size_t n, time_t now)
+rates_accepted(const struct config *cfg, const struct principal *p,
+    const char *sender, char *const *rcpts, size_t n, time_t now)
 {
 	const struct limits_config *l = &cfg->limits;
 	struct counters *c = counter_store(&rates, now);
-	char key[600];
+	char key[600], who[RATES_WHO_MAX];
 	size_t i;
 
+	principal_rate_key(p, sender, who, sizeof(who));
 	snprintf(key, sizeof(key), "msgs/h %s", who);
 	(void)counter_add(c, key, l->rate_window, 1, now, NULL);
 	snprintf(key, sizeof(key), "msgs/d %s", who);

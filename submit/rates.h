@@ -37,9 +37,14 @@
 
 #include <stdint.h>
 
+#include "common/address.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "config/principal.h"
 #include "submit/reply.h"
+
+/* the counts' key for a principal: principal_rate_key's text */
+#define RATES_WHO_MAX	(ADDRESS_MAX + 16)
 
 /*
  * What a refusal's reply says. REPLY_RATE_MESSAGES_HOUR, _DAY and
@@ -47,6 +52,9 @@
  * REPLY_RCPT_FLOOD takes (rcpt, count, limit, until).
  */
 struct rates_refusal {
+	char		 who[RATES_WHO_MAX];	/* whose counts: the login,
+						   "local ACCOUNT" or
+						   "sender ADDR" */
 	uint64_t	 count;		/* sent in this window (recipients:
 					   with the message's so far) */
 	const char	*setting;	/* the limit's setting, static */
@@ -55,21 +63,29 @@ struct rates_refusal {
 						   window ends */
 };
 
-/* rates_mail - REPLY_NONE if who (a login, or "sender ADDR") may start a
-   message now, else REPLY_RATE_MESSAGES_HOUR or _DAY with *r filled */
-enum reply_id	 rates_mail(const struct config *, const char *who,
-		    const char *login, time_t now, struct rates_refusal *r);
+/*
+ * Whose counts apply is the principal's (config/principal.h): a login's
+ * own (and its senders entry's limits, if it sets any), a local
+ * account's, or on a trusted listener, whose clients share no identity,
+ * the envelope sender's (sender, "local@domain").
+ *
+ * rates_mail - REPLY_NONE if p may start a message from sender now, else
+ * REPLY_RATE_MESSAGES_HOUR or _DAY with *r filled
+ */
+enum reply_id	 rates_mail(const struct config *, const struct principal *p,
+		    const char *sender, time_t now, struct rates_refusal *r);
 
-/* rates_rcpt - REPLY_NONE if who may add recipient rcpt (counted without
-   regard to case) to a message that has n so far, else
+/* rates_rcpt - REPLY_NONE if p may add recipient rcpt (counted without
+   regard to case) to a message from sender that has n so far, else
    REPLY_RATE_RCPTS_HOUR or _DAY, or REPLY_RCPT_FLOOD, with *r filled */
-enum reply_id	 rates_rcpt(const struct config *, const char *who,
-		    const char *login, size_t n, const char *rcpt, time_t now,
+enum reply_id	 rates_rcpt(const struct config *, const struct principal *p,
+		    const char *sender, size_t n, const char *rcpt, time_t now,
 		    struct rates_refusal *r);
 
-/* rates_accepted - count one accepted message from who to rcpts */
-void		 rates_accepted(const struct config *, const char *who,
-		    char *const *rcpts, size_t n, time_t now);
+/* rates_accepted - count one accepted message from p (sender) to rcpts */
+void		 rates_accepted(const struct config *, const struct principal *p,
+		    const char *sender, char *const *rcpts, size_t n,
+		    time_t now);
 
 /* rates_free - forget every count (shutdown, tests) */
 void		 rates_free(void);

@@ -642,13 +642,13 @@ check_mail(struct session *s, const char *args)
  * had this hour
  */
 static void
-session_reply_rates(struct session *s, enum reply_id id, const char *who,
-    const char *rcpt, const struct rates_refusal *r)
+session_reply_rates(struct session *s, enum reply_id id, const char *rcpt,
+    const struct rates_refusal *r)
 {
 	if (id == REPLY_RCPT_FLOOD)
 		session_reply_id(s, id, rcpt, r->count, r->limit, r->until);
 	else
-		session_reply_id(s, id, who, r->count, r->setting, r->limit,
+		session_reply_id(s, id, r->who, r->count, r->setting, r->limit,
 		    r->until);
 }
 
@@ -686,7 +686,7 @@ cmd_mail(struct session *s, const char *args)
 	struct address from;
 	struct rates_refusal over;
 	enum reply_id limit;
-	char addr[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
+	char addr[ADDRESS_MAX + 1];
 
 	if (smtp_parse_mail(args, &from, &p, &e) == -1) {
 		session_reply_parse(s, &e);
@@ -717,10 +717,9 @@ cmd_mail(struct session *s, const char *args)
 			session_reply_id(s, REPLY_SENDER_LISTENER, addr);
 		return;
 	}
-	principal_rate_key(&s->who, addr, who, sizeof(who));
-	if ((limit = rates_mail(s->cfg, who, principal_login_name(&s->who),
-	    time(NULL), &over)) != REPLY_NONE) {
-		session_reply_rates(s, limit, who, NULL, &over);
+	if ((limit = rates_mail(s->cfg, &s->who, addr, time(NULL), &over)) !=
+	    REPLY_NONE) {
+		session_reply_rates(s, limit, NULL, &over);
 		return;
 	}
 	s->txn = xcalloc(1, sizeof(*s->txn));
@@ -851,7 +850,6 @@ cmd_rcpt(struct session *s, const char *args)
 	struct rates_refusal over;
 	enum reply_id limit;
 	char addr[ADDRESS_MAX + 1], from[ADDRESS_MAX + 1];
-	char who[ADDRESS_MAX + 16];
 
 	if (smtp_parse_rcpt(args, t->params.smtputf8, &to, &e) == -1) {
 		session_reply_parse(s, &e);
@@ -863,10 +861,9 @@ cmd_rcpt(struct session *s, const char *args)
 	}
 	address_format(&to, addr, sizeof(addr));
 	address_format(&t->from, from, sizeof(from));
-	principal_rate_key(&s->who, from, who, sizeof(who));
-	if ((limit = rates_rcpt(s->cfg, who, principal_login_name(&s->who),
-	    t->nrcpts, addr, time(NULL), &over)) != REPLY_NONE) {
-		session_reply_rates(s, limit, who, addr, &over);
+	if ((limit = rates_rcpt(s->cfg, &s->who, from, t->nrcpts, addr,
+	    time(NULL), &over)) != REPLY_NONE) {
+		session_reply_rates(s, limit, addr, &over);
 		return;
 	}
 	if (!rcpt_lookup(s, addr, to.domain))
@@ -1146,7 +1143,7 @@ session_data_end(struct session *s)
 	struct txn *t = s->txn;
 	enum inject_status st;
 	const char *detail;
-	char from[ADDRESS_MAX + 1], who[ADDRESS_MAX + 16];
+	char from[ADDRESS_MAX + 1];
 
 	t->data_end = metrics_now();
 	session_set_timeout(s, s->cfg->limits.command_timeout);
@@ -1175,8 +1172,7 @@ session_data_end(struct session *s)
 		return;
 	}
 	address_format(&t->from, from, sizeof(from));
-	principal_rate_key(&s->who, from, who, sizeof(who));
-	rates_accepted(s->cfg, who, t->rcpts, t->nrcpts, time(NULL));
+	rates_accepted(s->cfg, &s->who, from, t->rcpts, t->nrcpts, time(NULL));
 }
 
 /* session_data_input - feed buffered input to the DATA reader; returns

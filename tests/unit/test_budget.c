@@ -165,6 +165,7 @@ static void
 test_case_and_senders(void **state)
 {
 	char *rcpts[] = { "carol@example.org" };
+	struct principal erin;
 
 	(void)state;
 	capture();
@@ -176,8 +177,9 @@ test_case_and_senders(void **state)
 	/* another sender has its own count */
 	assert_int_equal(budget_bounce(&cfg, "dave@example.org", T0, NULL), 0);
 	/* mail accepted from or to an address is not a bounce to it */
-	rates_accepted(&cfg, "erin@example.org", rcpts, 1, T0);
-	rates_accepted(&cfg, "erin@example.org", rcpts, 1, T0);
+	principal_login(&erin, "erin@example.org");
+	rates_accepted(&cfg, &erin, "erin@example.org", rcpts, 1, T0);
+	rates_accepted(&cfg, &erin, "erin@example.org", rcpts, 1, T0);
 	assert_int_equal(budget_bounce(&cfg, "erin@example.org", T0, NULL), 0);
 	free(captured());
 }
