@@ -2,9 +2,10 @@
  * session - the SMTP submission state machine; see session.h and
  * submit/REPLIES.md for every reply it gives.
  *
- * Session state (who the client is, TLS, login) is kept apart from
- * transaction state (struct txn: sender, recipients, the message being
- * written), which is freed on RSET, EHLO, STARTTLS, commit and abort.
+ * Session state (who the client is: the principal; TLS) is kept apart
+ * from transaction state (struct txn: sender, recipients, the message on
+ * its way through queue/inject), which is freed on RSET, EHLO, STARTTLS,
+ * commit and abort. Every reply is sent by its id (submit/reply.h).
  *
  * Input is processed as long as it is available and the session is in a
  * state that reads (STATE_COMMAND, STATE_AUTH, STATE_DATA), so pipelined
@@ -37,20 +38,17 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common/address.h"
 #include "common/alloc.h"
-#include "common/buf.h"
+#include "common/dns.h"
 #include "common/log.h"
 #include "common/metrics.h"
-#include "common/address.h"
-#include "common/dns.h"
-#include "common/msghdr.h"
 #include "config/principal.h"
 #include "queue/inject.h"
 #include "queue/queue.h"
 #include "submit/auth.h"
 #include "submit/dataread.h"
 #include "submit/guard.h"
-#include "common/msghdr.h"
 #include "submit/policy.h"
 #include "submit/rates.h"
 #include "submit/reply.h"
