@@ -1,12 +1,14 @@
 /*
  * counter - rate counters over fixed windows; see counter.h.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
 #include "common/counter.h"
+#include "common/log.h"
 
 #define COUNTER_BUCKETS	4096
 
@@ -198,6 +200,16 @@ counter_key(char *key, size_t len, const char *prefix, const char *addr)
 	for (i = 0; key[i] != '\0'; i++)
 		if (key[i] >= 'A' && key[i] <= 'Z')
 			key[i] = (char)(key[i] - 'A' + 'a');
+}
+
+/* counter_summary_log - see counter.h */
+void
+counter_summary_log(const char *key, uint64_t count, uint64_t refused,
+    void *arg)
+{
+	(void)arg;
+	log_warnx("rate limit window over: %s had %" PRIu64 " accepted and "
+	    "%" PRIu64 " refused", key, count, refused);
 }
 
 /* counter_store - see counter.h */

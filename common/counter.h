@@ -88,6 +88,11 @@ struct counter_store {
 			    uint64_t refused, void *arg);
 };
 
+/* counter_summary_log - a summary callback for a rate limit's store: logs
+   "rate limit window over: KEY had N accepted and M refused" */
+void		 counter_summary_log(const char *key, uint64_t count,
+		    uint64_t refused, void *arg);
+
 /* counter_store - s's counters at now (made, or swept, as due) */
 struct counters	*counter_store(struct counter_store *s, time_t now);
 

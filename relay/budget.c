@@ -1,7 +1,6 @@
 /*
  * budget - bounces per envelope sender; see budget.h.
  */
-#include <inttypes.h>
 #include <stdio.h>
 
 #include "common/counter.h"
@@ -9,16 +8,7 @@
 #include "common/metrics.h"
 #include "relay/budget.h"
 
-/* budget_summary - the end of a window that held bounces back */
-static void
-budget_summary(const char *key, uint64_t count, uint64_t refused, void *arg)
-{
-	(void)arg;
-	log_warnx("rate limit window over: %s had %" PRIu64 " accepted and "
-	    "%" PRIu64 " refused", key, count, refused);
-}
-
-static struct counter_store budget = { .summary = budget_summary };
+static struct counter_store budget = { .summary = counter_summary_log };
 
 /* budget_bounce - count one bounce to sender, or refuse it */
 int

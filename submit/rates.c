@@ -32,16 +32,7 @@ rates_to_key(char *key, size_t len, const char *rcpt)
 	counter_key(key, len, "to", rcpt);
 }
 
-/* rates_summary - the end of a window that refused something */
-static void
-rates_summary(const char *key, uint64_t count, uint64_t refused, void *arg)
-{
-	(void)arg;
-	log_warnx("rate limit window over: %s had %" PRIu64 " accepted and "
-	    "%" PRIu64 " refused", key, count, refused);
-}
-
-static struct counter_store rates = { .summary = rates_summary };
+static struct counter_store rates = { .summary = counter_summary_log };
 
 /* rates_grant - the senders entry of login, or NULL */
 static const struct sender_grant *
