@@ -54,6 +54,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "keys/dkim.h"
+#include "keys/keycache.h"
 #include "keys/keyfile.h"
 
 #define DKIM_ID		((const unsigned char *)"postern")
@@ -504,6 +505,104 @@ dkim_lib_put(struct dkim_libent *le)
 	le->refs--;
 	dkim_prune_idle(DKIM_LIB_CACHE);
 	pthread_mutex_unlock(&dkim_mtx);
+}
+
+/*
+ * dkim_selftest_sign - sign a fixed message with k alone at a fixed time:
+ * the DKIM-Signature field in out, or -1 with *err
+ */
+static int
+dkim_selftest_sign(const struct keyfile *k, struct buf *out, char **err)
+{
+	static const char hdr[] = "From: keycache@example.invalid\r\n"
+	    "Subject: libopendkim self-test\r\n"
+	    "Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n";
+	static const char body[] = "The key is parsed once.\r\n";
+	const struct keyfile *keys[1] = { k };
+	struct dkim_signer *s;
+	int rc;
+
+	if ((s = dkim_signer_new(keys, 1, NULL, 1767225600, err)) == NULL)
+		return -1;
+	if (dkim_signer_headers(s, hdr, sizeof(hdr) - 1) == -1 ||
+	    dkim_signer_body(s, body, sizeof(body) - 1) == -1) {
+		*err = xstrdup(dkim_signer_error(s));
+		dkim_signer_free(s);
+		return -1;
+	}
+	rc = dkim_signer_finish(s, out, err);
+	dkim_signer_free(s);
+	return rc;
+}
+
+/*
+ * dkim_keycache_check - does libopendkim take k's cached key, and sign
+ * the same bytes with it as with the key it parses itself? 0, or -1
+ * with *why (newly allocated)
+ */
+static int
+dkim_keycache_check(const struct keyfile *k, char **why)
+{
+	struct buf ref, got;
+	uint64_t before;
+	int rc = -1;
+
+	*why = NULL;
+	buf_init(&ref, 8192);
+	buf_init(&got, 8192);
+	keycache_bypass(true);
+	if (dkim_selftest_sign(k, &ref, why) == -1) {
+		keycache_bypass(false);
+		goto out;
+	}
+	keycache_bypass(false);
+	before = keycache_thread_hits();
+	if (dkim_selftest_sign(k, &got, why) == -1)
+		goto out;
+	if (keycache_thread_hits() == before)
+		*why = xasprintf("libopendkim %#x did not ask "
+		    "PEM_read_bio_PrivateKey for the key of selector %s of %s",
+		    dkim_libversion(), k->selector, k->domain);
+	else if (ref.len != got.len || memcmp(ref.data, got.data,
+	    ref.len) != 0)
+		*why = xasprintf("libopendkim %#x signed differently with the "
+		    "cached key of selector %s of %s", dkim_libversion(),
+		    k->selector, k->domain);
+	else
+		rc = 0;
+out:
+	buf_free(&ref);
+	buf_free(&got);
+	return rc;
+}
+
+/* dkim_key_cache - see dkim.h */
+void
+dkim_key_cache(const struct keyfile *k)
+{
+	char *why = NULL;
+
+	if (!keycache_enabled())
+		return;
+	if (keycache_add(k->pem, k->pemlen) == -1) {
+		log_warnx("DKIM key cache: selector %s of %s: OpenSSL cannot "
+		    "parse the key; it is parsed per message", k->selector,
+		    k->domain);
+		return;
+	}
+	if (dkim_keycache_check(k, &why) == -1) {
+		keycache_disable();
+		log_warnx("DKIM key cache off: %s; every signature parses its "
+		    "key again (correct, slower)", why);
+		free(why);
+	}
+}
+
+/* dkim_key_uncache - see dkim.h */
+void
+dkim_key_uncache(const struct keyfile *k)
+{
+	keycache_drop(k->pem, k->pemlen);
 }
 
 /* dkim_shutdown - close idle cached libraries */

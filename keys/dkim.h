@@ -171,6 +171,18 @@ const char *dkim_signer_error(const struct dkim_signer *);
 void	dkim_signer_free(struct dkim_signer *);
 
 /*
+ * dkim_key_cache - keep k's parsed key for every signature made with it
+ * from now on (keys/keycache.h), the first time checking that
+ * libopendkim takes it and signs the same bytes as with the key it
+ * parses itself; if not, the cache is turned off for good with a
+ * warning, and keys are parsed per message (correct, slower).
+ * dkim_key_uncache - k is freed: one user fewer of its cached key.
+ * Call them in pairs, for the keys the daemon signs with.
+ */
+void	dkim_key_cache(const struct keyfile *k);
+void	dkim_key_uncache(const struct keyfile *k);
+
+/*
  * dkim_shutdown - close every cached DKIM_LIB no signer uses (at exit,
  * and in tests so valgrind sees everything freed).
  */

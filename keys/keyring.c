@@ -166,6 +166,7 @@ keyring_key(struct keyring_domain *kd, const struct keysel *e, char **err)
 	if ((kf = keyfile_load(e->key, kd->d->name, e->selector, e->alg,
 	    err)) == NULL)
 		return NULL;
+	dkim_key_cache(kf);	/* parsed once, not per message */
 	kd->loaded = xreallocarray(kd->loaded, kd->nloaded + 1,
 	    sizeof(*kd->loaded));
 	kd->loaded[kd->nloaded].path = xstrdup(e->key);
@@ -310,6 +311,7 @@ keyring_free(struct keyring *kr)
 	for (i = 0; i < kr->ndomains; i++) {
 		kd = &kr->domains[i];
 		for (j = 0; j < kd->nloaded; j++) {
+			dkim_key_uncache(kd->loaded[j].kf);
 			keyfile_free(kd->loaded[j].kf);
 			free(kd->loaded[j].path);
 		}
