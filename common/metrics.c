@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,7 @@ struct hist {
 	uint64_t	 count;
 };
 
-static uint64_t		counters[M_NCOUNTERS];
+static _Atomic uint64_t	counters[M_NCOUNTERS];	/* any thread */
 static double		gauge_values[MG_NGAUGES];
 static struct hist	hists[MH_NHISTOGRAMS];
 
@@ -194,20 +195,23 @@ void
 metrics_inc(enum metric m)
 {
 	if ((unsigned)m < M_NCOUNTERS)
-		counters[m]++;
+		atomic_fetch_add_explicit(&counters[m], 1,
+		    memory_order_relaxed);
 }
 
 void
 metrics_add(enum metric m, uint64_t n)
 {
 	if ((unsigned)m < M_NCOUNTERS)
-		counters[m] += n;
+		atomic_fetch_add_explicit(&counters[m], n,
+		    memory_order_relaxed);
 }
 
 uint64_t
 metrics_get(enum metric m)
 {
-	return (unsigned)m < M_NCOUNTERS ? counters[m] : 0;
+	return (unsigned)m < M_NCOUNTERS ? atomic_load_explicit(&counters[m],
+	    memory_order_relaxed) : 0;
 }
 
 /* metrics_gauge_set - a gauge's current value */
@@ -265,7 +269,10 @@ metrics_age(time_t t)
 void
 metrics_reset(void)
 {
-	memset(counters, 0, sizeof(counters));
+	size_t i;
+
+	for (i = 0; i < M_NCOUNTERS; i++)
+		atomic_store(&counters[i], 0);
 	memset(gauge_values, 0, sizeof(gauge_values));
 	memset(hists, 0, sizeof(hists));
 }
@@ -332,7 +339,7 @@ render_family(struct buf *out, int f)
 		    buf_puts(out, "\"}") == -1))
 			return -1;
 		if (buf_printf(out, " %" PRIu64 "\n",
-		    counters[series[i].counter]) == -1)
+		    metrics_get(series[i].counter)) == -1)
 			return -1;
 	}
 	return 0;

@@ -9,10 +9,10 @@
  * their owners at scrape time); the two histograms have fixed buckets.
  * Counters only grow and start at zero when the daemon starts.
  *
- * Threads: every count is made on the event loop thread (session,
- * server, guard, rates, the scheduler, DKIM signing: the queue committer
- * thread never counts; its completions run on the loop), so nothing here
- * locks. Do not count from another thread.
+ * Threads: the counters may be counted from any thread (relaxed atomic
+ * adds: DKIM signatures are counted where they are made, which may be a
+ * signing worker); gauges and histograms only on the event loop thread
+ * (their completions run there), so nothing here locks.
  *
  * The listener (metrics_http_start) answers GET /metrics with the
  * Prometheus text format 0.0.4, 404 for any other path and 405 for any

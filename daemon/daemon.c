@@ -251,6 +251,9 @@ daemon_start(const char *path, int debug)
 	privsep_drop(cfg);
 	if (queue_start(d->queue, d->base) == -1)
 		log_fatal("cannot start the queue committer");
+	if (inject_start(d->inject, d->base, 0) == -1)
+		log_warn("cannot start the signing threads; signing on the "
+		    "event loop");
 	if ((d->rot = rotate_start(d->base, keys, d->dns,
 	    cfg->dkim_check_interval)) == NULL)
 		log_fatalx("cannot start the DKIM rotation checker");
@@ -286,6 +289,7 @@ daemon_free(struct daemon *d)
 	server_close(&d->srv);
 	metrics_http_free(d->metrics);
 	sched_stop(d->sched);
+	inject_close(d->inject);	/* signatures in progress: committed */
 	queue_close(d->queue);	/* waits for commits in progress */
 	inject_free(d->inject);
 	sched_free(d->sched);

@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/msghdr.h"
+#include "common/workers.h"
 #include "keys/dkim.h"
 #include "keys/keyring.h"
 #include "queue/envelope.h"
@@ -40,6 +41,7 @@ struct inject {
 	void			*queued_arg;
 	uint64_t		 next_serial;
 	struct inject_pending	*head, *tail;
+	struct workers		*workers;	/* NULL: sign in place */
 	char			 detail[INJECT_DETAIL_MAX]; /* inject_end's */
 };
 
@@ -60,6 +62,12 @@ struct inject_msg {
 	enum inject_status	 status;	/* the first refusal */
 	char			*detail;	/* its detail, or NULL */
 	int			 error;		/* errno of QUEUE_ERROR */
+	/* from inject_end on: */
+	inject_done_fn		*cb;
+	uint64_t		 cookie;
+	struct buf		 sig;		/* the DKIM-Signature fields */
+	char			*serr;		/* why signing failed */
+	int			 signed_rc;	/* dkim_signer_finish's */
 };
 
 /*
@@ -87,6 +95,26 @@ inject_set_queued(struct inject *inj, inject_queued_fn *fn, void *arg)
 {
 	inj->queued = fn;
 	inj->queued_arg = arg;
+}
+
+/* inject_start - sign on worker threads from now on */
+int
+inject_start(struct inject *inj, struct event_base *base, unsigned n)
+{
+	if ((inj->workers = workers_new(base, n)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* inject_close - the signatures in progress, done; then sign in place */
+void
+inject_close(struct inject *inj)
+{
+	if (inj == NULL || inj->workers == NULL)
+		return;
+	workers_drain(inj->workers);
+	workers_free(inj->workers);
+	inj->workers = NULL;
 }
 
 /* inject_free - forget the door and any commit still unanswered */
@@ -200,7 +228,9 @@ inject_free_msg(struct inject_msg *m)
 	free((char *)m->rcv.protocol);
 	free((char *)m->rcv.tls);
 	buf_free(&m->hdr);
+	buf_free(&m->sig);
 	dkim_signer_free(m->signer);
+	free(m->serr);
 	free(m->detail);
 	free(m);
 }
@@ -461,40 +491,44 @@ inject_eom(struct inject_msg *m, const char **detail)
 	return inject_status(m, detail);
 }
 
-/* inject_end - sign, then hand to the committer */
-enum inject_status
-inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
-    const char **detail)
+/* inject_sign - the private-key work (on a worker, or in place) */
+static void
+inject_sign(void *arg)
+{
+	struct inject_msg *m = arg;
+
+	m->signed_rc = m->signer == NULL ? -1 :
+	    dkim_signer_finish(m->signer, &m->sig, &m->serr);
+}
+
+/*
+ * inject_commit - signed (or not): hand m to the committer. Takes m.
+ * INJECT_OK: its callback will come; else the error, with the detail in
+ * inj->detail and errno set for INJECT_QUEUE_ERROR.
+ */
+static enum inject_status
+inject_commit(struct inject_msg *m)
 {
 	struct inject *inj = m->inj;
 	struct inject_pending *p;
-	struct buf sig;
-	char *serr = NULL;
 	enum inject_status st;
 	int saved;
 
-	if (inject_eom(m, NULL) != INJECT_OK) {
-		errno = m->error;
-		return inject_end_status(m, m->status, m->detail ? m->detail :
-		    "", detail);
-	}
-	buf_init(&sig, ENVELOPE_PREPEND_MAX);
-	if (m->signer == NULL || dkim_signer_finish(m->signer, &sig,
-	    &serr) == -1) {
+	if (m->signed_rc == -1) {
 		log_warnx("id=%s dkim: %s", inject_id(m),
-		    serr ? serr : "no signer");
-		st = inject_end_status(m, INJECT_SIGN_ERROR, serr ? serr :
-		    "no signer", detail);
-		free(serr);
-		buf_free(&sig);
+		    m->serr ? m->serr : "no signer");
+		st = inject_end_status(m, INJECT_SIGN_ERROR, m->serr ?
+		    m->serr : "no signer", NULL);
 		return st;
 	}
-	m->env.prepend = sig.data;	/* the envelope frees it */
-	m->env.prepend_len = sig.len;
+	m->env.prepend = m->sig.data;	/* the envelope frees it */
+	m->env.prepend_len = m->sig.len;
+	m->sig.data = NULL;
+	m->sig.len = m->sig.cap = 0;
 	p = xcalloc(1, sizeof(*p));
 	p->serial = inj->next_serial++;
-	p->cb = cb;
-	p->cookie = cookie;
+	p->cb = m->cb;
+	p->cookie = m->cookie;
 	if (queue_msg_commit(m->qm, &m->env, inject_committed,
 	    p->serial) == -1) {
 		saved = errno;
@@ -503,8 +537,6 @@ inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
 		m->qm = NULL;		/* queue_msg_commit aborted it */
 		snprintf(inj->detail, sizeof(inj->detail), "%s",
 		    strerror(saved));
-		if (detail != NULL)
-			*detail = inj->detail;
 		inject_free_msg(m);
 		errno = saved;
 		return INJECT_QUEUE_ERROR;
@@ -517,4 +549,53 @@ inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
 	inj->tail = p;
 	inject_free_msg(m);
 	return INJECT_OK;
+}
+
+/* inject_signed - a worker signed m: commit it, or tell the caller */
+static void
+inject_signed(void *arg)
+{
+	struct inject_msg *m = arg;
+	struct inject *inj = m->inj;
+	inject_done_fn *cb = m->cb;
+	uint64_t cookie = m->cookie;
+	char id[QUEUE_ID_LEN + 1];
+	enum inject_status st;
+	int error;
+
+	snprintf(id, sizeof(id), "%s", inject_id(m));
+	if ((st = inject_commit(m)) != INJECT_OK) {
+		error = st == INJECT_QUEUE_ERROR ? errno : 0;
+		cb(cookie, st, id, error, inj->detail);
+	}
+}
+
+/*
+ * inject_end - sign, then hand to the committer: on a worker when the
+ * pool runs (the outcome then always comes through cb), else here
+ */
+enum inject_status
+inject_end(struct inject_msg *m, inject_done_fn *cb, uint64_t cookie,
+    const char **detail)
+{
+	struct inject *inj = m->inj;
+	enum inject_status st;
+
+	if (inject_eom(m, NULL) != INJECT_OK) {
+		errno = m->error;
+		return inject_end_status(m, m->status, m->detail ? m->detail :
+		    "", detail);
+	}
+	m->cb = cb;
+	m->cookie = cookie;
+	buf_init(&m->sig, ENVELOPE_PREPEND_MAX);
+	if (inj->workers != NULL) {
+		workers_submit(inj->workers, inject_sign, inject_signed, m);
+		return INJECT_OK;
+	}
+	inject_sign(m);
+	st = inject_commit(m);
+	if (st != INJECT_OK && detail != NULL)
+		*detail = inj->detail;
+	return st;
 }

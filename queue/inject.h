@@ -49,8 +49,13 @@
  * asynchronous: the callback carries a cookie the caller looks up (a
  * session id), never a pointer, so a client that leaves meanwhile cannot
  * cause a use-after-free, and it never runs from inside inject_end. What
- * runs on which thread behind these calls (signing, writing) is this
- * module's business; callers assume nothing about it.
+ * runs on which thread behind these calls is this module's business;
+ * callers assume nothing about it. Today: the header checks and the
+ * signer's hashing run as the bytes arrive, on the loop; after
+ * inject_start() the signatures (the private-key work) are made by a
+ * pool of worker threads, one per CPU (common/workers.h), so the loop
+ * goes on serving while they sign; without it (tools, tests) they are
+ * made on the calling thread. The commit is the queue committer's.
  *
  * Nothing here calls exit(); out of memory aborts (common/alloc.h).
  */
@@ -67,6 +72,7 @@
 #include "config/principal.h"
 
 struct inject;
+struct event_base;
 struct inject_msg;
 struct keyring;
 struct queue;
@@ -145,7 +151,20 @@ struct inject	*inject_new(struct queue *q);
 void		 inject_set_queued(struct inject *, inject_queued_fn *,
 		    void *arg);
 
-/* inject_free - NULL is fine; messages still open must be gone */
+/*
+ * inject_start - sign on a pool of worker threads (n: 0 for one per CPU)
+ * reporting back on base; call once, after any fork or privilege change.
+ * 0, or -1 with errno (then signing stays on the loop thread).
+ * inject_close - shutdown, before queue_close: wait for the signatures in
+ * progress and hand their messages to the queue (their callbacks come
+ * with queue_close's), then sign on the calling thread again.
+ */
+int		 inject_start(struct inject *, struct event_base *base,
+		    unsigned n);
+void		 inject_close(struct inject *);
+
+/* inject_free - after inject_close and queue_close; NULL is fine;
+   messages still open must be gone */
 void		 inject_free(struct inject *);
 
 /*

@@ -162,6 +162,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	inject_close(f->inj);
 	queue_close(f->q);
 	inject_free(f->inj);
 	event_base_free(f->base);
@@ -192,6 +193,22 @@ done_cb(uint64_t cookie, enum inject_status st, const char *id, int error,
 	    (unsigned long long)cookie, id, error);
 	done_status = st;
 	snprintf(done_id, sizeof(done_id), "%s", id);
+}
+
+/* many_cb - test_many_workers' callback: each cookie once, OK */
+static int		 many_done;
+static unsigned char	 many_seen[64];
+
+static void
+many_cb(uint64_t cookie, enum inject_status st, const char *id, int error,
+    const char *detail)
+{
+	(void)id; (void)error; (void)detail;
+	assert_true(cookie < 64);
+	assert_int_equal(st, INJECT_OK);
+	assert_int_equal(many_seen[cookie], 0);
+	many_seen[cookie] = 1;
+	many_done++;
 }
 
 /* never_cb - a refused message must not call back */
@@ -263,11 +280,10 @@ commit(struct fixture *f, struct inject_msg *m, uint64_t cookie)
 		assert_true(event_base_loop(f->base, EVLOOP_ONCE) >= 0);
 }
 
-/* test_accepted - fix-ups, signatures and envelope on disk */
+/* accepted - fix-ups, signatures and envelope on disk */
 static void
-test_accepted(void **state)
+accepted(struct fixture *f)
 {
-	struct fixture *f = *state;
 	struct inject_params p;
 	struct inject_received rcv;
 	struct principal who;
@@ -342,6 +358,54 @@ test_accepted(void **state)
 	envelope_free(&e);
 	assert_int_equal(count_dir(f, "tmp"), 0);
 	assert_int_equal(count_dir(f, "queue"), 2);
+}
+
+/* test_accepted - signed on the calling thread */
+static void
+test_accepted(void **state)
+{
+	accepted(*state);
+}
+
+/* test_accepted_workers - signed on two worker threads: the same */
+static void
+test_accepted_workers(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(inject_start(f->inj, f->base, 2), 0);
+	accepted(f);
+}
+
+/* test_many_workers - 40 messages signed by two workers at once: each
+   commits once, with its own signatures, hook before callback */
+static void
+test_many_workers(void **state)
+{
+	struct fixture *f = *state;
+	struct inject_params p;
+	struct inject_received rcv;
+	struct principal who;
+	struct inject_msg *m;
+	const char *detail;
+	char text[128];
+	int i;
+
+	assert_int_equal(inject_start(f->inj, f->base, 2), 0);
+	params(f, &p, &who, &rcv);
+	many_done = 0;
+	for (i = 0; i < 40; i++) {
+		assert_non_null(m = inject_begin(f->inj, &p));
+		snprintf(text, sizeof(text), "From: bob@example.org\r\n"
+		    "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+		write_chunked(m, text, 16);
+		assert_int_equal(inject_end(m, many_cb, (uint64_t)i, &detail),
+		    INJECT_OK);
+	}
+	while (many_done < 40)
+		assert_true(event_base_loop(f->base, EVLOOP_ONCE) >= 0);
+	assert_int_equal(count_dir(f, "queue"), 80);
+	assert_int_equal(count_dir(f, "tmp"), 0);
 }
 
 /* test_kept_fields - a message with its own Message-ID and Date, and
@@ -542,6 +606,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_accepted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_accepted_workers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_many_workers, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kept_fields, setup,
 		    teardown),
