@@ -81,6 +81,7 @@ static struct sched	*sched_self;
 static const unsigned sched_next[] = {
 	[SCHED_ST_IDLE] =	SC_BIT(SCHED_ST_DELIVERING) | SC_DECIDE,
 	[SCHED_ST_DELIVERING] =	SC_BIT(SCHED_ST_WRITING) |
+				    SC_BIT(SCHED_ST_REMOVING) |
 				    SC_BIT(SCHED_ST_IDLE),
 	[SCHED_ST_WRITING] =	SC_DECIDE,
 	[SCHED_ST_BOUNCING] =	SC_BIT(SCHED_ST_WRITING) |
@@ -90,6 +91,7 @@ static const unsigned sched_next[] = {
 };
 
 static void	sched_write(struct sched *, struct sched_msg *);
+static void	sched_finish(struct sched *, struct sched_msg *);
 static void	sched_kick(struct sched *);
 
 /* sched_strstate - a state's name for logs */
@@ -310,7 +312,14 @@ sched_expire(const struct sched *s, struct sched_msg *m, time_t now)
 	}
 }
 
-/* sched_attempt_end - count the attempt, schedule the next, write */
+/*
+ * sched_attempt_end - count the attempt, schedule the next, write; or,
+ * when every recipient was delivered, remove at once: the removal is
+ * the durable record then (one disk operation, not an envelope rewrite
+ * and a removal). A crash before it is the window a crash before the
+ * rewrite was: those recipients get the message again. While stopping,
+ * the outcome is written as before, for the next start.
+ */
 static void
 sched_attempt_end(struct sched *s, struct sched_msg *m)
 {
@@ -322,11 +331,15 @@ sched_attempt_end(struct sched *s, struct sched_msg *m)
 	sched_counts(m, &pending, &failed);
 	if (pending > 0 && now - m->env.time >= (time_t)rc->expire) {
 		sched_expire(s, m, now);
-		pending = 0;
+		sched_counts(m, &pending, &failed);
 	}
 	m->env.next_attempt = pending > 0 ? now + sched_backoff(rc,
 	    m->env.attempts) : 0;
 	m->due = pending > 0 ? m->env.next_attempt : SC_NEVER;
+	if (pending == 0 && failed == 0 && !s->stopped) {
+		sched_finish(s, m);
+		return;
+	}
 	sched_write(s, m);
 }
 
@@ -476,7 +489,8 @@ sched_hold(struct sched_msg *m, time_t reset)
 }
 
 /*
- * sched_finish - every recipient is final (from IDLE, HELD or WRITING):
+ * sched_finish - every recipient is final (from IDLE, HELD, WRITING, or
+ * DELIVERING when every one was delivered):
  * BOUNCING while the bounce for its failed recipients (if any, and if
  * it has a sender) is queued, HELD if that is over
  * limits.bounces_per_hour, else REMOVING; IDLE if nothing could start
