@@ -7,6 +7,8 @@
 #   make check-layers  only the include-order check (tests/check-layers:
 #                 the order of ARCHITECTURE.md's layers block)
 #   make run      development instance on 127.0.0.1 (see README)
+#   make bench    tests/bench/run.sh: W1-W3 against the load harness kept
+#                 outside the repository (BENCH_DIR; see README)
 #
 # Sources are found by folder: every .c file under common/, config/, keys/,
 # queue/, submit/, relay/ and daemon/ goes into build/libpostern.a, which
@@ -49,7 +51,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all deps check check-san check-layers san-build unit e2e run clean
+.PHONY: all deps check check-san check-layers san-build unit e2e run bench clean
 
 all: deps
 	@$(MAKE) --no-print-directory postern
@@ -101,6 +103,12 @@ unit: deps
 e2e: deps
 	@$(MAKE) --no-print-directory postern
 	@tests/run-all --e2e-only
+
+# The benchmark against the load harness that lives outside the repository
+# (tests/bench/run.sh says where it looks, and what to do without it).
+bench: deps
+	@$(MAKE) --no-print-directory postern
+	@tests/bench/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory postern

@@ -240,6 +240,19 @@ TARGET_PORT=$PORT TARGET_HOST=127.0.0.1 SERVER_PIDS=$PID LABEL=$LABEL \
 
 stop_daemon
 say "postern stopped"
+# What the disk was asked for, from the daemon's last words ("queue
+# closed: commits=N updates=N removes=N fsyncs=N (files N, queue/ N) ...").
+line=$(grep 'queue closed:' "$LOG" | tail -n 1 || true)
+if [ -n "$line" ]; then
+	commits=$(echo "$line" | sed -n 's/.*commits=\([0-9]*\).*/\1/p')
+	fsyncs=$(echo "$line" | sed -n 's/.* fsyncs=\([0-9]*\).*/\1/p')
+	say "disk: ${line#*queue closed: }"
+	if [ "${commits:-0}" -gt 0 ]; then
+		say "disk: $(awk -v f="$fsyncs" -v c="$commits" \
+		    'BEGIN { printf "%.2f", f / c }') fsyncs per message" \
+		    "(accepting and delivering it, all workloads together)"
+	fi
+fi
 if [ -s "$RESULTS_DIR/runs.tsv" ] && command -v python3 >/dev/null; then
 	python3 "$WORK_DIR/harness/summarize.py" "$RESULTS_DIR/runs.tsv" ||
 	    true
