@@ -4,14 +4,16 @@ grants for sessions that start afterwards; sessions in progress keep
 theirs and are never dropped; listeners that stay keep their socket; a
 broken configuration is refused with a log line and the old one goes on.
 """
+import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 from conftest import DkimSelector, Listener, free_port, run_postern
-from helpers import (SMTP, expect, final_message, make_message, submission,
-                     wait_until)
+from helpers import (SMTP, dkimpy_results, expect, final_message,
+                     make_message, submission, wait_until)
 
 ALICE = "alice@example.test"
 NEWBIE = "newbie@example.test"
@@ -48,10 +50,13 @@ def test_reload_keeps_sessions_and_applies_to_new_ones(postern_factory,
                                                        ssl_ctx):
     """While one client keeps submitting over one connection and others
     connect, SIGHUP brings in a new user, a new sender grant, a new DKIM
-    selector and a new listener: the old connection is never dropped and
-    its messages stay signed with the old selector; sessions started
-    after the reload sign with the new one, the new user logs in and may
-    use its grant, and the new listener accepts."""
+    selector with a new key and a new listener: the old connection is
+    never dropped and its messages stay signed with the old selector and
+    key; sessions started after the reload sign with the new ones (the
+    first message after it already verifies, with dkimpy, against the new
+    key and not the old: the daemon keeps parsed keys, and must not sign
+    with a stale one), the new user logs in and may use its grant, and
+    the new listener accepts."""
     d = postern_factory(dkim={"example.test": [("r1", "rsa-sha256")]})
     old = submission(d, ssl_ctx, login=ALICE)
     q1 = QUEUED(send(old, ALICE, "before"))
@@ -61,7 +66,13 @@ def test_reload_keeps_sessions_and_applies_to_new_ones(postern_factory,
     assert r.returncode == 0, r.stderr
     # a new selector r2 replaces r1, a grant for the new user, and a
     # new trusted listener on another port
-    d.dkim["example.test"] = [DkimSelector("r2", "rsa-sha256")]
+    old_records = dict(d.dkim_records)
+    new_key = os.path.join(d.dir, "r2-new.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", new_key], check=True,
+                   capture_output=True)
+    d.dkim["example.test"] = [DkimSelector("r2", "rsa-sha256",
+                                           source=new_key)]
     d.install_dkim_keys()
     d.give_to_user()        # as `postern keys generate` run as root does
     d.senders = list(d.senders) + [(NEWBIE, ["news@example.test"])]
@@ -105,6 +116,14 @@ def test_reload_keeps_sessions_and_applies_to_new_ones(postern_factory,
     q3 = QUEUED(send(c, "news@example.test", "after"))
     c.close()
     assert signature_selector(d, q3) == ["r2"]
+    # the keys themselves, checked by an independent verifier
+    r1 = "r1._domainkey.example.test"
+    r2 = "r2._domainkey.example.test"
+    assert dkimpy_results(final_message(d, q1), old_records) == [True]
+    assert dkimpy_results(final_message(d, q2), old_records) == [True]
+    assert dkimpy_results(final_message(d, q3), d.dkim_records) == [True]
+    stale = {r2: old_records[r1]}      # r2 under the old key: must fail
+    assert dkimpy_results(final_message(d, q3), stale) == [False]
     log = d.log()
     assert "reload of" not in log, log       # nothing refused
     assert log.count("session=") > 0
