@@ -43,11 +43,12 @@
  * (bounded by the message size limit). dkim_signer_finish() does the
  * private-key work, on whatever thread calls it: measured on the 2-core
  * build machine, 1.4 ms per RSA-2048 key and 0.6 ms per Ed25519 key per
- * message (2 ms for the usual pair). The RSA operation itself is 0.3 ms;
- * the rest is libopendkim rebuilding the key object from the PEM text for
- * every message (OpenSSL 3's decoders take ~0.55 ms per key, RSA then
- * sets up its Montgomery contexts again). XXX libopendkim offers no way
- * to keep a parsed key, so this cannot be cached through its API.
+ * message (2 ms for the usual pair) when libopendkim rebuilds the key
+ * object from the PEM text for every message, as it does by itself
+ * (OpenSSL 3's decoders take ~0.55 ms per key, RSA then sets up its
+ * Montgomery contexts again); the RSA operation itself is 0.3 ms.
+ * libopendkim offers no way to keep a parsed key, so dkim_key_cache()
+ * below hands it one through keys/keycache.h, checked at load.
  *
  * Memory: libopendkim allocates through this module's callbacks, which
  * wipe every block before freeing it, so its copies of the PEM key do not
