@@ -2,10 +2,10 @@
  * workers - a small thread pool reporting through the loop; see
  * workers.h.
  *
- * Two lists under one mutex: todo (FIFO, taken by the threads, signalled
+ * Two lists under one mutex: waiting (FIFO, taken by the threads, signalled
  * by a condition variable) and done (FIFO, emptied by the loop's event,
  * which a thread activates after adding to it). A job is one allocation
- * that moves from todo to done.
+ * that moves from waiting to done.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,9 +32,9 @@ struct joblist {
 
 struct workers {
 	pthread_mutex_t	 lock;
-	pthread_cond_t	 more;		/* todo grew, or stopping */
+	pthread_cond_t	 more;		/* waiting grew, or stopping */
 	pthread_cond_t	 idle;		/* a job finished (drain waits) */
-	struct joblist	 todo, done;
+	struct joblist	 waiting, done;
 	size_t		 pending;	/* submitted, done() not run yet */
 	bool		 stopping;
 	struct event	*ev;		/* runs done() on the loop */
@@ -73,9 +73,9 @@ workers_main(void *arg)
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (w->todo.head == NULL && !w->stopping)
+		while (w->waiting.head == NULL && !w->stopping)
 			pthread_cond_wait(&w->more, &w->lock);
-		if ((j = joblist_pop(&w->todo)) == NULL)
+		if ((j = joblist_pop(&w->waiting)) == NULL)
 			break;			/* stopping, nothing left */
 		pthread_mutex_unlock(&w->lock);
 		j->work(j->arg);
@@ -160,13 +160,6 @@ workers_new(struct event_base *base, unsigned n)
 	return w;
 }
 
-/* workers_count - threads */
-unsigned
-workers_count(const struct workers *w)
-{
-	return w->n;
-}
-
 /* workers_submit - queue a job */
 void
 workers_submit(struct workers *w, workers_fn *work, workers_fn *done,
@@ -180,7 +173,7 @@ workers_submit(struct workers *w, workers_fn *work, workers_fn *done,
 	pthread_mutex_lock(&w->lock);
 	if (w->stopping)
 		log_panic("workers_submit after workers_free began");
-	joblist_push(&w->todo, j);
+	joblist_push(&w->waiting, j);
 	w->pending++;
 	pthread_cond_signal(&w->more);
 	pthread_mutex_unlock(&w->lock);

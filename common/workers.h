@@ -34,9 +34,6 @@ typedef void	workers_fn(void *arg);
 #define WORKERS_MAX	16
 struct workers	*workers_new(struct event_base *base, unsigned n);
 
-/* workers_count - how many threads the pool has */
-unsigned	 workers_count(const struct workers *);
-
 /* workers_submit - queue a job: work(arg) on a pool thread, then
    done(arg) on the loop thread */
 void		 workers_submit(struct workers *, workers_fn *work,

@@ -202,13 +202,6 @@ inject_id(const struct inject_msg *m)
 	return queue_msg_id(m->qm);
 }
 
-/* inject_size - bytes in the message file so far */
-uint64_t
-inject_size(const struct inject_msg *m)
-{
-	return queue_msg_size(m->qm);
-}
-
 /* inject_status - the first refusal so far */
 enum inject_status
 inject_status(const struct inject_msg *m, const char **detail)
@@ -474,10 +467,13 @@ static enum inject_status
 inject_end_status(struct inject_msg *m, enum inject_status st,
     const char *detail, const char **out)
 {
+	int saved = errno;
+
 	snprintf(m->inj->detail, sizeof(m->inj->detail), "%s", detail);
 	if (out != NULL)
 		*out = m->inj->detail;
 	inject_abort(m);
+	errno = saved;		/* for INJECT_QUEUE_ERROR's caller */
 	return st;
 }
 

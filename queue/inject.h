@@ -211,7 +211,4 @@ enum inject_status inject_end(struct inject_msg *m, inject_done_fn *cb,
 /* inject_abort - drop the message (any time before inject_end) */
 void		 inject_abort(struct inject_msg *);
 
-/* inject_size - message bytes written to the file so far */
-uint64_t	 inject_size(const struct inject_msg *);
-
 #endif
