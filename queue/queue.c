@@ -1,17 +1,23 @@
 /*
  * queue - the durable on-disk queue; see queue.h, and queue/QUEUE.md for
- * the directories, the states, the commit steps and recovery.
+ * the file, its states, the commit steps and recovery.
  *
- * Threads: everything here runs on the caller's (loop) thread except
- * queue_committer(), which owns an operation (a commit from
- * queue_msg_commit(), an envelope update from queue_update(), a removal
- * from queue_remove()) from the moment it is put on q->pending until it
- * appends the result to q->done. q->lock protects pending, done, stopping,
- * last_usec and stats; inflight and ev's add/del belong to the loop
- * thread, and the committer only calls event_active(). Nothing else is
- * shared. The three directory fds are set once in queue_open() and only
- * read afterwards; every file is named relative to them (*at calls), and
- * every name is built from an id that passed queue_id_valid().
+ * One file per message, queue/ID: a fixed header that says where the
+ * envelope starts, the message, then the envelope as committed and every
+ * update after it, appended (QUEUE.md, "The queue file").
+ *
+ * Threads: the loop thread writes a new message (queue_msg_write), appends
+ * envelope updates (queue_update) and unlinks finished messages
+ * (queue_remove) at once, so a crash of the process after those calls
+ * loses none of them. What it never does is wait for the disk: every
+ * fsync is the committer's. queue_committer() owns an operation from the
+ * moment it is put on q->pending until it appends the result to q->done.
+ * q->lock protects pending, done, stopping, last_usec and stats; inflight
+ * and ev's add/del belong to the loop thread, and the committer only calls
+ * event_active(). Nothing else is shared. The three directory fds are set
+ * once in queue_open() and only read afterwards; every file is named
+ * relative to them (*at calls), and every name is built from an id that
+ * passed queue_id_valid().
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -21,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -41,37 +48,46 @@
 #include "queue/queue.h"
 
 #define QUEUE_WBUF_SIZE		(32 * 1024)	/* write buffer per message */
-#define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)	/* bytes in ID.env */
+#define QUEUE_ENVELOPE_MAX	(4 * 1024 * 1024)	/* one envelope */
+#define QUEUE_TAIL_MAX		(64 * 1024 * 1024)	/* envelope + updates */
 #define QUEUE_ID_PREFIX		9	/* base-62 digits of microseconds */
 #define QUEUE_NAME_SIZE		(QUEUE_ID_LEN + sizeof(".msg"))
 #define QUEUE_NEW_TRIES		8	/* O_EXCL collisions before giving up */
 #define QUEUE_BATCH_MAX		1024	/* operations per round: bounds open
 					   fds */
 
+/*
+ * The header: QUEUE_MAGIC, the envelope's offset as 20 decimal digits
+ * (leading zeros), LF. The message's bytes follow it, so a message is
+ * [QUEUE_HDR_LEN, offset) of its file. Written as zeros first and set
+ * at commit, before the fsync.
+ */
+#define QUEUE_MAGIC		"postern-queue 3 "
+#define QUEUE_OFF_DIGITS	20
+#define QUEUE_HDR_LEN		(sizeof(QUEUE_MAGIC) - 1 + QUEUE_OFF_DIGITS + 1)
+
 enum queue_op {
 	QUEUE_OP_COMMIT,	/* a new message: S1 -> S3 */
-	QUEUE_OP_UPDATE,	/* a new envelope: S4 -> S4 */
-	QUEUE_OP_REMOVE,	/* S4 -> S5 -> S0 */
+	QUEUE_OP_UPDATE,	/* an appended envelope: S4 -> S4 */
+	QUEUE_OP_REMOVE,	/* S4 -> S0 */
 };
 
 /*
  * One operation for the committer: a new message from queue_msg_new() on
- * (QUEUE_OP_COMMIT), or an update or a removal of a committed message.
- * Those two never have a message file (fd is -1, no wbuf); an update
- * writes envtext to tmp/ID.env like a commit does (envfd, env_created,
- * env_moved).
+ * (QUEUE_OP_COMMIT, fd is tmp/ID), or an update or a removal of a
+ * committed message, which the loop thread has already written or
+ * unlinked: the committer makes it durable (an update: fsync queue/ID;
+ * a removal: fsync queue/). Their result is set before they are queued
+ * when that already failed.
  */
 struct queue_msg {
 	struct queue	*q;
 	TAILQ_ENTRY(queue_msg) entry;	/* q->pending or q->done */
 	char		 id[QUEUE_ID_LEN + 1];
 	enum queue_op	 op;
-	int		 fd;		/* tmp/ID.msg, -1 once closed */
-	int		 envfd;		/* tmp/ID.env while committing */
-	bool		 env_created;	/* tmp/ID.env exists */
-	bool		 msg_moved;	/* ID.msg is in queue/ */
-	bool		 env_moved;	/* ID.env is in queue/: committed */
-	char		*wbuf;		/* QUEUE_WBUF_SIZE, on first write */
+	int		 fd;		/* tmp/ID, -1 once closed */
+	bool		 moved;		/* queue/ID: committed */
+	char		*wbuf;		/* QUEUE_WBUF_SIZE */
 	size_t		 wlen;
 	uint64_t	 size;		/* bytes accepted by queue_msg_write */
 	int		 error;		/* first write error, sticky */
@@ -79,7 +95,7 @@ struct queue_msg {
 	size_t		 envlen;
 	queue_commit_cb	*cb;
 	uint64_t	 cookie;
-	int		 result;	/* 0 or errno, set by the committer */
+	int		 result;	/* 0 or errno */
 };
 
 TAILQ_HEAD(queue_msgs, queue_msg);
@@ -117,15 +133,6 @@ queue_space(struct queue *q, uint64_t *bytes, uint64_t *files)
 	*bytes = (uint64_t)st.f_bavail * (uint64_t)st.f_frsize;
 	*files = st.f_files == 0 ? UINT64_MAX : (uint64_t)st.f_favail;
 	return 0;
-}
-
-/* queue_fname - "ID.msg" or "ID.env" for a valid id */
-static void
-queue_fname(char name[QUEUE_NAME_SIZE], const char *id, const char *ext)
-{
-	if (!queue_id_valid(id))
-		log_panic("queue: file name from invalid id");
-	snprintf(name, QUEUE_NAME_SIZE, "%s.%s", id, ext);
 }
 
 /* queue_id_new - fresh id: base-62 microseconds, then random digits */
@@ -236,6 +243,51 @@ fail:
 	return NULL;
 }
 
+/*
+ * queue_fname - the file name of a valid id: "ID" (the queue file), or
+ * "ID.msg" / "ID.env" (the two files of a queue from before version 3,
+ * which recovery converts)
+ */
+static void
+queue_fname(char name[QUEUE_NAME_SIZE], const char *id, const char *ext)
+{
+	if (!queue_id_valid(id))
+		log_panic("queue: file name from invalid id");
+	if (ext == NULL)
+		snprintf(name, QUEUE_NAME_SIZE, "%s", id);
+	else
+		snprintf(name, QUEUE_NAME_SIZE, "%s.%s", id, ext);
+}
+
+/* queue_header - the header of a file whose envelope starts at off */
+static void
+queue_header(char hdr[QUEUE_HDR_LEN + 1], uint64_t off)
+{
+	snprintf(hdr, QUEUE_HDR_LEN + 1, "%s%0*" PRIu64 "\n", QUEUE_MAGIC,
+	    QUEUE_OFF_DIGITS, off);
+}
+
+/* queue_header_parse - the envelope's offset from a header; -1 if it is
+   not one */
+static int
+queue_header_parse(const char *hdr, uint64_t *off)
+{
+	const char *p = hdr + sizeof(QUEUE_MAGIC) - 1;
+	uint64_t v = 0;
+	int i;
+
+	if (memcmp(hdr, QUEUE_MAGIC, sizeof(QUEUE_MAGIC) - 1) != 0 ||
+	    hdr[QUEUE_HDR_LEN - 1] != '\n')
+		return -1;
+	for (i = 0; i < QUEUE_OFF_DIGITS; i++) {
+		if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	*off = v;
+	return 0;
+}
+
 /* queue_op_new - an operation on the message id, no files open */
 static struct queue_msg *
 queue_op_new(struct queue *q, enum queue_op op, const char *id)
@@ -245,7 +297,7 @@ queue_op_new(struct queue *q, enum queue_op op, const char *id)
 	m = xcalloc(1, sizeof(*m));
 	m->q = q;
 	m->op = op;
-	m->fd = m->envfd = -1;
+	m->fd = -1;
 	memcpy(m->id, id, sizeof(m->id));
 	return m;
 }
@@ -256,14 +308,16 @@ queue_msg_free(struct queue_msg *m)
 {
 	if (m->fd != -1)
 		close(m->fd);
-	if (m->envfd != -1)
-		close(m->envfd);
 	free(m->wbuf);
 	free(m->envtext);
 	free(m);
 }
 
-/* queue_msg_new - create tmp/ID.msg with a fresh id */
+/*
+ * queue_msg_new - create tmp/ID with a fresh id. Its header goes into the
+ * write buffer first, as zeros where the envelope's offset will be: a
+ * file in tmp/ is never read, and the header is set before the fsync.
+ */
 struct queue_msg *
 queue_msg_new(struct queue *q)
 {
@@ -274,15 +328,19 @@ queue_msg_new(struct queue *q)
 	m = xcalloc(1, sizeof(*m));
 	m->q = q;
 	m->op = QUEUE_OP_COMMIT;
-	m->fd = m->envfd = -1;
+	m->fd = -1;
 	for (tries = 0; tries < QUEUE_NEW_TRIES; tries++) {
 		if (queue_id_new(q, m->id) == -1)
 			break;
-		queue_fname(name, m->id, "msg");
+		queue_fname(name, m->id, NULL);
 		m->fd = openat(q->tmpfd, name,
 		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-		if (m->fd != -1)
+		if (m->fd != -1) {
+			m->wbuf = xmalloc(QUEUE_WBUF_SIZE);
+			queue_header(m->wbuf, 0);
+			m->wlen = QUEUE_HDR_LEN;
 			return m;
+		}
 		if (errno != EEXIST)
 			break;
 	}
@@ -357,7 +415,7 @@ queue_msg_write(struct queue_msg *m, const void *p, size_t len)
 	return 0;
 }
 
-/* queue_msg_abort - unlink tmp/ID.msg and free m */
+/* queue_msg_abort - unlink tmp/ID and free m */
 void
 queue_msg_abort(struct queue_msg *m)
 {
@@ -365,7 +423,7 @@ queue_msg_abort(struct queue_msg *m)
 
 	if (m == NULL)
 		return;
-	queue_fname(name, m->id, "msg");
+	queue_fname(name, m->id, NULL);
 	if (unlinkat(m->q->tmpfd, name, 0) == -1 && errno != ENOENT)
 		log_warn("queue: %s: unlink tmp/%s", m->id, name);
 	queue_msg_free(m);
@@ -412,12 +470,50 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
 }
 
 /*
+ * queue_append - append text to queue/ID now, on this thread, without an
+ * fsync (the committer does that). 0, or an errno: ENOENT if the message
+ * is gone. A write that fails half way is cut off again, so the file
+ * never ends in half an envelope that this process knows about (one that
+ * a crash leaves is cut off by recovery).
+ */
+static int
+queue_append(struct queue *q, const char *id, const char *text, size_t len)
+{
+	char name[QUEUE_NAME_SIZE];
+	struct stat st;
+	int fd, error = 0;
+
+	queue_fname(name, id, NULL);
+	fd = openat(q->queuefd, name,
+	    O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1)
+		return errno;
+	if (fstat(fd, &st) == -1)
+		error = errno;
+	else if (!S_ISREG(st.st_mode))
+		error = EINVAL;
+	else if (io_write_all(fd, text, len) == -1) {
+		error = errno;
+		if (ftruncate(fd, st.st_size) == -1)
+			log_warn("queue: %s: cannot cut off a failed envelope "
+			    "update (recovery will)", id);
+	}
+	if (close(fd) == -1 && error == 0)
+		error = errno;
+	return error;
+}
+
+/*
  * queue_update_new - an update operation for e (e->id says which
- * message); NULL with errno EINVAL or E2BIG if e cannot be written
+ * message), its envelope already appended to queue/ID; m->result is the
+ * errno if that failed. NULL with errno EINVAL or E2BIG if e cannot be
+ * written. The prepended fields are left out: they never change, and
+ * the reader takes them from the envelope of the commit.
  */
 static struct queue_msg *
 queue_update_new(struct queue *q, const struct envelope *e)
 {
+	struct envelope copy = *e;
 	struct queue_msg *m;
 
 	if (!queue_id_valid(e->id)) {
@@ -426,100 +522,98 @@ queue_update_new(struct queue *q, const struct envelope *e)
 		return NULL;
 	}
 	m = queue_op_new(q, QUEUE_OP_UPDATE, e->id);
-	if (queue_op_format(m, e) == -1) {
+	copy.prepend = NULL;
+	copy.prepend_len = 0;
+	if (queue_op_format(m, &copy) == -1) {
 		int saved = errno;
 
 		queue_msg_free(m);
 		errno = saved;
 		return NULL;
 	}
+	m->result = queue_append(q, m->id, m->envtext, m->envlen);
+	if (m->result != 0 && m->result != ENOENT)
+		log_warnx("queue: %s: envelope update failed: %s", m->id,
+		    strerror(m->result));
+	free(m->envtext);
+	m->envtext = NULL;
 	return m;
 }
 
-/* queue_remove_new - a removal operation; NULL with EINVAL for a bad id */
+/*
+ * queue_remove_new - a removal operation, queue/ID already unlinked (the
+ * point of no return: it is never delivered again after that, even if
+ * this process dies now); m->result is the errno if that failed. NULL
+ * with EINVAL for a bad id.
+ */
 static struct queue_msg *
 queue_remove_new(struct queue *q, const char *id)
 {
+	struct queue_msg *m;
+	char name[QUEUE_NAME_SIZE];
+
 	if (!queue_id_valid(id)) {
 		log_warnx("queue: remove with an invalid queue id");
 		errno = EINVAL;
 		return NULL;
 	}
-	return queue_op_new(q, QUEUE_OP_REMOVE, id);
+	m = queue_op_new(q, QUEUE_OP_REMOVE, id);
+	queue_fname(name, id, NULL);
+	if (unlinkat(q->queuefd, name, 0) == -1) {
+		m->result = errno;
+		if (m->result != ENOENT)
+			log_warn("queue: %s: remove failed", id);
+	}
+	return m;
 }
 
 /*
- * Every operation takes three phases. The committer runs each phase for
- * every operation of a batch before the next, then fsyncs queue/ once for
- * the whole batch (queue_run_batch):
+ * What the committer does with each operation of a batch, each phase for
+ * every operation before the next (queue_run_batch), then one fsync of
+ * queue/ for the whole batch if it holds a commit or a removal:
  *
- *   queue_op_write	commit: flush the message, write tmp/ID.env;
- *			update: write tmp/ID.env; remove: nothing
- *   queue_op_fsync	commit: fsync and close the message, then the
- *			envelope, checking close(); update: the envelope;
- *			remove: nothing
- *   queue_op_publish	commit: tmp/ID.msg -> queue/ID.msg, then
- *			tmp/ID.env -> queue/ID.env (the commit point);
- *			update: tmp/ID.env -> queue/ID.env if that exists;
- *			remove: unlink queue/ID.env, then queue/ID.msg
+ *   queue_op_write	commit: flush the message, write its envelope,
+ *			set the header; update, removal: nothing (done on
+ *			the loop thread already)
+ *   queue_op_fsync	commit: fsync and close tmp/ID, checking close();
+ *			update: fsync queue/ID; removal: nothing
+ *   queue_op_publish	commit: tmp/ID -> queue/ID (the commit point);
+ *			update, removal: nothing
  *
- * No rename happens before the files it publishes are durable, which is
- * the order that matters. Publishing runs in the order the operations
- * were queued, and a batch holds at most one operation per id (see
- * queue_take), so one tmp/ID.env is never written by two operations at
- * once. Each phase returns 0 or an errno; queue_op_undo() then removes
- * what a failed operation created, in tmp/ or queue/.
+ * No rename happens before the file it publishes is durable, which is
+ * the order that matters. Each phase returns 0 or an errno;
+ * queue_op_undo() then removes what a failed commit created.
  *
- * XXX Two fsyncs of new files per message remain, and on ext4 each forces
- * its own journal commit: they, not the directory fsync, bound throughput
- * (see QUEUE.md, "Group commit"). Phase 2 is where a batch-wide syncfs()
- * or parallel fsyncs would go.
+ * One fsync of a new file per message remains, and on ext4 each forces a
+ * journal commit of its own when they come one after another (QUEUE.md,
+ * "Group commit").
  */
 
-/* queue_env_write - create tmp/ID.env (O_EXCL) and write m's envelope */
-static int
-queue_env_write(struct queue_msg *m)
-{
-	char name[QUEUE_NAME_SIZE];
-
-	queue_fname(name, m->id, "env");
-	m->envfd = openat(m->q->tmpfd, name,
-	    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-	if (m->envfd == -1)
-		return errno;
-	m->env_created = true;
-	if (io_write_all(m->envfd, m->envtext, m->envlen) == -1)
-		return errno;
-	return 0;
-}
-
-/* queue_env_fsync - tmp/ID.env durable and closed, checking close() */
-static int
-queue_env_fsync(struct queue_msg *m)
-{
-	int r;
-
-	if (fsync(m->envfd) == -1)
-		return errno;
-	r = close(m->envfd);	/* NFS may report a write error only here */
-	m->envfd = -1;
-	if (r == -1)
-		return errno;
-	return 0;
-}
-
-/* queue_commit_write - commit phase 1: message flushed, envelope written */
+/* queue_commit_write - commit phase 1: message, envelope, header */
 static int
 queue_commit_write(struct queue_msg *m)
 {
+	char hdr[QUEUE_HDR_LEN + 1];
+	ssize_t n;
+
 	if (queue_msg_flush(m) == -1)
 		return m->error;
 	free(m->wbuf);
 	m->wbuf = NULL;
-	return queue_env_write(m);
+	if (io_write_all(m->fd, m->envtext, m->envlen) == -1)
+		return errno;
+	queue_header(hdr, QUEUE_HDR_LEN + m->size);
+	do
+		n = pwrite(m->fd, hdr, QUEUE_HDR_LEN, 0);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return errno;
+	if (n != QUEUE_HDR_LEN)
+		return EIO;
+	return 0;
 }
 
-/* queue_commit_fsync - commit phase 2: both files durable and closed */
+/* queue_commit_fsync - commit phase 2: tmp/ID durable and closed */
 static int
 queue_commit_fsync(struct queue_msg *m)
 {
@@ -527,76 +621,43 @@ queue_commit_fsync(struct queue_msg *m)
 
 	if (fsync(m->fd) == -1)
 		return errno;
-	r = close(m->fd);
+	r = close(m->fd);	/* NFS may report a write error only here */
 	m->fd = -1;
 	if (r == -1)
 		return errno;
-	return queue_env_fsync(m);
+	return 0;
 }
 
-/* queue_commit_rename - commit phase 3: message, then envelope, into
-   queue/ */
+/* queue_update_fsync - update phase 2: the appended envelope durable.
+   ENOENT if the message was removed meanwhile. */
+static int
+queue_update_fsync(struct queue_msg *m)
+{
+	char name[QUEUE_NAME_SIZE];
+	int fd, error = 0;
+
+	queue_fname(name, m->id, NULL);
+	fd = openat(m->q->queuefd, name,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1)
+		return errno;
+	if (fsync(fd) == -1)
+		error = errno;
+	close(fd);
+	return error;
+}
+
+/* queue_commit_rename - commit phase 3: tmp/ID -> queue/ID */
 static int
 queue_commit_rename(struct queue_msg *m)
 {
 	struct queue *q = m->q;
 	char name[QUEUE_NAME_SIZE];
 
-	queue_fname(name, m->id, "msg");
+	queue_fname(name, m->id, NULL);
 	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
 		return errno;
-	m->msg_moved = true;
-	queue_fname(name, m->id, "env");
-	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
-		return errno;
-	m->env_moved = true;	/* S3; durable after fsync(queue/) */
-	return 0;
-}
-
-/*
- * queue_update_rename - update phase 3: tmp/ID.env over queue/ID.env, but
- * only if queue/ID.env exists (ENOENT otherwise): the rename would bring
- * back a message that was removed meanwhile. XXX This is a check, then a
- * rename; in this process only the committer changes queue/ (the _sync
- * calls must not be used on an id that has operations in flight), but a
- * removal by another process between the two would be undone.
- */
-static int
-queue_update_rename(struct queue_msg *m)
-{
-	struct queue *q = m->q;
-	struct stat st;
-	char name[QUEUE_NAME_SIZE];
-
-	queue_fname(name, m->id, "env");
-	if (fstatat(q->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno;
-	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
-		return errno;
-	m->env_moved = true;	/* replaced; durable after fsync(queue/) */
-	return 0;
-}
-
-/*
- * queue_remove_unlink - remove phase 3: unlink queue/ID.env (ENOENT if it
- * is already gone, and then nothing is touched), then queue/ID.msg. Once
- * the envelope is gone the message is never delivered again, so a message
- * file that cannot be unlinked is only logged: that is S5, and recovery
- * deletes it at the next start.
- */
-static int
-queue_remove_unlink(struct queue_msg *m)
-{
-	struct queue *q = m->q;
-	char name[QUEUE_NAME_SIZE];
-
-	queue_fname(name, m->id, "env");
-	if (unlinkat(q->queuefd, name, 0) == -1)
-		return errno;
-	queue_fname(name, m->id, "msg");
-	if (unlinkat(q->queuefd, name, 0) == -1 && errno != ENOENT)
-		log_warn("queue: %s: unlink queue/%s (recovery will retry)",
-		    m->id, name);
+	m->moved = true;	/* S3; durable after fsync(queue/) */
 	return 0;
 }
 
@@ -604,15 +665,7 @@ queue_remove_unlink(struct queue_msg *m)
 static int
 queue_op_write(struct queue_msg *m)
 {
-	switch (m->op) {
-	case QUEUE_OP_COMMIT:
-		return queue_commit_write(m);
-	case QUEUE_OP_UPDATE:
-		return queue_env_write(m);
-	case QUEUE_OP_REMOVE:
-		break;
-	}
-	return 0;
+	return m->op == QUEUE_OP_COMMIT ? queue_commit_write(m) : 0;
 }
 
 /* queue_op_fsync - phase 2 of any operation */
@@ -623,7 +676,7 @@ queue_op_fsync(struct queue_msg *m)
 	case QUEUE_OP_COMMIT:
 		return queue_commit_fsync(m);
 	case QUEUE_OP_UPDATE:
-		return queue_env_fsync(m);
+		return queue_update_fsync(m);
 	case QUEUE_OP_REMOVE:
 		break;
 	}
@@ -634,112 +687,72 @@ queue_op_fsync(struct queue_msg *m)
 static int
 queue_op_publish(struct queue_msg *m)
 {
-	switch (m->op) {
-	case QUEUE_OP_COMMIT:
-		return queue_commit_rename(m);
-	case QUEUE_OP_UPDATE:
-		return queue_update_rename(m);
-	case QUEUE_OP_REMOVE:
-		return queue_remove_unlink(m);
-	}
-	return 0;
+	return m->op == QUEUE_OP_COMMIT ? queue_commit_rename(m) : 0;
 }
 
-/* queue_commit_undo - after a failed commit: close, remove what exists */
+/* queue_op_undo - after a failure of any operation: clean up, log. A
+   failed update or removal has nothing to undo. */
 static void
-queue_commit_undo(struct queue_msg *m)
+queue_op_undo(struct queue_msg *m, int error)
 {
 	struct queue *q = m->q;
 	char name[QUEUE_NAME_SIZE];
 
-	if (m->fd != -1) {
-		close(m->fd);
-		m->fd = -1;
-	}
-	if (m->envfd != -1) {
-		close(m->envfd);
-		m->envfd = -1;
-	}
-	queue_fname(name, m->id, "env");
-	if ((m->env_moved || m->env_created) && unlinkat(m->env_moved ?
-	    q->queuefd : q->tmpfd, name, 0) == -1)
-		log_warn("queue: %s: unlink %s", m->id, name);
-	queue_fname(name, m->id, "msg");
-	if (unlinkat(m->msg_moved ? q->queuefd : q->tmpfd, name, 0) == -1)
-		log_warn("queue: %s: unlink %s", m->id, name);
-	m->env_created = m->env_moved = m->msg_moved = false;
-}
-
-/*
- * queue_update_undo - after a failed update: close and remove tmp/ID.env.
- * Once it replaced queue/ID.env (only a failed fsync of queue/ comes
- * after that) there is nothing left to undo: the old envelope is gone.
- */
-static void
-queue_update_undo(struct queue_msg *m)
-{
-	char name[QUEUE_NAME_SIZE];
-
-	if (m->envfd != -1) {
-		close(m->envfd);
-		m->envfd = -1;
-	}
-	queue_fname(name, m->id, "env");
-	if (m->env_created && !m->env_moved &&
-	    unlinkat(m->q->tmpfd, name, 0) == -1)
-		log_warn("queue: %s: unlink tmp/%s", m->id, name);
-	m->env_created = false;
-}
-
-/* queue_op_undo - after a failure of any operation: clean up, log */
-static void
-queue_op_undo(struct queue_msg *m, int error)
-{
 	switch (m->op) {
 	case QUEUE_OP_COMMIT:
 		log_warnx("queue: %s: commit failed: %s", m->id,
 		    strerror(error));
-		queue_commit_undo(m);
+		if (m->fd != -1) {
+			close(m->fd);
+			m->fd = -1;
+		}
+		queue_fname(name, m->id, NULL);
+		if (unlinkat(m->moved ? q->queuefd : q->tmpfd, name, 0) == -1)
+			log_warn("queue: %s: unlink %s", m->id, name);
+		m->moved = false;
 		break;
 	case QUEUE_OP_UPDATE:
-		log_warnx("queue: %s: envelope update failed: %s", m->id,
-		    strerror(error));
-		queue_update_undo(m);
+		if (error != ENOENT)
+			log_warnx("queue: %s: envelope update failed: %s",
+			    m->id, strerror(error));
 		break;
 	case QUEUE_OP_REMOVE:
-		log_warnx("queue: %s: remove failed: %s", m->id,
-		    strerror(error));
 		break;
 	}
 }
 
 /*
  * queue_run_batch - the three phases for every operation in batch, then
- * one fsync of queue/ if anything reached it. Sets each m->result to 0 or
- * an errno. If that fsync fails, every operation that got that far fails
- * with its errno: commits are undone (their files removed), updates and
- * removals cannot be (the old envelope is gone) and may or may not
- * survive a crash. Returns whether queue/ was fsync'ed.
+ * one fsync of queue/ if a commit or a removal reached it. Sets each
+ * m->result to 0 or an errno (an operation that comes with its result set
+ * already failed on the loop thread and is only reported). If that fsync
+ * fails, every commit and removal that got that far fails with its errno:
+ * commits are undone (their files removed), removals cannot be and may
+ * come back after a crash. Returns whether queue/ was fsync'ed.
  */
 static bool
-queue_run_batch(struct queue *q, struct queue_msgs *batch)
+queue_run_batch(struct queue *q, struct queue_msgs *batch,
+    uint64_t *file_fsyncs)
 {
 	struct queue_msg *m;
 	unsigned long long ok = 0;
 	int error;
 
 	TAILQ_FOREACH(m, batch, entry)
-		m->result = queue_op_write(m);
-	TAILQ_FOREACH(m, batch, entry)
 		if (m->result == 0)
+			m->result = queue_op_write(m);
+	TAILQ_FOREACH(m, batch, entry)
+		if (m->result == 0 && m->op != QUEUE_OP_REMOVE) {
 			m->result = queue_op_fsync(m);
+			(*file_fsyncs)++;
+		}
 	TAILQ_FOREACH(m, batch, entry) {
 		if (m->result == 0)
 			m->result = queue_op_publish(m);
-		if (m->result == 0)
-			ok++;
-		else
+		if (m->result != 0)
 			queue_op_undo(m, m->result);
+		else if (m->op != QUEUE_OP_UPDATE)
+			ok++;
 	}
 	if (ok == 0)
 		return false;
@@ -747,7 +760,7 @@ queue_run_batch(struct queue *q, struct queue_msgs *batch)
 		error = errno;
 		log_warn("queue: fsync queue/, failing %llu operations", ok);
 		TAILQ_FOREACH(m, batch, entry)
-			if (m->result == 0) {
+			if (m->result == 0 && m->op != QUEUE_OP_UPDATE) {
 				m->result = error;
 				queue_op_undo(m, error);
 			}
@@ -769,22 +782,35 @@ queue_tally(struct queue_stats *st, const struct queue_msg *m)
 		st->removes++;
 }
 
+/* queue_count_batch - the counters after a batch ran (q->lock held) */
+static void
+queue_count_batch(struct queue *q, struct queue_msgs *batch, bool synced,
+    uint64_t file_fsyncs)
+{
+	struct queue_msg *m;
+
+	if (synced)
+		q->stats.dir_fsyncs++;
+	q->stats.file_fsyncs += file_fsyncs;
+	TAILQ_FOREACH(m, batch, entry)
+		queue_tally(&q->stats, m);
+}
+
 /* queue_run_sync - one operation, done now on this thread; frees m */
 static int
 queue_run_sync(struct queue_msg *m)
 {
 	struct queue *q = m->q;
 	struct queue_msgs batch;
+	uint64_t file_fsyncs = 0;
 	bool synced;
 	int error;
 
 	TAILQ_INIT(&batch);
 	TAILQ_INSERT_TAIL(&batch, m, entry);
-	synced = queue_run_batch(q, &batch);
+	synced = queue_run_batch(q, &batch, &file_fsyncs);
 	pthread_mutex_lock(&q->lock);
-	if (synced)
-		q->stats.dir_fsyncs++;
-	queue_tally(&q->stats, m);
+	queue_count_batch(q, &batch, synced, file_fsyncs);
 	pthread_mutex_unlock(&q->lock);
 	error = m->result;
 	queue_msg_free(m);
@@ -795,25 +821,11 @@ queue_run_sync(struct queue_msg *m)
 	return 0;
 }
 
-/* queue_in_batch - does batch already hold an operation on id? */
-static bool
-queue_in_batch(const struct queue_msgs *batch, const char *id)
-{
-	const struct queue_msg *m;
-
-	TAILQ_FOREACH(m, batch, entry)
-		if (memcmp(m->id, id, QUEUE_ID_LEN) == 0)
-			return true;
-	return false;
-}
-
 /*
- * queue_take - pending operations, oldest first: at most QUEUE_BATCH_MAX,
- * and ending before the first one on an id the batch already holds (two
- * updates of one message would both need tmp/ID.env); that one starts the
- * next batch, so the operations on each id still run in order. The scan
- * is quadratic in the batch size, which is bounded, and cheap next to an
- * fsync.
+ * queue_take - pending operations, oldest first, at most QUEUE_BATCH_MAX.
+ * Operations on one id may share a batch: an update or a removal has
+ * done its part on the loop thread, in the order they were asked for,
+ * and the committer only makes it durable.
  */
 static void
 queue_take(struct queue *q, struct queue_msgs *batch, uint64_t *n)
@@ -822,8 +834,7 @@ queue_take(struct queue *q, struct queue_msgs *batch, uint64_t *n)
 
 	TAILQ_INIT(batch);
 	for (*n = 0; *n < QUEUE_BATCH_MAX &&
-	    (m = TAILQ_FIRST(&q->pending)) != NULL &&
-	    !queue_in_batch(batch, m->id); (*n)++) {
+	    (m = TAILQ_FIRST(&q->pending)) != NULL; (*n)++) {
 		TAILQ_REMOVE(&q->pending, m, entry);
 		TAILQ_INSERT_TAIL(batch, m, entry);
 	}
@@ -836,8 +847,7 @@ queue_committer(void *arg)
 {
 	struct queue *q = arg;
 	struct queue_msgs batch;
-	struct queue_msg *m;
-	uint64_t n;
+	uint64_t n, file_fsyncs;
 	bool synced;
 
 	pthread_mutex_lock(&q->lock);
@@ -849,16 +859,14 @@ queue_committer(void *arg)
 		queue_take(q, &batch, &n);
 		pthread_mutex_unlock(&q->lock);
 
-		synced = queue_run_batch(q, &batch);
+		file_fsyncs = 0;
+		synced = queue_run_batch(q, &batch, &file_fsyncs);
 
 		pthread_mutex_lock(&q->lock);
 		q->stats.batches++;
 		if (n > q->stats.max_batch)
 			q->stats.max_batch = n;
-		if (synced)
-			q->stats.dir_fsyncs++;
-		TAILQ_FOREACH(m, &batch, entry)
-			queue_tally(&q->stats, m);
+		queue_count_batch(q, &batch, synced, file_fsyncs);
 		TAILQ_CONCAT(&q->done, &batch, entry);
 		pthread_mutex_unlock(&q->lock);
 		event_active(q->ev, EV_READ, 0);
@@ -1056,15 +1064,14 @@ queue_close(struct queue *q)
 		pthread_join(q->thread, NULL);
 		queue_done(-1, 0, q);	/* results the loop has not seen */
 		event_free(q->ev);
-		/* What the disk was asked for (the benchmark reads it):
-		   a commit fsyncs two files, an update one. */
+		/* What the disk was asked for (the benchmark reads it) */
 		log_info("queue closed: commits=%" PRIu64 " updates=%" PRIu64
 		    " removes=%" PRIu64 " fsyncs=%" PRIu64 " (files %" PRIu64
 		    ", queue/ %" PRIu64 ") batches=%" PRIu64 " max_batch=%"
 		    PRIu64, q->stats.commits, q->stats.updates,
-		    q->stats.removes, 2 * q->stats.commits + q->stats.updates +
-		    q->stats.dir_fsyncs, 2 * q->stats.commits +
-		    q->stats.updates, q->stats.dir_fsyncs, q->stats.batches,
+		    q->stats.removes, q->stats.file_fsyncs +
+		    q->stats.dir_fsyncs, q->stats.file_fsyncs,
+		    q->stats.dir_fsyncs, q->stats.batches,
 		    q->stats.max_batch);
 	}
 	close(q->tmpfd);
@@ -1100,23 +1107,6 @@ queue_opendir(int dfd)
 		errno = saved;
 	}
 	return d;
-}
-
-/* queue_split_name - "ID.msg"/"ID.env" with a valid id: id and the ext */
-static const char *
-queue_split_name(const char *name, char id[QUEUE_ID_LEN + 1])
-{
-	if (strlen(name) != QUEUE_ID_LEN + 4 || name[QUEUE_ID_LEN] != '.')
-		return NULL;
-	memcpy(id, name, QUEUE_ID_LEN);
-	id[QUEUE_ID_LEN] = '\0';
-	if (!queue_id_valid(id))
-		return NULL;
-	if (strcmp(name + QUEUE_ID_LEN, ".msg") == 0)
-		return "msg";
-	if (strcmp(name + QUEUE_ID_LEN, ".env") == 0)
-		return "env";
-	return NULL;
 }
 
 /* queue_read_file - up to max bytes of name under dfd, NUL-terminated */
@@ -1169,42 +1159,204 @@ queue_read_file(int dfd, const char *name, size_t max, char **text,
 	return NULL;
 }
 
-/* queue_load_envelope - read and parse queue/ID.env */
-int
-queue_load_envelope(struct queue *q, const char *id, struct envelope *e,
-    const char **err)
+/*
+ * A queue file as read back: where its envelope starts, and the text from
+ * there to the end of the file (the committed envelope and its updates).
+ */
+struct queue_file {
+	uint64_t	 envoff;	/* QUEUE_HDR_LEN + the message's size */
+	char		*text;		/* [envoff, end of file), NUL added */
+	size_t		 len;
+};
+
+/* queue_pread_all - n bytes of fd at off; -1 with errno (EIO: the file
+   is shorter) */
+static int
+queue_pread_all(int fd, void *p, size_t n, off_t off)
 {
-	char name[QUEUE_NAME_SIZE], *text;
-	const char *why;
-	size_t len;
+	char *s = p;
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = pread(fd, s, n, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		s += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/* queue_file_read - read queue/ID's header and envelope text; NULL, or a
+   static reason */
+static const char *
+queue_file_read(struct queue *q, const char *id, struct queue_file *f)
+{
+	char name[QUEUE_NAME_SIZE], hdr[QUEUE_HDR_LEN];
+	struct stat st;
+	const char *why = NULL;
+	uint64_t tail;
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	queue_fname(name, id, NULL);
+	/* O_NONBLOCK: a FIFO planted as queue/ID must not hang us */
+	fd = openat(q->queuefd, name,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1)
+		return errno == ENOENT ? "message missing" :
+		    "cannot open message";
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
+		why = "queue file is not a regular file";
+	else if ((uint64_t)st.st_size < QUEUE_HDR_LEN ||
+	    queue_pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
+	    queue_header_parse(hdr, &f->envoff) == -1)
+		why = "queue file has no valid header";
+	else if (f->envoff < QUEUE_HDR_LEN ||
+	    f->envoff > (uint64_t)st.st_size)
+		why = "queue file is shorter than its header says";
+	else if ((tail = (uint64_t)st.st_size - f->envoff) > QUEUE_TAIL_MAX)
+		why = "envelope too large";
+	else {
+		f->len = (size_t)tail;
+		f->text = xmalloc(f->len + 1);
+		if (queue_pread_all(fd, f->text, f->len, (off_t)f->envoff) ==
+		    -1) {
+			free(f->text);
+			f->text = NULL;
+			why = "cannot read envelope";
+		} else
+			f->text[f->len] = '\0';
+	}
+	close(fd);
+	return why;
+}
+
+/*
+ * queue_block_end - the end of the envelope that starts at text[pos]:
+ * just past its "end" line; 0 if it has none (an update cut short by a
+ * crash). A value never holds an LF, so a line "end" is always the end.
+ */
+static size_t
+queue_block_end(const char *text, size_t len, size_t pos)
+{
+	const char *p;
+
+	while (pos < len) {
+		if ((p = memchr(text + pos, '\n', len - pos)) == NULL)
+			return 0;
+		if ((size_t)(p - (text + pos)) == 3 &&
+		    memcmp(text + pos, "end", 3) == 0)
+			return (size_t)(p - text) + 1;
+		pos = (size_t)(p - text) + 1;
+	}
+	return 0;
+}
+
+/*
+ * queue_file_parse - the envelope f holds: the last one appended, with
+ * the prepended fields of the first (updates leave them out). *good is
+ * how many bytes of f->text are whole envelopes; anything after them is
+ * an update a crash cut short, which the envelope before it outlives.
+ * -1 with *err if an envelope that is whole does not parse or names
+ * another message.
+ */
+static int
+queue_file_parse(const struct queue_file *f, struct envelope *e,
+    size_t *good, const char **err)
+{
+	struct envelope next;
+	size_t pos = 0, end;
+
+	memset(e, 0, sizeof(*e));
+	while ((end = queue_block_end(f->text, f->len, pos)) != 0) {
+		if (envelope_parse(f->text + pos, end - pos,
+		    pos == 0 ? e : &next, err) == -1) {
+			envelope_free(e);
+			return -1;
+		}
+		if (pos > 0) {
+			if (strcmp(next.id, e->id) != 0 ||
+			    next.size != e->size) {
+				envelope_free(&next);
+				envelope_free(e);
+				*err = "an envelope update names another message";
+				return -1;
+			}
+			free(next.prepend);
+			next.prepend = e->prepend;
+			next.prepend_len = e->prepend_len;
+			e->prepend = NULL;
+			envelope_free(e);
+			*e = next;
+		}
+		pos = end;
+	}
+	if (pos == 0) {
+		*err = f->len == 0 ? "envelope missing" :
+		    "envelope is cut short";
+		return -1;
+	}
+	*good = pos;
+	return 0;
+}
+
+/*
+ * queue_load - read and check queue/ID: its envelope (see
+ * queue_file_parse), which must name id and the message's size. *good
+ * as there, *envoff where the envelope starts. -1 with *err.
+ */
+static int
+queue_load(struct queue *q, const char *id, struct envelope *e,
+    size_t *good, uint64_t *envoff, const char **err)
+{
+	struct queue_file f;
+	int rc = -1;
 
 	memset(e, 0, sizeof(*e));
 	if (!queue_id_valid(id)) {
 		*err = "invalid queue id";
 		return -1;
 	}
-	queue_fname(name, id, "env");
-	if ((why = queue_read_file(q->queuefd, name, QUEUE_ENVELOPE_MAX,
-	    &text, &len)) != NULL) {
-		*err = why;
+	if ((*err = queue_file_read(q, id, &f)) != NULL)
 		return -1;
+	if (queue_file_parse(&f, e, good, err) == 0) {
+		if (strcmp(e->id, id) != 0)
+			*err = "envelope id does not match its file name";
+		else if (e->size != f.envoff - QUEUE_HDR_LEN)
+			*err = "message size differs from envelope";
+		else
+			rc = 0;
+		if (rc == -1)
+			envelope_free(e);
 	}
-	if (envelope_parse(text, len, e, err) == -1) {
-		free(text);
-		return -1;
-	}
-	free(text);
-	if (strcmp(e->id, id) != 0) {
-		envelope_free(e);
-		*err = "envelope id does not match its file name";
-		return -1;
-	}
-	return 0;
+	*envoff = f.envoff;
+	free(f.text);
+	return rc;
 }
 
-/* queue_open_message - open queue/ID.msg for reading */
+/* queue_load_envelope - the envelope of queue/ID, as it was last updated */
 int
-queue_open_message(struct queue *q, const char *id)
+queue_load_envelope(struct queue *q, const char *id, struct envelope *e,
+    const char **err)
+{
+	uint64_t envoff;
+	size_t good;
+
+	return queue_load(q, id, e, &good, &envoff, err);
+}
+
+/* queue_open_message - open queue/ID for reading; the message starts at
+   *start */
+int
+queue_open_message(struct queue *q, const char *id, off_t *start)
 {
 	char name[QUEUE_NAME_SIZE];
 
@@ -1212,15 +1364,40 @@ queue_open_message(struct queue *q, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	queue_fname(name, id, "msg");
+	queue_fname(name, id, NULL);
+	*start = QUEUE_HDR_LEN;
 	return openat(q->queuefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
+/* A name in queue/ with a valid id: the queue file, or the legacy pair. */
 struct queue_entry {
 	char	id[QUEUE_ID_LEN + 1];
-	bool	msg;
-	bool	env;
+	bool	file;		/* ID */
+	bool	msg;		/* ID.msg (before version 3) */
+	bool	env;		/* ID.env (before version 3) */
 };
+
+/* queue_split_name - a queue file's name: its id and kind ('f' the queue
+   file, 'm' ID.msg, 'e' ID.env); 0 for any other name */
+static int
+queue_split_name(const char *name, char id[QUEUE_ID_LEN + 1])
+{
+	size_t len = strlen(name);
+
+	if (len != QUEUE_ID_LEN && len != QUEUE_ID_LEN + 4)
+		return 0;
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_valid(id))
+		return 0;
+	if (len == QUEUE_ID_LEN)
+		return 'f';
+	if (strcmp(name + QUEUE_ID_LEN, ".msg") == 0)
+		return 'm';
+	if (strcmp(name + QUEUE_ID_LEN, ".env") == 0)
+		return 'e';
+	return 0;
+}
 
 /* queue_entry_cmp - qsort by id */
 static int
@@ -1231,18 +1408,19 @@ queue_entry_cmp(const void *a, const void *b)
 }
 
 /*
- * queue_scan - the ID.msg/ID.env pairs in queue/, sorted by id, one entry
- * per id. Other names are warned about if warn is set. NULL with errno if
- * queue/ cannot be read; *n may be 0 (the array is then still allocated).
+ * queue_list - the ids in queue/, sorted, one entry per id with the
+ * files it has. Other names are warned about if warn is set. NULL with
+ * errno if queue/ cannot be read; *n may be 0 (the array is then still
+ * allocated).
  */
 static struct queue_entry *
-queue_scan(struct queue *q, bool warn, size_t *n)
+queue_list(struct queue *q, bool warn, size_t *n)
 {
 	struct queue_entry *v = NULL;
 	struct dirent *de;
 	size_t len = 0, cap = 0, i, j;
 	char id[QUEUE_ID_LEN + 1], esc[128];
-	const char *ext;
+	int kind;
 	DIR *d;
 
 	if ((d = queue_opendir(q->queuefd)) == NULL)
@@ -1251,7 +1429,7 @@ queue_scan(struct queue *q, bool warn, size_t *n)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		if ((ext = queue_split_name(de->d_name, id)) == NULL) {
+		if ((kind = queue_split_name(de->d_name, id)) == 0) {
 			if (warn) {
 				log_escape(de->d_name, (size_t)-1, esc,
 				    sizeof(esc));
@@ -1265,8 +1443,9 @@ queue_scan(struct queue *q, bool warn, size_t *n)
 			v = xreallocarray(v, cap, sizeof(*v));
 		}
 		memcpy(v[len].id, id, sizeof(id));
-		v[len].msg = ext[0] == 'm';
-		v[len].env = ext[0] == 'e';
+		v[len].file = kind == 'f';
+		v[len].msg = kind == 'm';
+		v[len].env = kind == 'e';
 		len++;
 	}
 	if (errno != 0) {
@@ -1281,8 +1460,9 @@ queue_scan(struct queue *q, bool warn, size_t *n)
 	if (v == NULL)
 		v = xmalloc(sizeof(*v));
 	qsort(v, len, sizeof(*v), queue_entry_cmp);
-	for (i = j = 0; i < len; i++) {		/* merge ID.msg and ID.env */
+	for (i = j = 0; i < len; i++) {		/* one entry per id */
 		if (j > 0 && strcmp(v[j - 1].id, v[i].id) == 0) {
+			v[j - 1].file |= v[i].file;
 			v[j - 1].msg |= v[i].msg;
 			v[j - 1].env |= v[i].env;
 		} else
@@ -1353,69 +1533,267 @@ queue_recover_tmp(struct queue *q, unsigned *removed)
 	return 0;
 }
 
+/* queue_load_legacy - the envelope of a queue from before version 3,
+   queue/ID.env; -1 with *err */
+static int
+queue_load_legacy(struct queue *q, const char *id, struct envelope *e,
+    const char **err)
+{
+	char name[QUEUE_NAME_SIZE], *text;
+	size_t len;
+
+	queue_fname(name, id, "env");
+	if ((*err = queue_read_file(q->queuefd, name, QUEUE_ENVELOPE_MAX,
+	    &text, &len)) != NULL)
+		return -1;
+	if (envelope_parse(text, len, e, err) == -1) {
+		free(text);
+		return -1;
+	}
+	free(text);
+	if (strcmp(e->id, id) != 0) {
+		envelope_free(e);
+		*err = "envelope id does not match its file name";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * queue_convert - a message of a queue from before version 3 (queue/ID.msg
+ * and queue/ID.env, e its envelope) made into one queue file the way a
+ * commit makes one: tmp/ID written and fsync'ed, renamed to queue/ID,
+ * then the two old files unlinked. A crash in between leaves both, and
+ * the next recovery finds queue/ID and unlinks the old pair. 0, or -1
+ * with errno and *what naming the step (nothing of the new file is left
+ * then, and the old pair stays for the next start).
+ */
+static int
+queue_convert(struct queue *q, const struct envelope *e, const char **what)
+{
+	char name[QUEUE_NAME_SIZE], hdr[QUEUE_HDR_LEN + 1], buf[65536];
+	struct buf env;
+	uint64_t left = e->size;
+	ssize_t n;
+	int in = -1, out = -1, saved;
+
+	buf_init(&env, QUEUE_ENVELOPE_MAX);
+	*what = "format the envelope";
+	if (envelope_format(e, &env) == -1)
+		goto fail;
+	queue_fname(name, e->id, "msg");
+	*what = "open the message";
+	if ((in = openat(q->queuefd, name,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		goto fail;
+	queue_fname(name, e->id, NULL);
+	*what = "create tmp/ID";
+	if ((out = openat(q->tmpfd, name,
+	    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600)) == -1)
+		goto fail;
+	*what = "write tmp/ID";
+	queue_header(hdr, QUEUE_HDR_LEN + e->size);
+	if (io_write_all(out, hdr, QUEUE_HDR_LEN) == -1)
+		goto fail;
+	while (left > 0) {
+		n = read(in, buf, left < sizeof(buf) ? (size_t)left :
+		    sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;	/* shorter than it was */
+			goto fail;
+		}
+		if (io_write_all(out, buf, (size_t)n) == -1)
+			goto fail;
+		left -= (uint64_t)n;
+	}
+	if (io_write_all(out, env.data, env.len) == -1 || fsync(out) == -1)
+		goto fail;
+	if (close(out) == -1) {
+		out = -1;
+		goto fail;
+	}
+	out = -1;
+	*what = "rename it into queue/";
+	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
+		goto fail;
+	close(in);
+	buf_free(&env);
+	queue_fname(name, e->id, "env");
+	if (unlinkat(q->queuefd, name, 0) == -1)
+		log_warn("queue: recover: %s: unlink queue/%s", e->id, name);
+	queue_fname(name, e->id, "msg");
+	if (unlinkat(q->queuefd, name, 0) == -1)
+		log_warn("queue: recover: %s: unlink queue/%s", e->id, name);
+	return 0;
+
+fail:
+	saved = errno;
+	if (out != -1) {
+		close(out);
+		queue_fname(name, e->id, NULL);
+		unlinkat(q->tmpfd, name, 0);
+	}
+	if (in != -1)
+		close(in);
+	buf_free(&env);
+	errno = saved;
+	return -1;
+}
+
+/* queue_unlink_legacy - unlink queue/ID.ext, logging why; 1 if removed */
+static unsigned
+queue_unlink_legacy(struct queue *q, const char *id, const char *ext,
+    const char *why)
+{
+	char name[QUEUE_NAME_SIZE];
+
+	queue_fname(name, id, ext);
+	if (unlinkat(q->queuefd, name, 0) == -1) {
+		if (errno != ENOENT)
+			log_warn("queue: recover: %s: cannot remove queue/%s",
+			    id, name);
+		return 0;
+	}
+	log_info("queue: recover: %s: removed queue/%s (%s)", id, name, why);
+	return 1;
+}
+
+/*
+ * queue_recover_legacy - the files of a queue from before version 3 for
+ * one id (QUEUE.md, "Upgrading"). Returns what happened: 'q' queued (now
+ * as a queue file), 'r' removed, 'c' moved to corrupt/, 'k' kept as it
+ * is (a conversion failed; tried again at the next start), 0 when a
+ * queue file for the id exists already (the old files are what was left
+ * of its conversion).
+ */
+static int
+queue_recover_legacy(struct queue *q, const struct queue_entry *v)
+{
+	struct envelope e;
+	struct stat st;
+	char name[QUEUE_NAME_SIZE];
+	const char *why = NULL, *what;
+
+	if (v->file) {
+		/* A conversion that a crash cut short after its rename:
+		   queue/ID is the message now (the caller checks it). */
+		if (v->env)
+			queue_unlink_legacy(q, v->id, "env", "converted");
+		if (v->msg)
+			queue_unlink_legacy(q, v->id, "msg", "converted");
+		return 0;
+	}
+	if (!v->env)
+		return queue_unlink_legacy(q, v->id, "msg", "message without "
+		    "envelope, never acknowledged") ? 'r' : 'k';
+	if (!v->msg)
+		why = "envelope without message";
+	else if (queue_load_legacy(q, v->id, &e, &why) == 0) {
+		queue_fname(name, v->id, "msg");
+		if (fstatat(q->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			why = "message is not a regular file";
+		else if ((uint64_t)st.st_size != e.size)
+			why = "message size differs from envelope";
+		else if (queue_convert(q, &e, &what) == -1) {
+			log_warn("queue: recover: %s: cannot convert to one "
+			    "queue file (%s); kept as it is", v->id, what);
+			envelope_free(&e);
+			return 'k';
+		}
+		envelope_free(&e);
+	}
+	if (why == NULL) {
+		log_info("queue: recover: %s: converted to one queue file",
+		    v->id);
+		return 'q';
+	}
+	log_warnx("queue: recover: %s: %s; moving it to corrupt/", v->id, why);
+	queue_fname(name, v->id, "env");
+	queue_to_corrupt(q, name);
+	queue_fname(name, v->id, "msg");
+	queue_to_corrupt(q, name);
+	return 'c';
+}
+
+/* queue_cut - cut queue/ID back to its whole envelopes, durably */
+static void
+queue_cut(struct queue *q, const char *id, uint64_t size)
+{
+	char name[QUEUE_NAME_SIZE];
+	int fd;
+
+	queue_fname(name, id, NULL);
+	fd = openat(q->queuefd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 || ftruncate(fd, (off_t)size) == -1 || fsync(fd) == -1)
+		log_warn("queue: recover: %s: cannot cut off an envelope "
+		    "update cut short", id);
+	else
+		log_info("queue: recover: %s: cut off an envelope update a "
+		    "crash cut short", id);
+	if (fd != -1)
+		close(fd);
+}
+
+/*
+ * queue_recover_file - queue/ID: 'q' queued (an update a crash cut short
+ * is cut off, and the envelope before it stands), or 'c' moved to
+ * corrupt/
+ */
+static int
+queue_recover_file(struct queue *q, const char *id)
+{
+	struct envelope e;
+	char name[QUEUE_NAME_SIZE];
+	const char *why;
+	uint64_t envoff;
+	size_t good;
+	struct stat st;
+
+	if (queue_load(q, id, &e, &good, &envoff, &why) == 0) {
+		envelope_free(&e);
+		queue_fname(name, id, NULL);
+		if (fstatat(q->queuefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (uint64_t)st.st_size > envoff + good)
+			queue_cut(q, id, envoff + good);
+		return 'q';
+	}
+	log_warnx("queue: recover: %s: %s; moving it to corrupt/", id, why);
+	queue_fname(name, id, NULL);
+	queue_to_corrupt(q, name);
+	return 'c';
+}
+
 /* queue_recover - startup recovery; see QUEUE.md for each state */
 int
 queue_recover(struct queue *q, unsigned *queued, unsigned *removed,
     unsigned *corrupt)
 {
 	struct queue_entry *v;
-	struct envelope e;
-	struct stat st;
-	char name[QUEUE_NAME_SIZE];
-	const char *why;
 	unsigned nq = 0, nr = 0, nc = 0;
 	size_t n, i;
-	int rc = 0;
+	int rc = 0, r;
 
 	if (queue_recover_tmp(q, &nr) == -1)
 		rc = -1;
-	if ((v = queue_scan(q, true, &n)) == NULL) {
+	if ((v = queue_list(q, true, &n)) == NULL) {
 		log_warn("queue: recover: cannot read queue/");
 		rc = -1;
 		n = 0;
 	}
 	for (i = 0; i < n; i++) {
-		const char *id = v[i].id;
-
-		if (!v[i].env) {
-			queue_fname(name, id, "msg");
-			if (unlinkat(q->queuefd, name, 0) == -1)
-				log_warn("queue: recover: %s: cannot remove "
-				    "message without envelope", id);
-			else {
-				log_info("queue: recover: %s: removed message "
-				    "without envelope (never acknowledged)",
-				    id);
-				nr++;
-			}
-			continue;
-		}
-		why = NULL;
-		if (!v[i].msg)
-			why = "envelope without message";
-		else if (queue_load_envelope(q, id, &e, &why) == 0) {
-			queue_fname(name, id, "msg");
-			if (fstatat(q->queuefd, name, &st,
-			    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
-				why = "message is not a regular file";
-			else if ((uint64_t)st.st_size != e.size)
-				why = "message size differs from envelope";
-			envelope_free(&e);
-		}
-		if (why == NULL) {
-			nq++;
-			continue;
-		}
-		log_warnx("queue: recover: %s: %s; moving it to corrupt/",
-		    id, why);
-		queue_fname(name, id, "env");
-		queue_to_corrupt(q, name);
-		queue_fname(name, id, "msg");
-		queue_to_corrupt(q, name);
-		nc++;
+		r = v[i].msg || v[i].env ? queue_recover_legacy(q, &v[i]) : 0;
+		if (v[i].file)
+			r = queue_recover_file(q, v[i].id);
+		nq += r == 'q';
+		nr += r == 'r';
+		nc += r == 'c';
 	}
 	free(v);
-	if (nr + nc > 0 && (fsync(q->queuefd) == -1 ||
+	if (nr + nc + nq > 0 && (fsync(q->queuefd) == -1 ||
 	    fsync(q->corruptfd) == -1 || fsync(q->tmpfd) == -1))
 		log_warn("queue: recover: fsync");
 	if (queued)
@@ -1427,7 +1805,7 @@ queue_recover(struct queue *q, unsigned *queued, unsigned *removed,
 	return rc;
 }
 
-/* queue_foreach - every good envelope in queue/, oldest id first */
+/* queue_foreach - every good queue file in queue/, oldest id first */
 int
 queue_foreach(struct queue *q, void (*fn)(const struct envelope *, void *),
     void (*bad)(const char *, const char *, void *), void *arg)
@@ -1437,10 +1815,10 @@ queue_foreach(struct queue *q, void (*fn)(const struct envelope *, void *),
 	const char *why;
 	size_t n, i;
 
-	if ((v = queue_scan(q, false, &n)) == NULL)
+	if ((v = queue_list(q, false, &n)) == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (!v[i].env)
+		if (!v[i].file)
 			continue;
 		if (queue_load_envelope(q, v[i].id, &e, &why) == -1) {
 			if (bad != NULL)

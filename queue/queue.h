@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "queue/envelope.h"
 
@@ -179,9 +180,13 @@ int	queue_foreach(struct queue *, void (*fn)(const struct envelope *,
 int	queue_load_envelope(struct queue *, const char *id,
 	    struct envelope *e, const char **err);
 
-/* queue_open_message - open the message file of id for reading; fd or -1
-   with errno */
-int	queue_open_message(struct queue *, const char *id);
+/*
+ * queue_open_message - open the queue file of id for reading: fd or -1
+ * with errno. The message's bytes (the envelope's size of them, without
+ * the prepended fields) start at *start; read them with pread and never
+ * past size: the envelope follows them in the same file.
+ */
+int	queue_open_message(struct queue *, const char *id, off_t *start);
 
 /* queue_stats - counters since queue_open (tests, metrics); thread-safe.
    Each counts sync and async operations unless it says otherwise. */
@@ -193,6 +198,7 @@ struct queue_stats {
 	uint64_t	batches;	/* committer rounds (async only) */
 	uint64_t	max_batch;	/* most operations in one round */
 	uint64_t	dir_fsyncs;	/* fsyncs of queue/ */
+	uint64_t	file_fsyncs;	/* fsyncs of queue files */
 };
 void	queue_stats(struct queue *, struct queue_stats *);
 

@@ -68,6 +68,8 @@ queuecmd_show(struct queue *q, const char *id, int message_only)
 	struct buf b;
 	const char *why;
 	char chunk[65536];
+	uint64_t left;
+	off_t off;
 	ssize_t r;
 	int fd;
 
@@ -88,15 +90,25 @@ queuecmd_show(struct queue *q, const char *id, int message_only)
 		printf("\n");
 	}
 	fwrite(e.prepend, 1, e.prepend_len, stdout);
+	left = e.size;
 	envelope_free(&e);
-	if ((fd = queue_open_message(q, id)) == -1) {
+	if ((fd = queue_open_message(q, id, &off)) == -1) {
 		fprintf(stderr, "postern: %s: message: %s\n", id,
 		    strerror(errno));
 		return 1;
 	}
-	while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+	while (left > 0 && (r = pread(fd, chunk, left < sizeof(chunk) ?
+	    (size_t)left : sizeof(chunk), off)) > 0) {
 		fwrite(chunk, 1, (size_t)r, stdout);
+		left -= (uint64_t)r;
+		off += r;
+	}
 	close(fd);
+	if (left > 0) {
+		fprintf(stderr, "postern: %s: message: %s\n", id,
+		    "shorter than its envelope says");
+		return 1;
+	}
 	return 0;
 }
 

@@ -131,7 +131,8 @@ struct dl_attempt {
 	size_t			 prepend_len;
 	bool			 body_8bit, smtputf8;
 	uint64_t		 size;
-	int			 fd;
+	int			 fd;		/* the queue file */
+	off_t			 start;		/* the message in it */
 	char			**rcpts;	/* all envelope addresses */
 	size_t			 nrcpts;
 	struct dl_group		*groups;
@@ -620,6 +621,7 @@ dl_send(struct dl_group *g)
 	txn.rcpts = g->addrs;
 	txn.nrcpts = g->n;
 	txn.fd = a->fd;
+	txn.start = a->start;
 	txn.size = a->size;
 	txn.prepend = a->prepend;
 	txn.prepend_len = a->prepend_len;
@@ -1084,10 +1086,11 @@ deliver_start(struct deliver *d, struct queue *q, const struct envelope *e,
 	struct dl_attempt *a;
 	struct dl_group *g;
 	size_t i;
+	off_t start;
 	int fd;
 
 	*err = NULL;
-	if ((fd = queue_open_message(q, e->id)) == -1) {
+	if ((fd = queue_open_message(q, e->id, &start)) == -1) {
 		*err = xasprintf("cannot open the queued message: %s",
 		    strerror(errno));
 		return -1;
@@ -1096,6 +1099,7 @@ deliver_start(struct deliver *d, struct queue *q, const struct envelope *e,
 	a->d = d;
 	a->cookie = cookie;
 	a->fd = fd;
+	a->start = start;
 	snprintf(a->id, sizeof(a->id), "%s", e->id);
 	a->sender = xstrdup(sender);
 	if (e->prepend != NULL) {

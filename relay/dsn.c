@@ -28,14 +28,17 @@ dsn_original_headers(struct queue *q, const struct envelope *e, size_t max,
 {
 	char *text;
 	size_t len = 0, end, cut;
+	off_t start;
 	ssize_t n;
 	int fd;
 
-	if ((fd = queue_open_message(q, e->id)) == -1)
+	if ((fd = queue_open_message(q, e->id, &start)) == -1)
 		return -1;
+	if (max > e->size)
+		max = (size_t)e->size;	/* the envelope follows the message */
 	text = xmalloc(max + 1);
 	while (len < max && (n = pread(fd, text + len, max - len,
-	    (off_t)len)) > 0)
+	    start + (off_t)len)) > 0)
 		len += (size_t)n;
 	close(fd);
 	if ((end = msghdr_end(text, len)) > 0)

@@ -30,26 +30,32 @@ struct maildir {
 	unsigned long		 seq;	/* file names */
 };
 
-/* maildir_copy - write in's bytes from offset 0 to out */
+/* maildir_copy - write the size bytes of in from off on to out; EIO if
+   in is shorter */
 static int
-maildir_copy(int in, int out)
+maildir_copy(int in, off_t off, uint64_t size, int out)
 {
 	char buf[MD_CHUNK];
 	ssize_t n;
-	off_t off = 0;
 
-	for (;;) {
-		if ((n = pread(in, buf, sizeof(buf), off)) == -1) {
+	while (size > 0) {
+		n = pread(in, buf, size < sizeof(buf) ? (size_t)size :
+		    sizeof(buf), off);
+		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		if (n == 0)
-			return 0;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
 		if (io_write_all(out, buf, (size_t)n) == -1)
 			return -1;
 		off += n;
+		size -= (uint64_t)n;
 	}
+	return 0;
 }
 
 /*
@@ -58,7 +64,7 @@ maildir_copy(int in, int out)
  */
 static int
 maildir_one(struct maildir *md, const struct envelope *e, size_t i,
-    int msgfd, const char **what)
+    int msgfd, off_t start, const char **what)
 {
 	const char *dir = md->cfg->relay.directory;
 	struct timeval tv;
@@ -81,7 +87,7 @@ maildir_one(struct maildir *md, const struct envelope *e, size_t i,
 	*what = "write";
 	if (io_write_all(fd, head.data, head.len) == -1 ||
 	    (e->prepend != NULL && io_write_all(fd, e->prepend,
-	    e->prepend_len) == -1) || maildir_copy(msgfd, fd) == -1) {
+	    e->prepend_len) == -1) || maildir_copy(msgfd, start, e->size, fd) == -1) {
 		saved = errno;
 		close(fd);
 		unlink(tmp);
@@ -124,11 +130,12 @@ maildir_start(struct transport *t, const struct envelope *e,
 	const char *what = "open the message";
 	char *newdir, *text;
 	size_t i, ndone = 0, *done;
+	off_t start;
 	int msgfd, dfd;
 
 	(void)sender;	/* Return-Path is e->sender: see maildir.h */
 	*err = NULL;
-	if ((msgfd = queue_open_message(md->q, e->id)) == -1) {
+	if ((msgfd = queue_open_message(md->q, e->id, &start)) == -1) {
 		text = xasprintf("cannot open the queued message: %s",
 		    strerror(errno));
 		for (i = 0; i < e->nrcpts; i++)
@@ -142,7 +149,7 @@ maildir_start(struct transport *t, const struct envelope *e,
 	for (i = 0; i < e->nrcpts; i++) {
 		if (e->rcpts[i].status != RCPT_PENDING)
 			continue;
-		if (maildir_one(md, e, i, msgfd, &what) == -1) {
+		if (maildir_one(md, e, i, msgfd, start, &what) == -1) {
 			text = xasprintf("%s in %s: %s", what, dir,
 			    strerror(errno));
 			rcpt_cb(cookie, i, 0, "4.3.0", text, MD_RELAY);

@@ -1367,7 +1367,8 @@ body_fill(struct smtpc *c)
 		if (x->off < x->txn.size) {
 			n = x->txn.size - x->off < BODY_CHUNK ?
 			    (size_t)(x->txn.size - x->off) : BODY_CHUNK;
-			got = pread(x->txn.fd, body_buf, n, (off_t)x->off);
+			got = pread(x->txn.fd, body_buf, n,
+			    x->txn.start + (off_t)x->off);
 			if (got == -1 && errno == EINTR)
 				continue;
 			if (got <= 0) {

@@ -156,10 +156,11 @@ struct smtpc_txn {
 	const char	*sender;	/* envelope sender, "" for <> */
 	const char *const *rcpts;	/* nrcpts addresses, "local@domain" */
 	size_t		 nrcpts;
-	int		 fd;		/* the message file (queue/queue.c's
-					   ID.msg), read from offset 0; the
-					   caller keeps it open until done */
-	uint64_t	 size;		/* bytes in fd */
+	int		 fd;		/* the queue file (queue/queue.c's
+					   queue/ID); the caller keeps it
+					   open until done */
+	off_t		 start;		/* where the message starts in fd */
+	uint64_t	 size;		/* the message's bytes from there */
 	const char	*prepend;	/* bytes sent before fd's (the DKIM
 					   signatures), or NULL */
 	size_t		 prepend_len;
