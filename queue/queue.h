@@ -2,22 +2,27 @@
  * queue - the durable on-disk queue (layout, states and recovery:
  * queue/QUEUE.md)
  *
- * Writing a message (only queue/inject.c does: the one door into the
- * queue): queue_msg_new() creates the message file in tmp/ with O_EXCL;
- * inject streams the message through queue_msg_write() (a small write
- * buffer, never the whole message); queue_msg_commit() hands
- * the message and its envelope to the committer thread, which fsyncs the
- * message file, writes and fsyncs the envelope, renames both into queue/
- * (envelope last: its rename is the commit point) and fsyncs the queue/
- * directory. Messages waiting together share one directory fsync (group
- * commit). Only then is the callback run, on the event loop thread, and
- * only then may the session say 250.
+ * One file per message, queue/ID: a header, the message, its envelope,
+ * and the envelope's updates appended after it.
  *
- * Delivering a message: the delivery side replaces its envelope with
- * queue_update() (recipient statuses and replies, attempts, next attempt)
- * and removes the message with queue_remove() once it is done, both
- * through the same committer and sharing its directory fsyncs: one batch
- * may mix new messages, updates and removals.
+ * Writing a message (only queue/inject.c does: the one door into the
+ * queue): queue_msg_new() creates tmp/ID with O_EXCL; inject streams the
+ * message through queue_msg_write() (a small write buffer, never the
+ * whole message); queue_msg_commit() hands the message and its envelope
+ * to the committer thread, which writes the envelope after the message,
+ * fsyncs the file, renames it into queue/ (the commit point) and fsyncs
+ * the queue/ directory. Messages waiting together share one directory
+ * fsync (group commit). Only then is the callback run, on the event loop
+ * thread, and only then may the session say 250.
+ *
+ * Delivering a message: the delivery side records each attempt with
+ * queue_update() (recipient statuses and replies, attempts, next
+ * attempt), which appends the new envelope at once, and removes the
+ * message with queue_remove(), which unlinks it at once; so a crash of
+ * the process after either call loses neither. The fsyncs that make
+ * them survive a crash of the machine are the committer's, shared with
+ * the batch it is working on: one batch may mix new messages, updates
+ * and removals.
  *
  * Across the thread boundary the caller passes a cookie (a session id to
  * look up), never a pointer to its session, so a client that disconnects
@@ -111,47 +116,45 @@ int	queue_msg_commit(struct queue_msg *m, const struct envelope *e,
 int	queue_msg_commit_sync(struct queue_msg *m, const struct envelope *e);
 
 /*
- * queue_update - asynchronous replacement of the envelope of e->id (S4 ->
- * S4 in QUEUE.md; queue_start must have run): e is formatted (as version
- * 2) before this returns, so the caller may change or free it at once;
- * the committer writes tmp/ID.env, fsyncs and closes it, renames it over
- * queue/ID.env and fsyncs queue/ (shared with the other operations of its
- * batch). e->id and e->size are written as given: pass the envelope the
- * message has (queue_load_envelope), changed. Returns 0 if queued, -1
- * with errno (no callback then): EINVAL if the queue is not started or
- * closing, or e cannot be written (invalid id or value, see
- * envelope_format), E2BIG if it is too large.
+ * queue_update - record a new envelope for e->id (S4 -> S4 in QUEUE.md;
+ * queue_start must have run): e is formatted (as version 2, without its
+ * prepend, which never changes) and appended to queue/ID before this
+ * returns, with one write and no fsync, so the caller may change or free
+ * it at once and a crash of the process after the call cannot lose it;
+ * the committer then fsyncs the file. e->id and e->size are written as
+ * given: pass the envelope the message has (queue_load_envelope),
+ * changed. Returns 0 if queued, -1 with errno (no callback then): EINVAL
+ * if the queue is not started or closing, or e cannot be written
+ * (invalid id or value, see envelope_format), E2BIG if it is too large.
  *
  * cb then gets error 0 once the new envelope is durable, or an errno:
- * ENOENT if queue/ID.env did not exist when the committer came to it (the
- * message was removed; nothing is created), or a write, fsync, close or
- * rename error; in all these cases nothing was replaced and the old
- * envelope stays. The exception is a failed fsync of queue/ itself: then
- * the new envelope is in place but may not survive a crash. An update is
+ * ENOENT if queue/ID did not exist (the message was removed; nothing is
+ * created), or a write error (the append was cut off again, and the old
+ * envelope stands), or the error of the fsync (the new envelope is in
+ * place but may not survive a crash of the machine). An update is
  * idempotent, so a caller may simply retry.
  *
- * Operations on one id run in the order they were queued (a later update
- * wins, an update after a removal gets ENOENT); a commit and an update of
- * the same id cannot overlap, because an update needs the committed
- * envelope. Do not mix these with the _sync calls on an id that has
- * operations in flight.
+ * The envelope last appended wins, so updates of one id take effect in
+ * the order of the calls, and an update after a removal gets ENOENT; a
+ * commit and an update of the same id cannot overlap, because an update
+ * needs the committed envelope. Do not mix these with the _sync calls on
+ * an id that has operations in flight.
  */
 int	queue_update(struct queue *, const struct envelope *e,
 	    queue_commit_cb *cb, uint64_t cookie);
 
 /*
- * queue_remove - asynchronous removal of a finished message (S4 -> S5 ->
- * S0; queue_start must have run): the committer unlinks queue/ID.env,
- * then queue/ID.msg, then fsyncs queue/ (shared with its batch). Returns 0
- * if queued, -1 with errno (no callback then): EINVAL if the queue is not
- * started or closing, or id is not a valid queue id.
+ * queue_remove - remove a finished message (S4 -> S0; queue_start must
+ * have run): queue/ID is unlinked before this returns, so it is never
+ * delivered again even if the process dies now; the committer then
+ * fsyncs queue/ (shared with its batch). Returns 0 if queued, -1 with
+ * errno (no callback then): EINVAL if the queue is not started or
+ * closing, or id is not a valid queue id.
  *
  * cb then gets error 0 once the removal is durable, or an errno: ENOENT
- * if queue/ID.env was already gone (then nothing is touched), another
- * unlink error (nothing removed), or the error of a failed fsync of
- * queue/ (removed, but it may come back after a crash). Once the envelope
- * is unlinked the removal counts as done: a message file that cannot be
- * unlinked is logged and left to recovery (S5).
+ * if queue/ID was already gone, another unlink error (nothing removed),
+ * or the error of a failed fsync of queue/ (removed, but it may come
+ * back after a crash of the machine).
  */
 int	queue_remove(struct queue *, const char *id, queue_commit_cb *cb,
 	    uint64_t cookie);

@@ -49,7 +49,7 @@ SAN_LOGDIR = os.environ.get("POSTERN_SAN_LOGDIR")
 SANITIZER_MARKS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 from helpers import (DNSMASQ, HOSTNAME, USERS, Dnsmasq, client_context,
-                     free_udp_port, parse_envelope)
+                     free_udp_port, queue_file_envelope, split_queue_file)
 
 # The selectors every hosted domain gets unless a test says otherwise.
 # The refusing DNS server (refusing_dns); the discard port, where nothing
@@ -546,16 +546,25 @@ class Postern:
             return []
 
     def queue_ids(self):
-        """Ids with a committed envelope (the commit point)."""
-        return sorted(f[:-4] for f in self.queue_files() if f.endswith(".env"))
+        """Ids of committed messages: queue/ID (the rename is the commit
+        point)."""
+        return sorted(f for f in self.queue_files()
+                      if len(f) == 20 and f.isalnum() and f.isascii())
+
+    def queue_file(self, qid):
+        with open(os.path.join(self.queue_dir, qid), "rb") as f:
+            return f.read()
 
     def envelope(self, qid):
-        with open(os.path.join(self.queue_dir, qid + ".env"), "rb") as f:
-            return parse_envelope(f.read())
+        return queue_file_envelope(self.queue_file(qid))
 
     def message(self, qid):
-        with open(os.path.join(self.queue_dir, qid + ".msg"), "rb") as f:
-            return f.read()
+        return split_queue_file(self.queue_file(qid))[0]
+
+    def append_envelope(self, qid, text):
+        """Append an envelope update to queue/ID, as queue_update does."""
+        with open(os.path.join(self.queue_dir, qid), "ab") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
 
     def wait_tmp_empty(self, timeout=5):
         deadline = time.monotonic() + timeout

@@ -321,7 +321,7 @@ class Envelope:
 
 
 def parse_envelope(data):
-    """Parse an ID.env file as the contract describes it: first line
+    """Parse an envelope's text as the contract describes it: first line
     "postern-envelope 2" (the version Postern writes), "key value"
     records, last line "end"."""
     text = data.decode("utf-8")
@@ -336,6 +336,47 @@ def parse_envelope(data):
             f"bad record {line!r} in {text!r}"
         records.append((key, value))
     return Envelope(records)
+
+
+QUEUE_MAGIC = b"postern-queue 3 "
+QUEUE_HDR_LEN = len(QUEUE_MAGIC) + 20 + 1
+
+
+def split_queue_file(data):
+    """A queue file as QUEUE.md describes it: the header (magic, the
+    envelope's offset in 20 digits, LF), the message, then the envelope
+    as committed and each update appended after it. Returns (message
+    bytes, [envelope texts], bytes after the last whole envelope)."""
+    assert data[:len(QUEUE_MAGIC)] == QUEUE_MAGIC, \
+        f"bad queue file header: {data[:QUEUE_HDR_LEN]!r}"
+    digits = data[len(QUEUE_MAGIC):QUEUE_HDR_LEN - 1]
+    assert len(digits) == 20 and digits.isdigit() and \
+        data[QUEUE_HDR_LEN - 1:QUEUE_HDR_LEN] == b"\n", data[:QUEUE_HDR_LEN]
+    off = int(digits)
+    assert QUEUE_HDR_LEN <= off <= len(data), (off, len(data))
+    tail = data[off:]
+    envelopes, pos = [], 0
+    while True:
+        end = tail.find(b"\nend\n", pos)
+        if end == -1:
+            break
+        envelopes.append(tail[pos:end + 5])
+        pos = end + 5
+    return data[QUEUE_HDR_LEN:off], envelopes, tail[pos:]
+
+
+def queue_file_envelope(data):
+    """The envelope a queue file holds: the last one appended, with the
+    prepend records of the first (updates leave them out)."""
+    _, texts, _ = split_queue_file(data)
+    assert texts, "queue file without an envelope"
+    first, last = parse_envelope(texts[0]), parse_envelope(texts[-1])
+    assert last.get("id") == first.get("id"), (first, last)
+    assert last.get("size") == first.get("size"), (first, last)
+    records = [r for r in last.records if r[0] != "prepend"]
+    prepend = [r for r in first.records if r[0] == "prepend"]
+    return Envelope(records[:1] + prepend + records[1:]) if prepend else \
+        Envelope(records)
 
 
 def header_fields(header_text):
@@ -487,14 +528,15 @@ def ehlo_keywords(reply):
 
 def envelope_prepend(env):
     """The bytes the envelope's `prepend BASE64` records put before the
-    message file (the DKIM-Signature fields); b"" if none."""
+    message's bytes (the DKIM-Signature fields); b"" if none."""
     return b"".join(base64.b64decode(v) for v in env.all("prepend"))
 
 
 def final_message(d, qid):
     """`postern queue show ID --message`: the message as it will leave
     (DKIM-Signature fields, our Received, the client's message). Checked
-    to be exactly the envelope's prepend records plus ID.msg."""
+    to be exactly the envelope's prepend records plus the message bytes
+    of the queue file."""
     from conftest import POSTERN, ROOT
     p = subprocess.run([POSTERN, "queue", "show", qid, "--message",
                         "-c", d.conf], stdout=subprocess.PIPE,
@@ -504,7 +546,7 @@ def final_message(d, qid):
     out = p.stdout
     want = envelope_prepend(d.envelope(qid)) + d.message(qid)
     assert out == want, (
-        "queue show --message is not the envelope's prepend + ID.msg:\n"
+        "queue show --message is not the envelope's prepend + message:\n"
         f"got  {out[:1500]!r}\nwant {want[:1500]!r}")
     return out
 

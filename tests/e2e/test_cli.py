@@ -393,7 +393,7 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
     c.close()
     assert_queued(d, qid, "frank@example.test", ["bob@example.com"],
                   "frank@example.test", msg)
-    for name in (qid + ".env", qid + ".msg"):
+    for name in (qid,):
         st = os.stat(os.path.join(d.queue_dir, name))
         assert st.st_uid == nobody.pw_uid, name
         assert stat.S_IMODE(st.st_mode) == 0o600, name

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import (USERS, assert_queued, make_message, parse_envelope,
+from helpers import (USERS, assert_queued, make_message,
                      queued_id, smtps)
 
 ALICE = "alice@example.test"
@@ -103,11 +103,10 @@ def check_queue(d, accepted, when):
     files = set(d.queue_files())
     missing = []
     for qid, (marker, msg) in accepted.items():
-        if f"{qid}.env" not in files or f"{qid}.msg" not in files:
+        if qid not in files:
             missing.append(qid)
             continue
-        with open(os.path.join(d.queue_dir, qid + ".env"), "rb") as f:
-            env = parse_envelope(f.read())
+        env = d.envelope(qid)
         assert env.get("id") == qid, env
         assert env.sender == ALICE and env.login == ALICE, env
         assert env.rcpts == [("pending", r) for r in RCPTS], env
@@ -148,21 +147,18 @@ def test_kill9_loses_no_accepted_message(postern_factory, ssl_ctx, seed):
 
     # restart on the same state directory
     d.start()
-    # recovery empties tmp/; the scheduler then writes envelope updates
-    # through it (tmp/ID.env, renamed at once), so wait for those
+    # recovery empties tmp/
     left = d.wait_tmp_empty()
     assert left == [], f"tmp/ not empty after restart: {left}"
     check_queue(d, cl.accepted, "after restart")
     names = d.queue_files()
-    envs = {n[:-4] for n in names if n.endswith(".env")}
-    msgs = {n[:-4] for n in names if n.endswith(".msg")}
-    assert envs == msgs, f"unpaired queue files: {sorted(envs ^ msgs)}"
-    assert set(n.rsplit(".", 1)[1] for n in names) <= {"env", "msg"}, names
-    for qid in envs:          # every committed envelope parses
+    ids = set(d.queue_ids())
+    assert set(names) == ids, f"not queue files: {sorted(set(names) - ids)}"
+    for qid in ids:           # every committed queue file parses
         d.envelope(qid)
     # messages committed but not acknowledged may be there too (a
     # duplicate at worst); nothing else
-    assert set(cl.accepted) <= envs
+    assert set(cl.accepted) <= ids
 
     # and the restarted daemon works
     c = smtps(d, ssl_ctx, login=ALICE)
@@ -183,7 +179,7 @@ def test_restart_keeps_queue_and_cleans_stale_tmp(postern_factory, ssl_ctx):
     c.close()
     rc = d.stop()
     assert rc == 0, f"SIGTERM exit status {rc}"
-    stale = os.path.join(d.tmp_dir, "0000000000STALE00000.msg")
+    stale = os.path.join(d.tmp_dir, "0000000000STALE00000")
     with open(stale, "wb") as f:
         f.write(b"half a message")
     d.start()

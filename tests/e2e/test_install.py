@@ -451,7 +451,7 @@ def test_unit_capabilities_suffice(postern_factory, workdir, ssl_ctx):
     c.close()
     assert_queued(d, qid, "alice@example.test", ["bob@example.com"],
                   "alice@example.test", msg)
-    for name in (qid + ".env", qid + ".msg"):
+    for name in (qid,):
         assert os.stat(os.path.join(d.queue_dir, name)).st_uid == \
             nobody.pw_uid
 

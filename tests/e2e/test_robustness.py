@@ -17,12 +17,11 @@ ALICE = "alice@example.test"
 
 def queue_consistent(d):
     names = d.queue_files()
-    envs = {n[:-4] for n in names if n.endswith(".env")}
-    msgs = {n[:-4] for n in names if n.endswith(".msg")}
-    assert envs == msgs, f"unpaired: {sorted(envs ^ msgs)}"
-    for qid in envs:
+    ids = set(d.queue_ids())
+    assert set(names) == ids, f"not queue files: {sorted(set(names) - ids)}"
+    for qid in ids:
         d.envelope(qid)
-    return envs
+    return ids
 
 
 def still_serving(d, ctx):
