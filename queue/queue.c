@@ -532,9 +532,6 @@ queue_update_new(struct queue *q, const struct envelope *e)
 		return NULL;
 	}
 	m->result = queue_append(q, m->id, m->envtext, m->envlen);
-	if (m->result != 0 && m->result != ENOENT)
-		log_warnx("queue: %s: envelope update failed: %s", m->id,
-		    strerror(m->result));
 	free(m->envtext);
 	m->envtext = NULL;
 	return m;
@@ -629,7 +626,7 @@ queue_commit_fsync(struct queue_msg *m)
 }
 
 /* queue_update_fsync - update phase 2: the appended envelope durable.
-   ENOENT if the message was removed meanwhile. */
+   A message removed since the append needs nothing more: 0. */
 static int
 queue_update_fsync(struct queue_msg *m)
 {
@@ -640,7 +637,7 @@ queue_update_fsync(struct queue_msg *m)
 	fd = openat(m->q->queuefd, name,
 	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
-		return errno;
+		return errno == ENOENT ? 0 : errno;	/* removed since */
 	if (fsync(fd) == -1)
 		error = errno;
 	close(fd);
@@ -1619,6 +1616,9 @@ queue_convert(struct queue *q, const struct envelope *e, const char **what)
 	*what = "rename it into queue/";
 	if (renameat(q->tmpfd, name, q->queuefd, name) == -1)
 		goto fail;
+	/* The rename must be durable before the old pair goes. */
+	if (fsync(q->queuefd) == -1)
+		log_warn("queue: recover: %s: fsync queue/", e->id);
 	close(in);
 	buf_free(&env);
 	queue_fname(name, e->id, "env");

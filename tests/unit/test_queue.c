@@ -42,23 +42,6 @@
 #define HDR_MAGIC	"postern-queue 3 "
 #define HDR_LEN		37	/* HDR_MAGIC, 20 digits, LF */
 
-/*
- * XXX queue.c bug (see the report of the queue-v3-tests branch and
- * test_update_then_remove): an update followed at once by a removal of
- * the same id may get ENOENT, because the committer's fsync of the
- * update (queue_update_fsync) opens queue/ID after the removal unlinked
- * it. Set this to 1 once that is fixed: test_update_then_remove is then
- * built and run, and test_async_mixed no longer tolerates the ENOENT.
- */
-#define UPDATE_THEN_REMOVE_FIXED	0
-
-/*
- * XXX queue.c logs a failed append of an update twice: in
- * queue_update_new() and again in queue_op_undo(). Set this to 1 once it
- * logs it once: test_update_write_fails then wants exactly one line.
- */
-#define UPDATE_FAILURE_LOGGED_ONCE	0
-
 struct fixture {
 	char		 dir[64];
 	struct queue	*q;
@@ -1783,10 +1766,7 @@ update_fails_under(struct fixture *f, const struct envelope *e,
 	file_is(path(f, "queue", file_name(e->id, NULL)), before, blen);
 	snprintf(want, sizeof(want), "queue: %s: envelope update failed: "
 	    "File too large", e->id);
-	if (UPDATE_FAILURE_LOGGED_ONCE)
-		assert_int_equal(count_str(log, want), 1);
-	else	/* XXX see UPDATE_FAILURE_LOGGED_ONCE */
-		assert_true(count_str(log, want) >= 1);
+	assert_int_equal(count_str(log, want), 1);	/* logged once */
 	free(log);
 }
 
@@ -1890,8 +1870,6 @@ struct mixed_op {
 	const char	*id;		/* update, remove */
 	const char	*text;		/* update: reply text to record */
 	int		 want;
-	int		 racy;		/* update before a removal: see
-					   UPDATE_THEN_REMOVE_FIXED */
 };
 
 static struct mixed_op mixed[ASYNC_MAX];
@@ -1907,7 +1885,6 @@ mixed_add(enum mixed_kind kind, const char *id, const char *text, int want)
 	mixed[nmixed].id = id;
 	mixed[nmixed].text = text;
 	mixed[nmixed].want = want;
-	mixed[nmixed].racy = 0;
 	nmixed++;
 }
 
@@ -1975,7 +1952,7 @@ test_async_mixed(void **state)
 	struct event_base *base;
 	struct timeval now = { 0, 0 };
 	struct envelope e;
-	int i, nfsync, left, nracy = 0;
+	int i, nfsync, left;
 
 	for (i = 0; i < NPRE; i++)
 		commit_one_sync(f, 10, (unsigned)i, pre[i]);
@@ -2000,7 +1977,6 @@ test_async_mixed(void **state)
 	}
 	for (i = 50; i < 55; i++) {
 		mixed_add(MIXED_UPDATE, pre[i], "then removed", 0);
-		mixed[nmixed - 1].racy = !UPDATE_THEN_REMOVE_FIXED;
 		mixed_add(MIXED_REMOVE, pre[i], NULL, 0);
 	}
 	mixed_add(MIXED_REMOVE, pre[55], NULL, 0);
@@ -2017,11 +1993,6 @@ test_async_mixed(void **state)
 	run_loop(base);
 	assert_int_equal(mixed_issued_called, 0);
 	for (i = 0; i < nmixed; i++) {
-		if (mixed[i].racy && results[i].called == 1 &&
-		    results[i].error == ENOENT) {
-			nracy++;	/* XXX the queue.c bug, tolerated */
-			continue;
-		}
 		if (results[i].called != 1 || results[i].error != mixed[i].want)
 			fail_msg("op %d (kind %d): called %d, error %d, want %d",
 			    i, mixed[i].kind, results[i].called,
@@ -2032,16 +2003,13 @@ test_async_mixed(void **state)
 			assert_true(exists(path(f, "queue",
 			    file_name(results[i].id, NULL))));
 	}
-	if (nracy > 0)
-		print_message("# XXX %d of 5 updates followed by a removal "
-		    "got ENOENT (queue.c bug)\n", nracy);
 	queue_stats(f->q, &st);
 	stop_async(f, base);
 
 	assert_int_equal(st.commits - st0.commits, NNEW);
-	assert_int_equal(st.updates - st0.updates, 20 + 10 + 5 - nracy);
+	assert_int_equal(st.updates - st0.updates, 20 + 10 + 5);
 	assert_int_equal(st.removes - st0.removes, 20 + 5 + 5 + 1);
-	assert_int_equal(st.failures - st0.failures, 5 + 3 + nracy);
+	assert_int_equal(st.failures - st0.failures, 5 + 3);
 	assert_int_equal(st.file_fsyncs - st0.file_fsyncs, NNEW + 35);
 	nfsync = (int)(st.dir_fsyncs - st0.dir_fsyncs);
 	print_message("# mixed %d operations: %d dir fsyncs in %llu batches, "
@@ -2589,16 +2557,11 @@ test_update_async(void **state)
 	assert_int_equal(count_dir(f, "corrupt"), 0);
 }
 
-#if UPDATE_THEN_REMOVE_FIXED
 /*
  * test_update_then_remove - an update, then at once a removal of the same
  * id: the update was appended and then the message went; its callback
  * must say 0, as the order of operations promises (queue.h: "an update
  * after a removal gets ENOENT", not one before it).
- *
- * XXX fails today (queue.c, queue_update_fsync: the committer opens
- * queue/ID to fsync the update after the removal already unlinked it, and
- * reports ENOENT). Compiled and run once UPDATE_THEN_REMOVE_FIXED is 1.
  */
 static void
 test_update_then_remove(void **state)
@@ -2631,7 +2594,6 @@ test_update_then_remove(void **state)
 	assert_int_equal(count_dir(f, "queue"), 0);
 }
 
-#endif /* UPDATE_THEN_REMOVE_FIXED */
 
 int
 main(void)
@@ -2696,10 +2658,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_async, setup,
 		    teardown),
-#if UPDATE_THEN_REMOVE_FIXED	/* XXX a queue.c bug: see the test */
 		cmocka_unit_test_setup_teardown(test_update_then_remove, setup,
 		    teardown),
-#endif
 	};
 
 	/* the committer calls event_active() from its own thread */
