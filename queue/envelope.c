@@ -232,7 +232,8 @@ envelope_format(const struct envelope *e, struct buf *b)
 		b64 = xmalloc(n + 1);
 		EVP_EncodeBlock((unsigned char *)b64,
 		    (const unsigned char *)e->prepend, (int)e->prepend_len);
-		n = buf_printf(b, "prepend %s\n", b64) == -1;
+		n = put_record(b, "prepend", b64) == -1;	/* no printf:
+							   it is long */
 		free(b64);
 		if (n)
 			goto toobig;
@@ -244,9 +245,9 @@ envelope_format(const struct envelope *e, struct buf *b)
 	    (e->dsn[0] != '\0' && put_record(b, "dsn", e->dsn) == -1))
 		goto toobig;
 	for (i = 0; i < e->nrcpts; i++)
-		if (buf_printf(b, "rcpt %s %s\n",
-		    rcpt_status_names[e->rcpts[i].status],
-		    e->rcpts[i].addr) == -1 ||
+		if (buf_puts(b, "rcpt ") == -1 ||
+		    buf_puts(b, rcpt_status_names[e->rcpts[i].status]) == -1 ||
+		    put_record(b, "", e->rcpts[i].addr) == -1 ||
 		    put_reply(b, &e->rcpts[i]) == -1)
 			goto toobig;
 	if (buf_puts(b, "end\n") == -1)

@@ -1,11 +1,17 @@
 /*
  * inject - the one door into the queue; see inject.h.
  *
- * Today everything here runs on the loop thread: the header checks, the
- * signer's hashing as the bytes arrive, the signatures at inject_end;
- * the commit itself is the queue committer's (queue/queue.c). The
- * interface leaves room to move the signing elsewhere.
+ * On the loop thread: the header checks and the bytes into the queue
+ * file, as they arrive. All of the signer's work (hashing the header
+ * fields and the body, which it reads back from the queue file, and the
+ * signatures) is one job at inject_end, on a worker thread when the pool
+ * runs (inject_start); the commit itself is the queue committer's
+ * (queue/queue.c). libopendkim's canonicalization costs about two
+ * hundred instructions per body byte and signature, as much as all the
+ * rest of a small message's work on the loop: it must not be there.
  */
+#include <sys/types.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,7 +64,15 @@ struct inject_msg {
 	void			*from_arg;
 	struct buf		 hdr;		/* the header section so far */
 	bool			 in_header;
-	struct dkim_signer	*signer;	/* from the header section on */
+	/* what the signer needs at inject_end, from the header section on: */
+	const struct keyfile *const *sign_keys;
+	size_t			 sign_nkeys;
+	const struct dkim_headers *sign_headers;
+	struct buf		 stored;	/* the header section as stored */
+	uint64_t		 body_off;	/* where the body starts in it */
+	bool			 has_body;	/* an empty line ended the header */
+	struct dkim_signer	*signer;	/* the signing job's */
+	enum inject_status	 sign_status;	/* its refusal */
 	enum inject_status	 status;	/* the first refusal */
 	char			*detail;	/* its detail, or NULL */
 	int			 error;		/* errno of QUEUE_ERROR */
@@ -221,6 +235,7 @@ inject_free_msg(struct inject_msg *m)
 	free((char *)m->rcv.protocol);
 	free((char *)m->rcv.tls);
 	buf_free(&m->hdr);
+	buf_free(&m->stored);
 	buf_free(&m->sig);
 	dkim_signer_free(m->signer);
 	free(m->serr);
@@ -238,7 +253,8 @@ inject_abort(struct inject_msg *m)
 	inject_free_msg(m);
 }
 
-/* inject_store - bytes into the message file */
+/* inject_store - bytes into the message file (the signer reads the body
+   back from there at inject_end) */
 static int
 inject_store(struct inject_msg *m, const void *p, size_t len)
 {
@@ -252,23 +268,6 @@ inject_store(struct inject_msg *m, const void *p, size_t len)
 		    strerror(errno));
 	}
 	return 0;
-}
-
-/* inject_body - body bytes: into the signer and the message file */
-static int
-inject_body(struct inject_msg *m, const void *p, size_t len)
-{
-	if (m->status != INJECT_OK)
-		return -1;
-	if (len == 0)
-		return 0;
-	if (dkim_signer_body(m->signer, p, len) == -1) {
-		log_warnx("id=%s dkim: %s", inject_id(m),
-		    dkim_signer_error(m->signer));
-		return inject_refuse(m, INJECT_SIGN_ERROR, "%s",
-		    dkim_signer_error(m->signer));
-	}
-	return inject_store(m, p, len);
 }
 
 /*
@@ -316,20 +315,18 @@ inject_from(struct inject_msg *m, const struct msghdr_info *info)
 /*
  * inject_header_done - the header section is complete in m->hdr (end is
  * where the body starts, or hdr.len for a message without one): check
- * From:, start the signer, then store our Received, the client's header
- * fields, any Message-ID and Date we add, and what followed.
+ * From:, choose the keys, then store our Received, the client's header
+ * fields, any Message-ID and Date we add, and what followed. The header
+ * section as stored is kept for the signer.
  */
 static void
 inject_header_done(struct inject_msg *m, size_t end)
 {
 	const struct domain_config *dom;
-	const struct keyfile *const *keys;
 	struct msghdr_received rcv;
 	struct msghdr_info info;
 	struct buf add;
-	char *serr = NULL;
 	const char *err;
-	size_t nkeys;
 	time_t now = m->env.time;
 
 	m->in_header = false;
@@ -341,14 +338,8 @@ inject_header_done(struct inject_msg *m, size_t end)
 	}
 	if ((dom = inject_from(m, &info)) == NULL)
 		return;
-	keys = keyring_keys(m->keys, dom, &nkeys);
-	if ((m->signer = dkim_signer_new(keys, nkeys,
-	    keyring_headers(m->keys, dom), 0, &serr)) == NULL) {
-		log_warnx("id=%s dkim: %s", inject_id(m), serr);
-		inject_refuse(m, INJECT_SIGN_ERROR, "%s", serr);
-		free(serr);
-		return;
-	}
+	m->sign_keys = keyring_keys(m->keys, dom, &m->sign_nkeys);
+	m->sign_headers = keyring_headers(m->keys, dom);
 
 	/* The header section as stored: Received, the client's fields,
 	   then Message-ID and Date if they were missing. */
@@ -374,20 +365,14 @@ inject_header_done(struct inject_msg *m, size_t end)
 		log_panic("Message-ID header does not fit");
 	if (info.ndate == 0 && msghdr_add_date(&add, now) == -1)
 		log_panic("Date header does not fit");
-	if (dkim_signer_headers(m->signer, add.data, add.len) == -1) {
-		log_warnx("id=%s dkim: %s", inject_id(m),
-		    dkim_signer_error(m->signer));
-		inject_refuse(m, INJECT_HEADER_UNSIGNABLE, "%s",
-		    dkim_signer_error(m->signer));
-		buf_free(&add);
-		return;
-	}
 	(void)inject_store(m, add.data, add.len);
-	buf_free(&add);
+	m->stored = add;	/* the signer's, at inject_end */
 	/* The empty line, then the start of the body. */
 	if (m->hdr.len > info.len) {
 		(void)inject_store(m, m->hdr.data + info.len, 2);
-		(void)inject_body(m, m->hdr.data + info.len + 2,
+		m->has_body = true;
+		m->body_off = queue_msg_size(m->qm);
+		(void)inject_store(m, m->hdr.data + info.len + 2,
 		    m->hdr.len - info.len - 2);
 	}
 	buf_free(&m->hdr);
@@ -402,7 +387,7 @@ inject_write(struct inject_msg *m, const void *p, size_t len)
 	if (m->status != INJECT_OK)
 		return -1;
 	if (!m->in_header)
-		return inject_body(m, p, len);
+		return inject_store(m, p, len);
 	take = m->hdr.max - m->hdr.len;
 	if (take > len)
 		take = len;
@@ -410,7 +395,7 @@ inject_write(struct inject_msg *m, const void *p, size_t len)
 		log_panic("header buffer accounting");
 	if ((end = msghdr_end(m->hdr.data, m->hdr.len)) != 0) {
 		inject_header_done(m, end);
-		return inject_body(m, (const char *)p + take, len - take);
+		return inject_store(m, (const char *)p + take, len - take);
 	}
 	if (take < len) {
 		m->in_header = false;
@@ -487,14 +472,57 @@ inject_eom(struct inject_msg *m, const char **detail)
 	return inject_status(m, detail);
 }
 
-/* inject_sign - the private-key work (on a worker, or in place) */
+/*
+ * inject_sign_body - feed the body, read back from the queue file, to
+ * m's signer; -1 with m->serr
+ */
+static int
+inject_sign_body(struct inject_msg *m)
+{
+	char chunk[65536];
+	uint64_t off = m->body_off;
+	ssize_t n;
+
+	while ((n = queue_msg_read(m->qm, chunk, sizeof(chunk), off)) > 0) {
+		if (dkim_signer_body(m->signer, chunk, (size_t)n) == -1) {
+			m->serr = xstrdup(dkim_signer_error(m->signer));
+			return -1;
+		}
+		off += (uint64_t)n;
+	}
+	if (n == -1) {
+		m->serr = xasprintf("reading the message back: %s",
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * inject_sign - all of the signer's work (on a worker, or in place): the
+ * header section as stored, the body, the signatures. Nothing here logs
+ * or touches anything but m: the loop thread reports the outcome
+ * (inject_commit).
+ */
 static void
 inject_sign(void *arg)
 {
 	struct inject_msg *m = arg;
 
-	m->signed_rc = m->signer == NULL ? -1 :
-	    dkim_signer_finish(m->signer, &m->sig, &m->serr);
+	m->signed_rc = -1;
+	m->sign_status = INJECT_SIGN_ERROR;
+	if ((m->signer = dkim_signer_new(m->sign_keys, m->sign_nkeys,
+	    m->sign_headers, 0, &m->serr)) == NULL)
+		return;
+	if (dkim_signer_headers(m->signer, m->stored.data, m->stored.len) ==
+	    -1) {
+		m->sign_status = INJECT_HEADER_UNSIGNABLE;
+		m->serr = xstrdup(dkim_signer_error(m->signer));
+		return;
+	}
+	if (m->has_body && inject_sign_body(m) == -1)
+		return;
+	m->signed_rc = dkim_signer_finish(m->signer, &m->sig, &m->serr);
 }
 
 /*
@@ -513,7 +541,7 @@ inject_commit(struct inject_msg *m)
 	if (m->signed_rc == -1) {
 		log_warnx("id=%s dkim: %s", inject_id(m),
 		    m->serr ? m->serr : "no signer");
-		st = inject_end_status(m, INJECT_SIGN_ERROR, m->serr ?
+		st = inject_end_status(m, m->sign_status, m->serr ?
 		    m->serr : "no signer", NULL);
 		return st;
 	}

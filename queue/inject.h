@@ -51,11 +51,13 @@
  * cause a use-after-free, and it never runs from inside inject_end. What
  * runs on which thread behind these calls is this module's business;
  * callers assume nothing about it. Today: the header checks and the
- * signer's hashing run as the bytes arrive, on the loop; after
- * inject_start() the signatures (the private-key work) are made by a
- * pool of worker threads, one per CPU (common/workers.h), so the loop
- * goes on serving while they sign; without it (tools, tests) they are
- * made on the calling thread. The commit is the queue committer's.
+ * writes into the queue file run as the bytes arrive, on the loop; all
+ * of the signer's work (hashing the stored header section and the body,
+ * read back from the queue file, and the private-key work) is one job at
+ * inject_end, which after inject_start() runs on a pool of worker
+ * threads, one per CPU (common/workers.h), so the loop goes on serving
+ * meanwhile; without it (tools, tests) it runs on the calling thread.
+ * The commit is the queue committer's.
  *
  * Nothing here calls exit(); out of memory aborts (common/alloc.h).
  */

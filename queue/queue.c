@@ -334,7 +334,7 @@ queue_msg_new(struct queue *q)
 			break;
 		queue_fname(name, m->id, NULL);
 		m->fd = openat(q->tmpfd, name,
-		    O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		    O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
 		if (m->fd != -1) {
 			m->wbuf = xmalloc(QUEUE_WBUF_SIZE);
 			queue_header(m->wbuf, 0);
@@ -413,6 +413,27 @@ queue_msg_write(struct queue_msg *m, const void *p, size_t len)
 		m->size += n;
 	}
 	return 0;
+}
+
+/* queue_msg_read - read back what was written, from byte off of the
+   message on */
+ssize_t
+queue_msg_read(struct queue_msg *m, void *p, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	if (m->error || queue_msg_flush(m) == -1) {
+		errno = m->error;
+		return -1;
+	}
+	if (off >= m->size)
+		return 0;
+	if (len > m->size - off)
+		len = (size_t)(m->size - off);
+	do
+		n = pread(m->fd, p, len, (off_t)(QUEUE_HDR_LEN + off));
+	while (n == -1 && errno == EINTR);
+	return n;
 }
 
 /* queue_msg_abort - unlink tmp/ID and free m */

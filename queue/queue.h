@@ -87,6 +87,16 @@ const char	*queue_msg_id(const struct queue_msg *);
 int		 queue_msg_write(struct queue_msg *, const void *, size_t);
 uint64_t	 queue_msg_size(const struct queue_msg *);	/* bytes written */
 
+/*
+ * queue_msg_read - read back up to len bytes of what was written, from
+ * the message's byte off on (what is still buffered is written out
+ * first): for the signer, which hashes the stored message off the loop
+ * thread. Bytes read, 0 at the end, or -1 with errno (a write error
+ * too). Not concurrently with queue_msg_write on the same m.
+ */
+ssize_t		 queue_msg_read(struct queue_msg *, void *, size_t,
+		    uint64_t off);
+
 /* queue_msg_abort - remove the tmp/ file and free m (any time before
    commit) */
 void		 queue_msg_abort(struct queue_msg *);
