@@ -18,7 +18,7 @@
  * Delivering a message: the delivery side records each attempt with
  * queue_update() (recipient statuses and replies, attempts, next
  * attempt), which appends the new envelope at once, and removes the
- * message with queue_remove(), which unlinks it at once; so a crash of
+ * message with queue_remove(), which moves it out at once; so a crash of
  * the process after either call loses neither. The fsyncs that make
  * them survive a crash of the machine are the committer's, shared with
  * the batch it is working on: one batch may mix new messages, updates
@@ -155,9 +155,9 @@ int	queue_update(struct queue *, const struct envelope *e,
 
 /*
  * queue_remove - remove a finished message (S4 -> S0; queue_start must
- * have run): queue/ID is unlinked before this returns, so it is never
- * delivered again even if the process dies now; the committer then
- * fsyncs queue/ (shared with its batch). Returns 0 if queued, -1 with
+ * have run): queue/ID is renamed to tmp/ID before this returns, so it is
+ * never delivered again even if the process dies now; the committer then
+ * unlinks it and fsyncs queue/ (shared with its batch). Returns 0 if queued, -1 with
  * errno (no callback then): EINVAL if the queue is not started or
  * closing, or id is not a valid queue id.
  *
