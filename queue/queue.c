@@ -495,11 +495,14 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
  * fsync (the committer does that). 0, or an errno: ENOENT if the message
  * is gone. A write that fails half way is cut off again, so the file
  * never ends in half an envelope that this process knows about (one that
- * a crash leaves is cut off by recovery).
+ * a crash leaves is cut off by recovery). The file's modification time
+ * becomes due, when due is set: queue_scan reads it back.
  */
 static int
-queue_append(struct queue *q, const char *id, const char *text, size_t len)
+queue_append(struct queue *q, const char *id, const char *text, size_t len,
+    time_t due)
 {
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { due, 0 } };
 	char name[QUEUE_NAME_SIZE];
 	struct stat st;
 	int fd, error = 0;
@@ -518,7 +521,8 @@ queue_append(struct queue *q, const char *id, const char *text, size_t len)
 		if (ftruncate(fd, st.st_size) == -1)
 			log_warn("queue: %s: cannot cut off a failed envelope "
 			    "update (recovery will)", id);
-	}
+	} else if (due > 0 && futimens(fd, times) == -1)
+		log_warn("queue: %s: cannot set its due time", id);
 	if (close(fd) == -1 && error == 0)
 		error = errno;
 	return error;
@@ -552,7 +556,8 @@ queue_update_new(struct queue *q, const struct envelope *e)
 		errno = saved;
 		return NULL;
 	}
-	m->result = queue_append(q, m->id, m->envtext, m->envlen);
+	m->result = queue_append(q, m->id, m->envtext, m->envlen,
+	    e->next_attempt);
 	free(m->envtext);
 	m->envtext = NULL;
 	return m;
@@ -1866,6 +1871,27 @@ queue_recover(struct queue *q, unsigned *queued, unsigned *removed,
 	if (corrupt)
 		*corrupt = nc;
 	return rc;
+}
+
+/* queue_scan - every queue file's id and due time, without reading one */
+int
+queue_scan(struct queue *q, void (*fn)(const char *, time_t, void *),
+    void *arg)
+{
+	struct queue_entry *v;
+	struct stat st;
+	size_t n, i;
+
+	if ((v = queue_list(q, false, &n)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!v[i].file || fstatat(q->queuefd, v[i].id, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+			continue;
+		fn(v[i].id, st.st_mtim.tv_sec, arg);
+	}
+	free(v);
+	return 0;
 }
 
 /* queue_foreach - every good queue file in queue/, oldest id first */

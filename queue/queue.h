@@ -188,6 +188,19 @@ int	queue_foreach(struct queue *, void (*fn)(const struct envelope *,
 	    void *), void (*bad)(const char *id, const char *why, void *),
 	    void *arg);
 
+/*
+ * queue_scan - call fn for every committed message in queue/, oldest id
+ * first, with the time it is due: its file's modification time, which
+ * queue_update sets to the envelope's next attempt (a message never
+ * deferred is due since it was written). Postfix's queue manager keeps a
+ * deferred message's next attempt the same way. No file is opened, so a
+ * scheduler can start on a large backlog without reading it, and load an
+ * envelope only when its message comes due; anything that touches a file
+ * makes it due early, never late. Returns 0 or -1 with errno.
+ */
+int	queue_scan(struct queue *, void (*fn)(const char *id, time_t due,
+	    void *), void *arg);
+
 /* queue_load_envelope - read and parse the envelope of id; -1 with *err
    (static text) if it is missing or damaged */
 int	queue_load_envelope(struct queue *, const char *id,

@@ -2595,6 +2595,59 @@ test_update_then_remove(void **state)
 }
 
 
+/* scan_one - queue_scan callback: record the id and due time */
+struct scanned {
+	char	 ids[4][QUEUE_ID_LEN + 1];
+	time_t	 due[4];
+	int	 n;
+};
+
+static void
+scan_one(const char *id, time_t due, void *arg)
+{
+	struct scanned *sc = arg;
+
+	assert_true(sc->n < 4);
+	strcpy(sc->ids[sc->n], id);
+	sc->due[sc->n++] = due;
+}
+
+/*
+ * test_scan_due - queue_scan lists every queue file, oldest id first,
+ * with the due time an update set (its next attempt) or, never deferred,
+ * when it was written; it ignores tmp/, legacy halves and other names
+ */
+static void
+test_scan_due(void **state)
+{
+	struct fixture *f = *state;
+	char ids[3][QUEUE_ID_LEN + 1];
+	struct scanned sc;
+	struct envelope e;
+	time_t now = time(NULL), later = now + 3600;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		commit_one_sync(f, 100, (unsigned)i, ids[i]);
+	load(f, ids[1], &e);
+	e.attempts = 1;
+	e.next_attempt = later;
+	assert_int_equal(queue_update_sync(f->q, &e), 0);
+	envelope_free(&e);
+	spew(path(f, "queue", "not-a-queue-file"), "x", 1);
+	spew(path(f, "queue", "0000000000000000000Z.msg"), "x", 1);
+	spew(path(f, "tmp", "0000000000000000000Y"), "x", 1);
+
+	memset(&sc, 0, sizeof(sc));
+	assert_int_equal(queue_scan(f->q, scan_one, &sc), 0);
+	assert_int_equal(sc.n, 3);
+	for (i = 0; i < 3; i++)
+		assert_string_equal(sc.ids[i], ids[i]);
+	assert_true(sc.due[0] >= now - 1 && sc.due[0] <= now + 1);
+	assert_int_equal(sc.due[1], later);
+	assert_true(sc.due[2] >= now - 1 && sc.due[2] <= now + 1);
+}
+
 int
 main(void)
 {
@@ -2627,6 +2680,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_order, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_ids, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_scan_due, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_update_sync, setup,
 		    teardown),
