@@ -46,7 +46,6 @@ $PY -c 'import aiosmtpd, dkim' 2>/dev/null ||
     die "python3-aiosmtpd and python3-dkim are needed (apt-get install python3-aiosmtpd python3-dkim)"
 
 instance_check
-port_open "$SINK_PORT" && die "127.0.0.1:$SINK_PORT is in use: choose another SINK_PORT"
 instance_dirs
 # the default limit (25 MiB) takes the default message; a bigger one
 # needs a bigger limit
@@ -54,20 +53,13 @@ MESSAGE_SIZE=26214400
 [ "$BYTES" -lt $((MESSAGE_SIZE - 65536)) ] || MESSAGE_SIZE=$((BYTES + 1048576))
 instance_setup
 
-SINK_PID=""
 SAMPLER_PID=""
 cleanup() {
-	if [ -n "$SAMPLER_PID" ]; then
-		kill -TERM "$SAMPLER_PID" 2>/dev/null || true
-		wait "$SAMPLER_PID" 2>/dev/null || true
-		SAMPLER_PID=""
-	fi
+	stop_pid "$SAMPLER_PID"
+	SAMPLER_PID=""
 	instance_stop
-	if [ -n "$SINK_PID" ]; then
-		kill -TERM "$SINK_PID" 2>/dev/null || true
-		wait "$SINK_PID" 2>/dev/null || true
-		SINK_PID=""
-	fi
+	stop_pid "$SINK_PID"
+	SINK_PID=""
 }
 trap 'cleanup' EXIT
 trap 'exit 130' INT TERM HUP
@@ -76,25 +68,10 @@ say "making a message of $BYTES bytes"
 $PY tests/bench/bigmsg.py make --bytes "$BYTES" --out "$WORK_DIR/big.eml" ||
     die "cannot write $WORK_DIR/big.eml"
 
-$PY tests/bench/sink.py --port "$SINK_PORT" --dir "$WORK_DIR/received" \
-    --count-file "$WORK_DIR/sink.count" 2>"$WORK_DIR/sink.log" &
-SINK_PID=$!
-wait_port "$SINK_PORT" 100 || die "the sink did not start: $(cat "$WORK_DIR/sink.log")"
+sink_start --dir "$WORK_DIR/received"
 instance_start
 say "postern pid $PID on 127.0.0.1:$PORT, log $LOG"
 
-# sink_count - messages the sink has received so far
-sink_count() { cat "$WORK_DIR/sink.count" 2>/dev/null || echo 0; }
-# wait_sink N SECONDS - until the sink has N messages; false after SECONDS
-wait_sink() {
-	_n=0
-	until [ "$(sink_count)" -ge "$1" ]; do
-		[ $_n -lt $(($2 * 10)) ] || return 1
-		sleep 0.1
-		_n=$((_n + 1))
-	done
-}
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 now() { date +%s.%N; }
 
 # Warm up: one small message, sent and delivered.
@@ -125,8 +102,7 @@ t_done=$(now)
 sleep 1
 rss1=$(proc_kb "$PID" VmRSS)
 hwm1=$(proc_kb "$PID" VmHWM)
-kill -TERM "$SAMPLER_PID" 2>/dev/null || true
-wait "$SAMPLER_PID" 2>/dev/null || true
+stop_pid "$SAMPLER_PID"
 SAMPLER_PID=""
 
 peak() {

@@ -257,3 +257,51 @@ proc_kb() {
 proc_children() {
 	cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
 }
+
+# proc_children_kb PID - the VmRSS of PID's child processes together, in kB
+proc_children_kb() {
+	_t=0
+	for _c in $(proc_children "$1"); do
+		_k=$(proc_kb "$_c" VmRSS)
+		_t=$((_t + ${_k:-0}))
+	done
+	echo "$_t"
+}
+
+# stop_pid PID - SIGTERM to PID, a process the script started, and reap
+# it; nothing when PID is empty
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# sink_start [ARG...] - tests/bench/sink.py on 127.0.0.1:SINK_PORT
+# (SINK_PID), counting what it receives in WORK_DIR/sink.count, with
+# ARGs added (--dir DIR: keep the messages); its stderr in WORK_DIR/sink.log
+SINK_PID=""
+sink_start() {
+	port_open "$SINK_PORT" &&
+	    die "127.0.0.1:$SINK_PORT is in use: choose another SINK_PORT"
+	/usr/bin/python3 "$REPO/tests/bench/sink.py" --port "$SINK_PORT" \
+	    --count-file "$WORK_DIR/sink.count" "$@" 2>>"$WORK_DIR/sink.log" &
+	SINK_PID=$!
+	wait_port "$SINK_PORT" 100 ||
+	    die "the sink did not start: $(cat "$WORK_DIR/sink.log")"
+}
+
+# sink_count - messages the sink has received so far
+sink_count() { cat "$WORK_DIR/sink.count" 2>/dev/null || echo 0; }
+
+# wait_sink N SECONDS - until the sink has N messages; false after SECONDS
+wait_sink() {
+	_n=0
+	until [ "$(sink_count)" -ge "$1" ]; do
+		[ $_n -lt $(($2 * 10)) ] || return 1
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+}
+
+# mb KB - kilobytes as megabytes, one decimal
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }

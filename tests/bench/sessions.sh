@@ -61,48 +61,29 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ]; then
 fi
 
 instance_check
-port_open "$SINK_PORT" && die "127.0.0.1:$SINK_PORT is in use: choose another SINK_PORT"
 instance_dirs
 CONNECTIONS=$((N + 100))
 CONNECTIONS_PER_IP=100000
 COMMAND_TIMEOUT=1h
 instance_setup
 
-SINK_PID=""
 HOLD_PID=""
 cleanup() {
-	if [ -n "$HOLD_PID" ]; then
-		kill -TERM "$HOLD_PID" 2>/dev/null || true
-		wait "$HOLD_PID" 2>/dev/null || true
-		HOLD_PID=""
-	fi
+	stop_pid "$HOLD_PID"
+	HOLD_PID=""
 	instance_stop
-	if [ -n "$SINK_PID" ]; then
-		kill -TERM "$SINK_PID" 2>/dev/null || true
-		wait "$SINK_PID" 2>/dev/null || true
-		SINK_PID=""
-	fi
+	stop_pid "$SINK_PID"
+	SINK_PID=""
 }
 trap 'cleanup' EXIT
 trap 'exit 130' INT TERM HUP
 
-$PY tests/bench/sink.py --port "$SINK_PORT" \
-    --count-file "$WORK_DIR/sink.count" 2>"$WORK_DIR/sink.log" &
-SINK_PID=$!
-wait_port "$SINK_PORT" 100 || die "the sink did not start: $(cat "$WORK_DIR/sink.log")"
+sink_start
 instance_start
 say "postern pid $PID on 127.0.0.1:$PORT, fd limit $(ulimit -n), log $LOG"
 
-# mem_line - the daemon's VmRSS and VmHWM in MB, and its children's RSS
+# mem_kb FIELD - the daemon's VmRSS or VmHWM, in kB
 mem_kb() { proc_kb "$PID" "$1"; }
-children_kb() {
-	_t=0
-	for c in $(proc_children "$PID"); do
-		_t=$((_t + $(proc_kb "$c" VmRSS || echo 0)))
-	done
-	echo "$_t"
-}
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 probe() {
 	$PY tests/bench/sessions.py probe --port "$PORT" --count "$1" \
 	    --cafile "$WORK_DIR/tls/cert.pem" | sed -n 's/^PROBE //p'
@@ -141,7 +122,7 @@ sleep 2		# let the last sessions settle (buffers released when idle)
 
 rss1=$(mem_kb VmRSS)
 hwm1=$(mem_kb VmHWM)
-kids1=$(children_kb)
+kids1=$(proc_children_kb "$PID")
 nkids=$(proc_children "$PID" | wc -l)
 client_kb=$(proc_kb "$HOLD_PID" VmRSS || echo 0)
 if command -v ss >/dev/null; then
@@ -153,8 +134,7 @@ probe1=$(probe 10) || die "the probe failed with $held sessions held"
 [ -n "$probe1" ] || die "the probe printed nothing"
 still=$(ss -Htn state established "( sport = :$PORT )" 2>/dev/null | wc -l || echo "?")
 
-kill -TERM "$HOLD_PID" 2>/dev/null || true
-wait "$HOLD_PID" 2>/dev/null || true
+stop_pid "$HOLD_PID"
 HOLD_PID=""
 sleep 2
 rss2=$(mem_kb VmRSS)
