@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""sessions.py - the clients of tests/bench/sessions.sh.
+"""sessions.py - the SMTP clients of tests/bench/sessions.sh, bigmsg.sh and
+backlog.sh.
 
     sessions.py hold  --port P --n N [--conc C] [--ready FILE] [--cafile F]
         Opens N submission sessions to 127.0.0.1:P, each: banner, EHLO,
@@ -17,6 +18,15 @@
         EHLO, STARTTLS, EHLO, AUTH PLAIN, MAIL, RCPT, DATA of 4 KiB, QUIT)
         with smtplib, what Trac uses. Prints "PROBE banner_ms=median/max
         message_ms=median/max" on stdout. Exit 1 if any attempt failed.
+
+    sessions.py load  --port P --n N [--conc C] [--size S]
+        Submits N messages of S bytes of body (default 4096) over C
+        sessions at once (default 20), each authenticated once (STARTTLS,
+        AUTH PLAIN) and sending message after message, each to its own
+        recipient rcptI@sink.test: the harness's smtpload in Python, for
+        when the harness is not there (and slower than it). Prints
+        "RESULT accepted=N rejected=N elapsed=S rate=R p50_ms=X p99_ms=Y"
+        like smtpload. Exit 1 if any message was refused.
 
 Only the standard library; asyncio with ssl, one process, one thread.
 """
@@ -61,7 +71,7 @@ async def reply(reader, want):
 
 
 async def open_session(port, ctx):
-    """One authenticated session; returns its writer (the session stays
+    """One authenticated session: its reader and writer (the session stays
     open as long as the writer is not closed)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -78,19 +88,19 @@ async def open_session(port, ctx):
     except BaseException:
         writer.transport.abort()
         raise
-    return writer
+    return reader, writer
 
 
 async def hold(args):
     ctx = context(args.cafile)
-    sem = asyncio.Semaphore(args.conc)
+    sem = asyncio.Semaphore(args.conc or 200)
     held, errors = [], {}
     t0 = time.monotonic()
 
     async def one():
         async with sem:
             try:
-                held.append(await open_session(args.port, ctx))
+                held.append((await open_session(args.port, ctx))[1])
             except (OSError, Refused, ssl.SSLError, asyncio.IncompleteReadError) as e:
                 why = f"{type(e).__name__}: {e}"[:120]
                 errors[why] = errors.get(why, 0) + 1
@@ -121,6 +131,49 @@ async def hold(args):
     for w in held:
         w.transport.abort()
     return 0 if failed == 0 else 1
+
+
+async def load(args):
+    ctx = context(args.cafile)
+    line = "x" * 76 + "\r\n"
+    body = (line * (args.size // len(line) + 1))[:args.size].encode()
+    todo = list(range(args.n))
+    lat, refused = [], []
+
+    async def one():
+        writer = None
+        try:
+            while todo:
+                if writer is None:
+                    reader, writer = await open_session(args.port, ctx)
+                i = todo.pop()
+                t = time.monotonic()
+                msg = (f"From: loadgen@example.test\r\nTo: rcpt{i}@sink.test\r\n"
+                       f"Subject: backlog {i}\r\n\r\n").encode() + body
+                writer.write(f"MAIL FROM:<loadgen@example.test>\r\n"
+                             f"RCPT TO:<rcpt{i}@sink.test>\r\nDATA\r\n".encode())
+                for want in ("250", "250", "354"):
+                    await reply(reader, want)
+                writer.write(msg.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
+                await reply(reader, "250")
+                lat.append((time.monotonic() - t) * 1000)
+        except (OSError, Refused, ssl.SSLError) as e:
+            refused.append(f"{type(e).__name__}: {e}"[:120])
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(args.conc or 20)))
+    secs = time.monotonic() - t0
+    for why in refused[:3]:
+        print(f"load: {why}", file=sys.stderr)
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+    print(f"RESULT accepted={len(lat)} rejected={len(refused)} "
+          f"elapsed={secs:.2f} rate={len(lat) / secs:.1f} "
+          f"p50_ms={pct(0.50):.1f} p99_ms={pct(0.99):.1f}")
+    return 0 if not refused and len(lat) == args.n else 1
 
 
 def banner_ms(port):
@@ -157,16 +210,19 @@ def probe(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["hold", "probe"])
+    p.add_argument("mode", choices=["hold", "probe", "load"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--n", type=int, default=10000)
-    p.add_argument("--conc", type=int, default=200)
+    p.add_argument("--conc", type=int)
     p.add_argument("--count", type=int, default=10)
+    p.add_argument("--size", type=int, default=4096)
     p.add_argument("--ready")
     p.add_argument("--cafile")
     args = p.parse_args()
     if args.mode == "hold":
         return asyncio.run(hold(args))
+    if args.mode == "load":
+        return asyncio.run(load(args))
     try:
         return probe(args)
     except (OSError, Refused, smtplib.SMTPException) as e:
