@@ -37,8 +37,9 @@
 #   instance_setup     certificate, state directory, keys, user, config
 #                      checked by `postern check-config`
 #   instance_start     starts the daemon (PID), waits for its "ready"
-#   instance_stop      SIGTERM by PID, SIGKILL after 10 s; safe to call
-#                      twice, and meant for the caller's EXIT trap
+#   instance_stop      SIGTERM by PID, SIGKILL after 10 s (or STOP_TENTHS
+#                      tenths of a second); safe to call twice, and meant
+#                      for the caller's EXIT trap
 # Each failure calls die (exit 1) with the reason.
 
 say() { echo "${BENCH_NAME:-bench}: $*" >&2; }
@@ -235,12 +236,13 @@ instance_stop() {
 	if kill -0 "$PID" 2>/dev/null; then
 		kill -TERM "$PID" 2>/dev/null || true
 		_n=0
-		while kill -0 "$PID" 2>/dev/null && [ $_n -lt 100 ]; do
+		while kill -0 "$PID" 2>/dev/null &&
+		    [ $_n -lt "${STOP_TENTHS:-100}" ]; do
 			sleep 0.1
 			_n=$((_n + 1))
 		done
 		if kill -0 "$PID" 2>/dev/null; then
-			say "postern (pid $PID) still running after 10 s: SIGKILL"
+			say "postern (pid $PID) still running after $((${STOP_TENTHS:-100} / 10)) s: SIGKILL"
 			kill -KILL "$PID" 2>/dev/null || true
 		fi
 	fi

@@ -125,14 +125,18 @@ hwm1=$(mem_kb VmHWM)
 kids1=$(proc_children_kb "$PID")
 nkids=$(proc_children "$PID" | wc -l)
 client_kb=$(proc_kb "$HOLD_PID" VmRSS || echo 0)
-if command -v ss >/dev/null; then
-	estab=$(ss -Htn state established "( sport = :$PORT )" | wc -l)
-else
-	estab="? (no ss)"
-fi
+# estab - connections to PORT the kernel counts as established (ss)
+estab() {
+	if command -v ss >/dev/null; then
+		ss -Htn state established "( sport = :$PORT )" | wc -l
+	else
+		echo "? (no ss)"
+	fi
+}
+estab=$(estab)
 probe1=$(probe 10) || die "the probe failed with $held sessions held"
 [ -n "$probe1" ] || die "the probe printed nothing"
-still=$(ss -Htn state established "( sport = :$PORT )" 2>/dev/null | wc -l || echo "?")
+still=$(estab)
 
 stop_pid "$HOLD_PID"
 HOLD_PID=""
