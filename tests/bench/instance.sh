@@ -40,7 +40,10 @@
 #   instance_stop      SIGTERM by PID, SIGKILL after 10 s (or STOP_TENTHS
 #                      tenths of a second); safe to call twice, and meant
 #                      for the caller's EXIT trap
-# Each failure calls die (exit 1) with the reason.
+# Each failure calls die (exit 1) with the reason. Helpers for the
+# measurements, each described where it is defined: say, die, port_open,
+# wait_port, now_ms, proc_kb, proc_children, proc_children_kb, stop_pid,
+# sink_start, sink_count, wait_sink, mb.
 
 say() { echo "${BENCH_NAME:-bench}: $*" >&2; }
 die() { say "$*"; exit 1; }
