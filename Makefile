@@ -9,6 +9,14 @@
 #   make run      development instance on 127.0.0.1 (see README)
 #   make bench    tests/bench/run.sh: W1-W3 against the load harness kept
 #                 outside the repository (BENCH_DIR; see README)
+#   make bench-sessions  tests/bench/sessions.sh: RSS with 10,000
+#                 authenticated TLS sessions held, a new client's latency
+#   make bench-bigmsg    tests/bench/bigmsg.sh: RSS before, at the peak and
+#                 after one 25 MB message; it arrives whole and verifies
+#   make bench-backlog   tests/bench/backlog.sh: 200,000 messages queued with
+#                 the next hop down (needs ~2.5 GB of disk; N=5000 for a
+#                 quick check), restart, idle CPU, drain
+#                 (settings of each: tests/bench/README)
 #
 # Sources are found by folder: every .c file under common/, config/, keys/,
 # queue/, submit/, relay/ and daemon/ goes into build/libpostern.a, which
@@ -51,7 +59,8 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all deps check check-san check-layers san-build unit e2e run bench clean
+.PHONY: all deps check check-san check-layers san-build unit e2e run bench \
+        bench-sessions bench-bigmsg bench-backlog clean
 
 all: deps
 	@$(MAKE) --no-print-directory postern
@@ -109,6 +118,13 @@ e2e: deps
 bench: deps
 	@$(MAKE) --no-print-directory postern
 	@tests/bench/run.sh
+
+# The other measurements of the performance issue, each on its own
+# scratch instance (tests/bench/README); settings from the environment,
+# e.g. make bench-backlog N=5000.
+bench-sessions bench-bigmsg bench-backlog: bench-%: deps
+	@$(MAKE) --no-print-directory postern
+	@tests/bench/$*.sh
 
 run: deps
 	@$(MAKE) --no-print-directory postern
