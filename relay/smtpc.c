@@ -37,6 +37,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1789,6 +1790,16 @@ smtpc_open(struct event_base *base, const struct smtpc_params *p,
 		    strerror(errno));
 		goto fail;
 	}
+	/*
+	 * Commands and the message leave in whole buffers already. With
+	 * Nagle, the last small segment of a message (its end, ".") waits
+	 * for the ACK of the one before it, which the server's kernel may
+	 * delay by 40 ms: each transaction of a message larger than one
+	 * write paid that, and 20 connections delivered 64 KiB messages at
+	 * ~400 a second, 37 ms each, to a local sink that was idle.
+	 */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+	    sizeof(int));
 	c->timer = evtimer_new(base, smtpc_timer_cb, c);
 	c->defer = event_new(base, -1, 0, smtpc_defer_cb, c);
 	c->bev = bufferevent_socket_new(base, c->fd, 0);
