@@ -39,6 +39,8 @@ struct sched_msg {
 	struct envelope		 env;	/* as on disk, or about to be */
 	enum sched_state	 state;
 	time_t			 due;	/* IDLE, HELD: when to act again */
+	uint32_t		 wait;	/* IDLE: the transport's down()
+					   destination it waits for; 0 */
 	struct sched_msg	*prev, *next;
 };
 
@@ -56,6 +58,7 @@ struct sched {
 	struct sched_msg	*tail;		/* and so the bounce budget,
 						   goes to them first */
 	size_t			 nmsgs;
+	size_t			 nwaiting;	/* IDLE with a wait */
 	uint64_t		 next_serial;
 	bool			 stopped;
 	bool			 draining;	/* sched_drain: no new attempt */
@@ -93,6 +96,7 @@ static const unsigned sched_next[] = {
 static void	sched_write(struct sched *, struct sched_msg *);
 static void	sched_finish(struct sched *, struct sched_msg *);
 static void	sched_kick(struct sched *);
+static void	sched_unwait(struct sched *, struct sched_msg *);
 
 /* sched_strstate - a state's name for logs */
 const char *
@@ -199,6 +203,7 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 	else
 		s->tail = m->prev;
 	s->nmsgs--;
+	sched_unwait(s, m);
 	envelope_free(&m->env);
 	free(m);
 }
@@ -587,6 +592,65 @@ sched_write(struct sched *s, struct sched_msg *m)
 	}
 }
 
+/* ---- destinations that are down ---- */
+
+/*
+ * sched_waits - m, due with recipients pending, goes to destinations the
+ * transport says are down: it waits for them, IDLE in memory with no
+ * attempt and no disk operation, due when the first of them may be
+ * probed. The question is asked without the envelope first (still_down)
+ * when m waited already.
+ */
+static bool
+sched_waits(struct sched *s, struct sched_msg *m, time_t now)
+{
+	struct transport *t = s->t;
+	time_t until;
+	uint32_t wait;
+
+	if (t->down == NULL)
+		return false;
+	if (m->wait != 0 && (until = t->still_down(t, m->wait)) > now) {
+		m->due = until;
+		return true;
+	}
+	if ((until = t->down(t, &m->env, &wait)) <= now) {
+		sched_unwait(s, m);
+		return false;
+	}
+	if (m->wait == 0)
+		s->nwaiting++;
+	m->wait = wait;
+	m->due = until;
+	log_debug("id=%s waits: its destinations are down", m->env.id);
+	return true;
+}
+
+/* sched_unwait - m no longer waits for a destination */
+static void
+sched_unwait(struct sched *s, struct sched_msg *m)
+{
+	if (m->wait == 0)
+		return;
+	m->wait = 0;
+	s->nwaiting--;
+}
+
+/* sched_up - the transport's up_cb: a destination answers again, so
+   every message that waits is due now (down() sorts them out again) */
+static void
+sched_up(void *arg)
+{
+	struct sched *s = arg;
+	struct sched_msg *m;
+	time_t now = s->now();
+
+	for (m = s->head; m != NULL; m = m->next)
+		if (m->wait != 0 && m->state == SCHED_ST_IDLE && m->due > now)
+			m->due = now;
+	sched_kick(s);
+}
+
 /* ---- the timer ---- */
 
 /* sched_tick - act on the IDLE and HELD messages that are due, a batch
@@ -613,8 +677,11 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 			sched_kick(s);
 			return;
 		}
-		started++;
 		sched_counts(m, &pending, &failed);
+		if (pending > 0 && sched_waits(s, m, now))
+			continue;
+		started++;
+		sched_unwait(s, m);
 		if (pending == 0)
 			sched_finish(s, m);
 		else
@@ -665,6 +732,8 @@ sched_new_with(struct event_base *base, const struct config *cfg,
 	s->t = seam->transport;
 	s->kr = kr;
 	s->now = seam->now ? seam->now : sched_time;
+	s->t->up_cb = sched_up;
+	s->t->up_arg = s;
 	s->tick.tv_sec = ms / 1000;
 	s->tick.tv_usec = (ms % 1000) * 1000;
 	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL) {
@@ -781,6 +850,18 @@ sched_stats(const struct sched *s, size_t *n, time_t *oldest)
 			*oldest = m->env.time;
 		(*n)++;
 	}
+}
+
+/* sched_info - the scheduler's own counts */
+void
+sched_info(const struct sched *s, struct sched_info *si)
+{
+	memset(si, 0, sizeof(*si));
+	if (s == NULL)
+		return;
+	si->queued = s->nmsgs;
+	si->waiting = s->nwaiting;
+	si->busy = sched_busy(s);
 }
 
 /* sched_msg_state - the state of message id */

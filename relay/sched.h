@@ -25,6 +25,12 @@
  * between a remote 250 and that write is the only way a recipient gets
  * a message twice.
  *
+ * A message whose pending recipients all go to destinations the
+ * transport says are down (relay/transport.h: down, still_down) is not
+ * tried and not rewritten: it waits, IDLE in memory, until the first of
+ * them may be probed, or until the transport says one is up again
+ * (relay/SCHED.md, "Destinations that are down").
+ *
  * Retries back off exponentially: relay.retry.first after the first
  * attempt, doubling, at most relay.retry.max apart. relay.retry.expire
  * after acceptance, the recipients still pending fail with 5.4.7 and
@@ -127,6 +133,20 @@ size_t		 sched_busy(const struct sched *);
 /* sched_stats - messages queued, and when the oldest was accepted (0
    when none); read-only, for the metrics (a NULL sched has none) */
 void		 sched_stats(const struct sched *, size_t *n, time_t *oldest);
+
+/*
+ * sched_info - the scheduler's counts (tests, benchmarks): queued, as
+ * sched_stats; waiting: IDLE because every pending recipient goes to a
+ * destination the transport says is down (relay/transport.h: no
+ * attempt, no disk operation until it may be probed); busy, as
+ * sched_busy. A NULL sched has none.
+ */
+struct sched_info {
+	size_t		 queued;
+	size_t		 waiting;
+	size_t		 busy;
+};
+void		 sched_info(const struct sched *, struct sched_info *);
 
 /* sched_msg_state - message id's state into *st; -1 if the scheduler
    does not track id (never queued, or already removed) */

@@ -17,7 +17,8 @@
  * recipients, after the last is final); the crash window between a
  * remote 250 and the envelope update (a restarted scheduler retries
  * only what the disk still lists as pending); the bounce budget holding
- * a DSN until the sender's next window; drain. Each checks the
+ * a DSN until the sender's next window; drain; a next hop that is down
+ * (one probe per back-off, no rewrite per message). Each checks the
  * envelopes on disk (queue_load_envelope) and the DSNs queued.
  */
 #include <sys/stat.h>
@@ -56,7 +57,7 @@
 #include "relay/transport.h"
 
 #define TICK_MS		10
-#define MAX_ATTEMPTS	16
+#define MAX_ATTEMPTS	64
 #define MAX_RCPTS	8
 #define SENDER		"alice@example.org"
 
@@ -118,6 +119,13 @@ struct fake {
 	struct event_base	*base;
 	struct inflight		*inflight;
 	size_t			 ninflight;
+	/* A next hop that is down, as relay/deliver.c remembers one: */
+	bool			 unreachable;	/* answers code 0, no reply */
+	bool			 known_down;	/* down() says so */
+	bool			 probing;	/* the probe is in flight */
+	time_t			 until;		/* no attempt before */
+	unsigned		 backoff;	/* 300 s, doubling */
+	unsigned		 ups;		/* up_cb calls */
 };
 
 /* fake_reply_for - the next scripted reply for addr */
@@ -152,6 +160,52 @@ fake_unlink(struct fake *fk, struct inflight *a)
 	free(a);
 }
 
+/* fake_unreachable - no connection: every recipient deferred with no
+   reply; the next hop is down from now for 300 s, or, after its probe,
+   for twice as long as before */
+static void
+fake_unreachable(struct inflight *a)
+{
+	struct fake *fk = a->fk;
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		a->rcpt_cb(a->cookie, a->idx[i], 0, "4.4.1",
+		    "connection refused", "fake[192.0.2.25]:25");
+	if (!fk->known_down) {
+		fk->known_down = true;
+		fk->backoff = 300;
+		fk->until = clock_now + fk->backoff;
+	} else if (fk->probing) {
+		fk->probing = false;
+		fk->backoff *= 2;
+		fk->until = clock_now + fk->backoff;
+	}
+	a->done_cb(a->cookie);
+	fake_unlink(fk, a);
+}
+
+/* fake_still_down - transport still_down: until when, or 0 */
+static time_t
+fake_still_down(struct transport *t, uint32_t wait)
+{
+	struct fake *fk = (struct fake *)t;
+
+	assert_int_equal(wait, 7);
+	if (!fk->known_down || (!fk->probing && clock_now >= fk->until))
+		return 0;
+	return fk->until > clock_now ? fk->until : clock_now + 1;
+}
+
+/* fake_down - transport down: the one next hop, for every message */
+static time_t
+fake_down(struct transport *t, const struct envelope *e, uint32_t *wait)
+{
+	(void)e;
+	*wait = 7;
+	return fake_still_down(t, 7);
+}
+
 /* fake_answer - the loop answers an attempt from the script */
 static void
 fake_answer(evutil_socket_t fd, short what, void *arg)
@@ -164,6 +218,16 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (fk->unreachable) {
+		fake_unreachable(a);
+		return;
+	}
+	if (fk->known_down) {
+		/* the probe (or an attempt before): it is up again */
+		fk->known_down = fk->probing = false;
+		fk->ups++;
+		fk->t.up_cb(fk->t.up_arg);
+	}
 	for (i = 0; i < a->n; i++) {
 		/* the addresses were recorded in order at start */
 		if ((r = fake_reply_for(fk, as->rcpts[i])) == NULL) {
@@ -198,6 +262,10 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 	if (fk->nasked == MAX_ATTEMPTS) {
 		*err = xstrdup("the fake transport was asked too often");
 		return -1;
+	}
+	if (fk->known_down && !fk->probing && clock_now >= fk->until) {
+		fk->probing = true;		/* this attempt is the probe */
+		fk->until = clock_now + fk->backoff;
 	}
 	as = &fk->asked[fk->nasked];
 	memset(as, 0, sizeof(*as));
@@ -255,6 +323,8 @@ fake_init(struct fake *fk, struct event_base *base,
 	fk->t.start = fake_start;
 	fk->t.drain = fake_drain;
 	fk->t.free = fake_free;
+	fk->t.down = fake_down;
+	fk->t.still_down = fake_still_down;
 	fk->script = script;
 	fk->nscript = n;
 	fk->base = base;
@@ -1026,6 +1096,85 @@ test_drain(void **state)
 	envelope_free(&e);
 }
 
+/*
+ * test_dead_destination - the next hop stops answering: the attempt
+ * that finds out is written as usual; messages queued after it are not
+ * tried and not rewritten, only one probe per back-off is; when the
+ * next hop answers the probe, every waiting message goes at once
+ */
+static void
+test_dead_destination(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 250, "2.0.0", "ok", true },
+	};
+	static const char *const rcpts[] = { "bob@example.net", NULL };
+	struct fx *f = *state;
+	struct queue_stats qs;
+	struct sched_info si;
+	struct envelope e;
+	char first[QUEUE_ID_LEN + 1], id[20][QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now;
+	size_t i;
+
+	fx_config(f, 100, "");
+	fx_open(f, script, 1);
+	f->fk.unreachable = true;
+	plant(f, rcpts, first);
+	sched_queued(f->s, first);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_true(f->fk.known_down);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 1);	/* its deferral, on disk */
+
+	/* twenty more while it is down: no attempt, nothing written */
+	for (i = 0; i < 20; i++) {
+		plant(f, rcpts, id[i]);
+		sched_queued(f->s, id[i]);
+	}
+	settle(f);
+	clock_now = t0 + 299;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 1);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 21);
+	assert_int_equal(si.waiting, 20);
+	assert_true(on_disk(f, id[0], &e));
+	assert_int_equal(e.attempts, 0);
+	envelope_free(&e);
+
+	/* the back-off is over: one probe (the first message, due at the
+	   same time and oldest), which fails: down twice as long */
+	clock_now = t0 + 300;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+	assert_string_equal(f->fk.asked[1].id, first);
+	assert_int_equal(f->fk.backoff, 600);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 2);
+	clock_now = t0 + 300 + 599;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+
+	/* it answers again: the next probe gets through, and the rest go
+	   at once, each delivered and removed without a rewrite */
+	f->fk.unreachable = false;
+	clock_now = t0 + 300 + 600;
+	settle(f);
+	assert_int_equal(f->fk.ups, 1);
+	assert_int_equal(f->fk.nasked, 2 + 21);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 2);
+	assert_int_equal(qs.removes, 21);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(si.waiting, 0);
+	assert_int_equal(f->fk.unscripted, 0);
+}
+
 /* test_strstate - every state has its name */
 static void
 test_strstate(void **state)
@@ -1056,6 +1205,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bounce_budget, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_destination, setup,
+		    teardown),
 		cmocka_unit_test(test_strstate),
 	};
 
