@@ -1437,8 +1437,9 @@ dl_transport_down(struct transport *t, const struct envelope *e,
 		if ((site = dl_site_find(d, key)) == NULL ||
 		    dl_site_probe_due(site, now))
 			return 0;
-		/* a probe outlasting its back-off: ask again each second */
-		u = site->until > now ? site->until : now + 1;
+		/* a probe outlasting its back-off: wait as long again (its
+		   outcome wakes the waiting, or sets a new until) */
+		u = site->until > now ? site->until : now + site->backoff;
 		if (until == 0 || u < until) {
 			until = u;
 			*wait = site->serial;
@@ -1456,10 +1457,13 @@ dl_transport_still_down(struct transport *t, uint32_t wait)
 	struct dl_site *site;
 	time_t now = time(NULL);
 
-	TAILQ_FOREACH(site, &d->down, entry)
-		if (site->serial == wait)
-			return dl_site_probe_due(site, now) ? 0 :
-			    site->until > now ? site->until : now + 1;
+	TAILQ_FOREACH(site, &d->down, entry) {
+		if (site->serial != wait)
+			continue;
+		if (dl_site_probe_due(site, now))
+			return 0;
+		return site->until > now ? site->until : now + site->backoff;
+	}
 	return 0;
 }
 

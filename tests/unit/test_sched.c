@@ -98,6 +98,7 @@ struct inflight {
 	struct event		*ev;
 	uint64_t		 cookie;
 	size_t			 asked;		/* its record */
+	char			 rcpts[MAX_RCPTS][64];	/* pending */
 	size_t			 idx[MAX_RCPTS];
 	size_t			 n;
 	transport_rcpt_cb	 rcpt_cb;
@@ -126,6 +127,11 @@ struct fake {
 	time_t			 until;		/* no attempt before */
 	unsigned		 backoff;	/* 300 s, doubling */
 	unsigned		 ups;		/* up_cb calls */
+	/* Many messages (test_backlog): */
+	bool			 many;		/* asked[] keeps the first */
+	time_t			 last_next;	/* of the last start */
+	unsigned		 out_of_order;	/* starts before an earlier
+						   next_attempt */
 };
 
 /* fake_reply_for - the next scripted reply for addr */
@@ -213,7 +219,6 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 	struct inflight *a = arg;
 	struct fake *fk = a->fk;
 	const struct reply *r;
-	const struct asked *as = &fk->asked[a->asked];
 	size_t i;
 
 	(void)fd;
@@ -230,7 +235,7 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 	}
 	for (i = 0; i < a->n; i++) {
 		/* the addresses were recorded in order at start */
-		if ((r = fake_reply_for(fk, as->rcpts[i])) == NULL) {
+		if ((r = fake_reply_for(fk, a->rcpts[i])) == NULL) {
 			fk->unscripted++;
 			a->rcpt_cb(a->cookie, a->idx[i], 451, "4.0.0",
 			    "not in the test's script", "fake");
@@ -259,18 +264,24 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 	size_t i;
 
 	*err = NULL;
-	if (fk->nasked == MAX_ATTEMPTS) {
+	if (fk->nasked == MAX_ATTEMPTS && !fk->many) {
 		*err = xstrdup("the fake transport was asked too often");
 		return -1;
 	}
+	if (e->next_attempt < fk->last_next)
+		fk->out_of_order++;
+	fk->last_next = e->next_attempt;
 	if (fk->known_down && !fk->probing && clock_now >= fk->until) {
 		fk->probing = true;		/* this attempt is the probe */
 		fk->until = clock_now + fk->backoff;
 	}
-	as = &fk->asked[fk->nasked];
-	memset(as, 0, sizeof(*as));
-	snprintf(as->id, sizeof(as->id), "%s", e->id);
-	snprintf(as->sender, sizeof(as->sender), "%s", sender);
+	/* beyond MAX_ATTEMPTS (fk->many) only counted, not recorded */
+	as = &fk->asked[fk->nasked < MAX_ATTEMPTS ? fk->nasked : 0];
+	if (fk->nasked < MAX_ATTEMPTS) {
+		memset(as, 0, sizeof(*as));
+		snprintf(as->id, sizeof(as->id), "%s", e->id);
+		snprintf(as->sender, sizeof(as->sender), "%s", sender);
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->fk = fk;
 	a->asked = fk->nasked++;
@@ -280,8 +291,11 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 	for (i = 0; i < e->nrcpts && a->n < MAX_RCPTS; i++) {
 		if (e->rcpts[i].status != RCPT_PENDING)
 			continue;
-		snprintf(as->rcpts[as->nrcpts++], sizeof(as->rcpts[0]), "%s",
+		snprintf(a->rcpts[a->n], sizeof(a->rcpts[0]), "%s",
 		    e->rcpts[i].addr);
+		if (a->asked < MAX_ATTEMPTS)
+			snprintf(as->rcpts[as->nrcpts++],
+			    sizeof(as->rcpts[0]), "%s", e->rcpts[i].addr);
 		a->idx[a->n++] = i;
 	}
 	a->ev = evtimer_new(fk->base, fake_answer, a);
@@ -336,6 +350,7 @@ static char	 keydir[] = "/tmp/postern-test-sched-keys-XXXXXX";
 
 struct fx {
 	char		 dir[64];
+	char		 shm[64];	/* a state dir on tmpfs, or "" */
 	char		 state[128];
 	struct config	*cfg;
 	struct keyring	*kr;
@@ -494,14 +509,18 @@ teardown(void **state)
 	keyring_free(f->kr);
 	config_free(f->cfg);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (f->shm[0] != '\0')
+		nftw(f->shm, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
 }
 
-/* plant - commit a message from SENDER to the NULL-terminated rcpts,
-   accepted now by the test's clock; its id into id */
+/* plant_at - commit a message from SENDER to the NULL-terminated
+   rcpts, accepted now by the test's clock, due at next (0: now); its
+   id into id */
 static void
-plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
+plant_at(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1],
+    time_t next)
 {
 	static const char msg[] = "From: " SENDER "\r\n"
 	    "To: undisclosed-recipients:;\r\n"
@@ -521,10 +540,18 @@ plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
 	e.login = xstrdup(SENDER);
 	e.client = xstrdup("192.0.2.10");
 	e.helo = xstrdup("client.example.org");
+	e.next_attempt = next;
 	for (; *rcpts != NULL; rcpts++)
 		envelope_add_rcpt(&e, *rcpts);
 	assert_int_equal(queue_msg_commit_sync(m, &e), 0);
 	envelope_free(&e);
+}
+
+/* plant - plant_at, due now */
+static void
+plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
+{
+	plant_at(f, rcpts, id, 0);
 }
 
 /* run - run the loop for ms milliseconds */
@@ -1096,6 +1123,12 @@ test_drain(void **state)
 	envelope_free(&e);
 }
 
+/* bob@example.net alone, and a 250 for him at every attempt */
+static const char *const to_bob[] = { "bob@example.net", NULL };
+static const struct reply bob_ok[] = {
+	{ "bob@example.net", 250, "2.0.0", "ok", true },
+};
+
 /*
  * test_dead_destination - the next hop stops answering: the attempt
  * that finds out is written as usual; messages queued after it are not
@@ -1105,10 +1138,7 @@ test_drain(void **state)
 static void
 test_dead_destination(void **state)
 {
-	static const struct reply script[] = {
-		{ "bob@example.net", 250, "2.0.0", "ok", true },
-	};
-	static const char *const rcpts[] = { "bob@example.net", NULL };
+	static const char *const *rcpts = to_bob;
 	struct fx *f = *state;
 	struct queue_stats qs;
 	struct sched_info si;
@@ -1118,7 +1148,7 @@ test_dead_destination(void **state)
 	size_t i;
 
 	fx_config(f, 100, "");
-	fx_open(f, script, 1);
+	fx_open(f, bob_ok, 1);
 	f->fk.unreachable = true;
 	plant(f, rcpts, first);
 	sched_queued(f->s, first);
@@ -1175,6 +1205,91 @@ test_dead_destination(void **state)
 	assert_int_equal(f->fk.unscripted, 0);
 }
 
+/*
+ * test_backlog - BACKLOG messages queued, due one a second in an order
+ * that is not the order of their ids: the scheduler keeps a small entry
+ * per message and no envelope; each tick looks only at what is due; the
+ * drain goes by due time, with never more envelopes in memory than the
+ * active set's limit. The queue is on tmpfs (/dev/shm) when there is
+ * one, so that planting costs no fsyncs.
+ */
+#define BACKLOG		50000
+#define STRIDE		7919	/* prime: i * STRIDE % BACKLOG permutes */
+
+static void
+test_backlog(void **state)
+{
+	static const char *const *rcpts = to_bob;
+	struct fx *f = *state;
+	struct queue_stats qs;
+	struct sched_info si;
+	char id[QUEUE_ID_LEN + 1], first[5][QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now, oldest;
+	size_t i, k, n;
+
+	strcpy(f->shm, "/dev/shm/postern-test-sched-XXXXXX");
+	if (mkdtemp(f->shm) != NULL)
+		snprintf(f->state, sizeof(f->state), "%s/state", f->shm);
+	else
+		f->shm[0] = '\0';
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	f->fk.many = true;
+	for (i = 0; i < BACKLOG; i++) {
+		k = i * STRIDE % BACKLOG;
+		plant_at(f, rcpts, id, t0 + 10 + (time_t)k);
+		if (k < 5)
+			memcpy(first[k], id, sizeof(id));
+	}
+	assert_int_equal(sched_start(f->s), BACKLOG);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, BACKLOG);
+	assert_int_equal(si.active, 0);		/* no envelope kept */
+	assert_int_equal(si.loads, 0);
+	print_message("index: %zu bytes for %d messages (%zu each)\n",
+	    si.index_bytes, BACKLOG, si.index_bytes / BACKLOG);
+	assert_true(si.index_bytes / BACKLOG <= 128);
+	sched_stats(f->s, &n, &oldest);
+	assert_int_equal(n, BACKLOG);
+	assert_int_equal(oldest, t0);
+
+	/* nothing due: the ticks look at nothing */
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(si.looked, 0);
+	assert_int_equal(f->fk.nasked, 0);
+
+	/* five due: exactly those are looked at, loaded and tried, in the
+	   order of their due times */
+	clock_now = t0 + 10 + 4;
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(si.looked, 5);
+	assert_int_equal(si.loads, 5);
+	assert_int_equal(f->fk.nasked, 5);
+	for (k = 0; k < 5; k++)
+		assert_string_equal(f->fk.asked[k].id, first[k]);
+	assert_int_equal(si.active, 0);
+	assert_int_equal(si.queued, BACKLOG - 5);
+
+	/* everything due: drained by due time, within the active set */
+	clock_now = t0 + 10 + BACKLOG;
+	for (i = 0; i < 1200 && si.queued > 0; i++) {
+		run(f, 50);
+		sched_info(f->s, &si);
+	}
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(f->fk.nasked, BACKLOG);
+	assert_int_equal(f->fk.out_of_order, 0);
+	assert_int_equal(f->fk.unscripted, 0);
+	assert_true(si.active_high <= si.active_max);
+	print_message("drained: at most %zu envelopes in memory at once\n",
+	    si.active_high);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.removes, BACKLOG);
+	assert_int_equal(qs.updates, 0);
+}
+
 /* test_strstate - every state has its name */
 static void
 test_strstate(void **state)
@@ -1207,6 +1322,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_destination, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
 		cmocka_unit_test(test_strstate),
 	};
 
