@@ -125,7 +125,7 @@ static struct sched	*sched_self;
  * for each state a message may go to from "from". Staying in a state is
  * always allowed; leaving the scheduler (sched_forget) is allowed from
  * WRITING (the message was gone) and REMOVING only, and from IDLE and
- * HELD when its envelope cannot be read any more (sched_lost).
+ * HELD when its envelope is gone (sched_unreadable).
  */
 #define SC_BIT(st)	(1u << (st))
 #define SC_DECIDE	(SC_BIT(SCHED_ST_BOUNCING) | SC_BIT(SCHED_ST_HELD) | \
@@ -491,12 +491,23 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 	free(m);
 }
 
-/* sched_lost - a resting message whose envelope cannot be read any more
-   (removed behind the scheduler's back, or damaged: the next start's
-   recovery moves it to corrupt/): IDLE or HELD -> gone */
+/*
+ * sched_unreadable - the envelope of resting message m cannot be loaded
+ * (errno as queue_load_envelope left it): gone (ENOENT: removed behind
+ * the scheduler's back), IDLE or HELD -> gone; anything else (damaged,
+ * out of file descriptors) may pass, so it stays, due again after
+ * relay.retry.first, and is never dropped unseen
+ */
 static void
-sched_lost(struct sched *s, struct sched_msg *m, const char *why)
+sched_unreadable(struct sched *s, struct sched_msg *m, const char *why,
+    time_t now)
 {
+	if (errno != ENOENT) {
+		log_warnx("id=%s: cannot load its envelope: %s; trying again "
+		    "in %us", m->id, why, s->cfg->relay.retry_first);
+		sched_set_due(s, m, now + s->cfg->relay.retry_first);
+		return;
+	}
 	log_warnx("id=%s: no longer scheduled: %s", m->id, why);
 	log_debug("id=%s sched state %s -> gone", m->id,
 	    sched_strstate(m->state));
@@ -1004,8 +1015,9 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 			s->starved = true;
 			break;
 		}
+		errno = 0;
 		if (sched_load(s, m, &why) == -1) {
-			sched_lost(s, m, why);
+			sched_unreadable(s, m, why, now);
 			continue;
 		}
 		sched_counts(m, &pending, &failed);

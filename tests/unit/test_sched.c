@@ -1206,6 +1206,70 @@ test_dead_destination(void **state)
 }
 
 /*
+ * test_waiting_expires - a message that waits for a next hop that is
+ * down still expires: past relay.retry.expire it is tried (and
+ * deferred) instead of waiting, and bounces
+ */
+static void
+test_waiting_expires(void **state)
+{
+	struct fx *f = *state;
+	struct listing l;
+	char first[QUEUE_ID_LEN + 1], second[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	f->fk.unreachable = true;
+	plant(f, to_bob, first);
+	sched_queued(f->s, first);
+	settle(f);
+	plant(f, to_bob, second);
+	sched_queued(f->s, second);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);	/* the second waits */
+
+	clock_now = t0 + 3600;			/* relay.retry.expire */
+	settle(f);
+	assert_int_equal(f->fk.nasked, 3);
+	assert_int_equal(sched_msg_state(f->s, first, &st), -1);
+	assert_int_equal(sched_msg_state(f->s, second, &st), -1);
+	list(f, &l);
+	assert_int_equal(l.n, 2);		/* their two bounces */
+	assert_int_equal(l.ndsn, 2);
+}
+
+/*
+ * test_gone_while_resting - a message removed behind the scheduler's
+ * back while only its index entry is in memory is dropped when it comes
+ * due, and the others go on
+ */
+static void
+test_gone_while_resting(void **state)
+{
+	struct fx *f = *state;
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	struct sched_info si;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	plant_at(f, to_bob, a, clock_now + 60);
+	plant_at(f, to_bob, b, clock_now + 60);
+	assert_int_equal(sched_start(f->s), 2);
+	assert_int_equal(queue_remove_sync(f->q, a), 0);
+	clock_now += 60;
+	settle(f);
+	assert_int_equal(sched_msg_state(f->s, a, &st), -1);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_string_equal(f->fk.asked[0].id, b);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(si.active, 0);
+}
+
+/*
  * test_backlog - BACKLOG messages queued, due one a second in an order
  * that is not the order of their ids: the scheduler keeps a small entry
  * per message and no envelope; each tick looks only at what is due; the
@@ -1321,6 +1385,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_destination, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_expires, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_gone_while_resting, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
 		cmocka_unit_test(test_strstate),
