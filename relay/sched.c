@@ -50,10 +50,12 @@
 #define SC_NOSLOT	UINT32_MAX	/* not in the heap */
 
 /*
- * The active set: at most this many envelopes in memory (Postfix's
- * qmgr_message_active_limit is 20000 for messages several times the
- * size); a tick that finds it full leaves the rest of what is due in
- * the heap until one comes to rest or leaves.
+ * The active set: at most this many envelopes in memory, a few KB each
+ * with their DKIM signatures (Postfix's qmgr_message_active_limit
+ * defaults to 20000); a tick that finds it full leaves the rest of what
+ * is due in the heap until one comes to rest or leaves. A constant, not
+ * a setting: it bounds memory, not throughput, which the attempts in
+ * flight below limit long before.
  */
 #define SC_ACTIVE_MAX	10000
 
