@@ -266,6 +266,34 @@ dl_site_find(struct deliver *d, const char *name)
 	return NULL;
 }
 
+/* dl_site_free - forget a site */
+static void
+dl_site_free(struct deliver *d, struct dl_site *site)
+{
+	TAILQ_REMOVE(&d->down, site, entry);
+	free(site->name);
+	free(site);
+}
+
+/*
+ * dl_sites_gc - forget the sites nobody has probed for relay.retry.max
+ * past their time (in mx mode, a domain whose mail all bounced or
+ * expired), so that the list does not grow with every domain that was
+ * ever down; a message that still goes there finds out again
+ */
+static void
+dl_sites_gc(struct deliver *d, time_t now)
+{
+	struct dl_site *site, *next;
+
+	for (site = TAILQ_FIRST(&d->down); site != NULL; site = next) {
+		next = TAILQ_NEXT(site, entry);
+		if (!site->probing && now > site->until +
+		    (time_t)d->cfg->relay.retry_max)
+			dl_site_free(d, site);
+	}
+}
+
 /* dl_site_probe_due - site may have its probe now */
 static bool
 dl_site_probe_due(const struct dl_site *site, time_t now)
@@ -323,9 +351,7 @@ dl_site_up(struct deliver *d, const char *name)
 		return;
 	log_info("relay=%s destination up again after %llds down", site->name,
 	    (long long)(time(NULL) - site->since));
-	TAILQ_REMOVE(&d->down, site, entry);
-	free(site->name);
-	free(site);
+	dl_site_free(d, site);
 	if (d->t != NULL && d->t->up_cb != NULL)
 		d->t->up_cb(d->t->up_arg);
 }
@@ -1382,11 +1408,8 @@ deliver_free(struct deliver *d)
 		free(dest->name);
 		free(dest);
 	}
-	while ((site = TAILQ_FIRST(&d->down)) != NULL) {
-		TAILQ_REMOVE(&d->down, site, entry);
-		free(site->name);
-		free(site);
-	}
+	while ((site = TAILQ_FIRST(&d->down)) != NULL)
+		dl_site_free(d, site);
 	event_free(d->wake);
 	SSL_CTX_free(d->ssl_ctx);
 	free(d);
@@ -1428,6 +1451,7 @@ dl_transport_down(struct transport *t, const struct envelope *e,
 	size_t i;
 
 	*wait = 0;
+	dl_sites_gc(d, now);
 	if (TAILQ_EMPTY(&d->down))
 		return 0;
 	for (i = 0; i < e->nrcpts; i++) {
