@@ -1472,23 +1472,37 @@ dl_transport_down(struct transport *t, const struct envelope *e,
 	return until;
 }
 
-/* dl_transport_still_down - transport still_down: site number wait is
-   down, and not due for its probe */
+/*
+ * dl_transport_still_down - transport still_down: site number *wait is
+ * down, and not due for its probe; for *wait 0, the smarthost when it
+ * is where everything goes (no routes)
+ */
 static time_t
-dl_transport_still_down(struct transport *t, uint32_t wait)
+dl_transport_still_down(struct transport *t, uint32_t *wait)
 {
 	struct deliver *d = ((struct dl_transport *)t)->d;
 	struct dl_site *site;
 	time_t now = time(NULL);
+	char key[512];
 
-	TAILQ_FOREACH(site, &d->down, entry) {
-		if (site->serial != wait)
-			continue;
-		if (dl_site_probe_due(site, now))
+	if (*wait == 0) {
+		if (d->cfg->relay.mode != RELAY_SMARTHOST ||
+		    d->cfg->relay.nroutes > 0 || TAILQ_EMPTY(&d->down))
 			return 0;
-		return site->until > now ? site->until : now + site->backoff;
+		dl_site_key(d->cfg, "", key, sizeof(key));
+		if ((site = dl_site_find(d, key)) == NULL)
+			return 0;
+	} else {
+		TAILQ_FOREACH(site, &d->down, entry)
+			if (site->serial == *wait)
+				break;
+		if (site == NULL)
+			return 0;
 	}
-	return 0;
+	if (dl_site_probe_due(site, now))
+		return 0;
+	*wait = site->serial;
+	return site->until > now ? site->until : now + site->backoff;
 }
 
 /* dl_transport_free - transport free: deliver_free, no callbacks */

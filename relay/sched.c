@@ -908,8 +908,8 @@ sched_write(struct sched *s, struct sched_msg *m)
  * transport says are down: it waits for them, IDLE with no attempt and
  * no disk operation (and no envelope in memory), due when the first of
  * them may be probed. The question is asked without the envelope first
- * (still_down) when m waited already; *need_env says the answer needs
- * it (load it and ask again). A message past relay.retry.expire never
+ * (still_down: m waited already, or the transport can tell anyway);
+ * *need_env says the answer needs it (load it and ask again). A message past relay.retry.expire never
  * waits: its attempt (deferred at once by the transport) expires it.
  */
 static bool
@@ -918,29 +918,28 @@ sched_waits(struct sched *s, struct sched_msg *m, time_t now,
 {
 	struct transport *t = s->t;
 	time_t until;
-	uint32_t wait;
+	uint32_t wait = m->wait;
 
 	*need_env = false;
 	if (t->down == NULL || now - m->time >= (time_t)s->cfg->relay.expire) {
 		sched_unwait(s, m);
 		return false;
 	}
-	if (m->wait != 0 && (until = t->still_down(t, m->wait)) > now) {
-		sched_set_due(s, m, until);
-		return true;
+	if ((until = t->still_down(t, &wait)) <= now) {
+		if (m->env == NULL) {
+			*need_env = true;
+			return false;
+		}
+		if ((until = t->down(t, m->env, &wait)) <= now) {
+			sched_unwait(s, m);
+			return false;
+		}
 	}
-	if (m->env == NULL) {
-		*need_env = true;
-		return false;
-	}
-	if ((until = t->down(t, m->env, &wait)) <= now) {
-		sched_unwait(s, m);
-		return false;
-	}
-	if (m->wait == 0)
+	if (m->wait == 0) {
 		s->nwaiting++;
+		log_debug("id=%s waits: its destinations are down", m->id);
+	}
 	m->wait = wait;
-	log_debug("id=%s waits: its destinations are down", m->id);
 	sched_rest(s, m, SCHED_ST_IDLE, until);
 	return true;
 }

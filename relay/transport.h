@@ -35,7 +35,8 @@
  * T". The scheduler then does not try the message (no connection, no
  * envelope rewrite) and keeps it waiting until T, remembering only the
  * small number the transport gave it (wait), with which still_down()
- * answers again without the envelope. Once T has passed, one message at
+ * answers again without the envelope (and, when every message goes to
+ * the same place, without one from the start). Once T has passed, one message at
  * a time is let through as the probe (down() says 0 for it, and start()
  * marks the destination as being probed); when a destination answers
  * again the transport calls up_cb, and whatever waited is tried at once.
@@ -97,13 +98,17 @@ struct transport {
 			    uint32_t *wait);
 
 	/*
-	 * still_down - for a message that waits for wait: the time (in
+	 * still_down - for a message that waits for *wait: the time (in
 	 * the future) until which that destination stays down, or 0 when
 	 * the message may be worth trying (the destination is up, due for
 	 * its probe, or forgotten): ask down() with its envelope then.
-	 * NULL when down is.
+	 * *wait 0 is a message whose envelope was not asked about yet: a
+	 * transport that sends every message to one destination (a
+	 * smarthost, no routes) answers for it too, setting *wait, so that
+	 * a backlog need not be read to learn that; others say 0. NULL
+	 * when down is.
 	 */
-	time_t		(*still_down)(struct transport *, uint32_t wait);
+	time_t		(*still_down)(struct transport *, uint32_t *wait);
 
 	/* up_cb, up_arg - set by the scheduler before the first start();
 	   the transport calls up_cb from the loop (never from inside one
