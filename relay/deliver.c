@@ -15,7 +15,11 @@
  *     promise no further callback);
  *   - a destination (struct dl_dest: address and port) counts its
  *     connections and holds the relay.pause state; it lives while it has
- *     a connection, a claimed transaction or a pause running.
+ *     a connection, a claimed transaction or a pause running;
+ *   - a site that is down (struct dl_site: what a group is for, the
+ *     route's or smarthost's "host:port", or the recipient domain in mx
+ *     mode) lives from the attempt that found every address of it
+ *     unreachable until a connection to it is ready again.
  *
  * A group that cannot have a connection now (a limit, or the pause)
  * waits in d->waiting, first come first served: d->wake, an event,
@@ -57,6 +61,24 @@
 
 struct dl_attempt;
 
+/*
+ * A site that is down, as Postfix's qmgr remembers a dead destination:
+ * no group for it is tried (its recipients are deferred at once, without
+ * a connection) until `until`, then one group, the probe, is; while it
+ * runs, the others still wait. A probe that fails doubles the back-off
+ * (relay.retry.first, at most relay.retry.max); any connection that
+ * becomes ready to the site forgets it.
+ */
+struct dl_site {
+	char			*name;		/* dl_site_key */
+	uint32_t		 serial;	/* the transport's "wait" */
+	time_t			 since;		/* down since */
+	time_t			 until;		/* no attempt before */
+	unsigned		 backoff;	/* seconds; doubles per probe */
+	bool			 probing;	/* a probe is in flight */
+	TAILQ_ENTRY(dl_site)	 entry;
+};
+
 /* One destination: an address and port, "addr:port" or "[addr6]:port". */
 struct dl_dest {
 	struct deliver		*d;
@@ -94,6 +116,9 @@ struct dl_group {
 	struct dl_attempt	*a;
 	char			*domain;	/* MX lookup of this, or */
 	char			*hop;		/* this host (route, smarthost) */
+	char			*site;		/* dl_site_key */
+	bool			 probe;		/* the probe of a site down */
+	bool			 skip;		/* its site is down: not tried */
 	unsigned		 port;
 	bool			 smarthost;
 	const struct route_config *route;	/* its route, or NULL */
@@ -158,6 +183,9 @@ struct deliver {
 	TAILQ_HEAD(, dl_group)	 waiting;	/* first come, first served */
 	uint64_t		 gen;		/* scans of d->waiting */
 	struct event		*wake;		/* scans d->waiting */
+	TAILQ_HEAD(, dl_site)	 down;		/* sites that are down */
+	uint32_t		 site_serial;	/* the last one given */
+	struct transport	*t;		/* its up_cb, or NULL */
 };
 
 /* What a group may do now. */
@@ -198,6 +226,147 @@ static void
 dl_wake(struct deliver *d)
 {
 	event_active(d->wake, EV_TIMEOUT, 1);
+}
+
+/* --- sites that are down --- */
+
+/*
+ * dl_site_key - into key, the site recipient addr goes to: the route's
+ * or the smarthost's "host:port", else (mx mode) its domain in lower
+ * case; dl_group_for groups recipients by the same rule
+ */
+static void
+dl_site_key(const struct config *cfg, const char *addr, char *key,
+    size_t len)
+{
+	const struct route_config *rt;
+	const char *at = strrchr(addr, '@');
+	char *p;
+
+	snprintf(key, len, "%s", at ? at + 1 : "");
+	for (p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if ((rt = config_route(cfg, key)) != NULL)
+		snprintf(key, len, "%s:%u", rt->host, rt->port ? rt->port :
+		    cfg->relay.port);
+	else if (cfg->relay.mode == RELAY_SMARTHOST)
+		snprintf(key, len, "%s:%u", cfg->relay.smarthost.host,
+		    cfg->relay.smarthost.port);
+}
+
+/* dl_site_find - the site called name if it is down, or NULL. XXX a
+   walk: fine while few sites are down at once. */
+static struct dl_site *
+dl_site_find(struct deliver *d, const char *name)
+{
+	struct dl_site *site;
+
+	TAILQ_FOREACH(site, &d->down, entry)
+		if (strcmp(site->name, name) == 0)
+			return site;
+	return NULL;
+}
+
+/* dl_site_free - forget a site */
+static void
+dl_site_free(struct deliver *d, struct dl_site *site)
+{
+	TAILQ_REMOVE(&d->down, site, entry);
+	free(site->name);
+	free(site);
+}
+
+/*
+ * dl_sites_gc - forget the sites nobody has probed for relay.retry.max
+ * past their time (in mx mode, a domain whose mail all bounced or
+ * expired), so that the list does not grow with every domain that was
+ * ever down; a message that still goes there finds out again
+ */
+static void
+dl_sites_gc(struct deliver *d, time_t now)
+{
+	struct dl_site *site, *next;
+
+	for (site = TAILQ_FIRST(&d->down); site != NULL; site = next) {
+		next = TAILQ_NEXT(site, entry);
+		if (!site->probing && now > site->until +
+		    (time_t)d->cfg->relay.retry_max)
+			dl_site_free(d, site);
+	}
+}
+
+/* dl_site_probe_due - site may have its probe now */
+static bool
+dl_site_probe_due(const struct dl_site *site, time_t now)
+{
+	return !site->probing && now >= site->until;
+}
+
+/*
+ * dl_site_down - g found no address of its site that would take a
+ * connection and its recipients are deferred: the site is down from
+ * now (logged once), or, if g was its probe, down for twice as long
+ */
+static void
+dl_site_down(struct dl_group *g)
+{
+	struct deliver *d = g->a->d;
+	const struct relay_config *rc = &d->cfg->relay;
+	struct dl_site *site = dl_site_find(d, g->site);
+	time_t now = time(NULL);
+	char when[LOG_UTC_LEN];
+
+	if (site == NULL) {
+		site = xcalloc(1, sizeof(*site));
+		site->name = xstrdup(g->site);
+		if (++d->site_serial == 0)
+			d->site_serial = 1;	/* 0 means "none" */
+		site->serial = d->site_serial;
+		site->since = now;
+		site->backoff = rc->retry_first;
+		site->until = now + site->backoff;
+		TAILQ_INSERT_TAIL(&d->down, site, entry);
+		log_info("relay=%s destination down: %s; messages to it wait, "
+		    "next try %s", site->name, g->last.text ? g->last.text :
+		    "unreachable", log_utc(site->until, when));
+		return;
+	}
+	if (!g->probe)
+		return;		/* started before the site was found down */
+	site->probing = false;
+	site->backoff = site->backoff >= rc->retry_max / 2 ? rc->retry_max :
+	    site->backoff * 2;
+	site->until = now + site->backoff;
+	log_debug("relay=%s destination still down, next try %s",
+	    site->name, log_utc(site->until, when));
+}
+
+/* dl_site_up - a connection to site name is ready: it is up (logged
+   once, and the transport's owner told) */
+static void
+dl_site_up(struct deliver *d, const char *name)
+{
+	struct dl_site *site = dl_site_find(d, name);
+
+	if (site == NULL)
+		return;
+	log_info("relay=%s destination up again after %llds down", site->name,
+	    (long long)(time(NULL) - site->since));
+	dl_site_free(d, site);
+	if (d->t != NULL && d->t->up_cb != NULL)
+		d->t->up_cb(d->t->up_arg);
+}
+
+/* dl_site_end - g is finished: a probe that neither connected nor
+   found the site down (a DNS answer, say) lets the next one go */
+static void
+dl_site_end(struct dl_group *g)
+{
+	struct dl_site *site;
+
+	if (g->probe && (site = dl_site_find(g->a->d, g->site)) != NULL)
+		site->probing = false;
+	g->probe = false;
 }
 
 /* --- destinations --- */
@@ -482,6 +651,7 @@ dl_attempt_free(struct dl_attempt *a)
 			TAILQ_REMOVE(&a->d->waiting, g, wentry);
 		free(g->domain);
 		free(g->hop);
+		free(g->site);
 		free(g->idx);
 		free(g->addrs);
 		for (i = 0; i < g->nmx; i++)
@@ -520,6 +690,7 @@ dl_release(struct dl_attempt *a)
 static void
 dl_group_done(struct dl_group *g)
 {
+	dl_site_end(g);
 	dl_release(g->a);
 }
 
@@ -547,6 +718,8 @@ dl_give_up(struct dl_group *g)
 	if (g->last.text == NULL)
 		dl_set_last(g, 0, "4.4.1", "no mail server could be reached",
 		    true);
+	if (g->last.code < 500)
+		dl_site_down(g);
 	dl_fail_all(g, g->last.code, g->last.enhanced, g->last.text, where);
 }
 
@@ -666,6 +839,7 @@ dl_ready(void *arg, struct smtpc *conn, const struct smtpc_peer *peer,
 			    g->relay);
 		return;
 	}
+	dl_site_up(a->d, g->site);
 	log_info("id=%s relay=%s connected%s%s%s", a->id, g->relay,
 	    peer->tls ? " tls=" : "", peer->tls ? peer->tls_version : "",
 	    peer->tls ? (peer->verified ? " verified" : " unverified") : "");
@@ -831,6 +1005,7 @@ dl_try(struct dl_group *g)
 	}
 	dl_conn_take(dc, g);
 	g->reused = true;
+	dl_site_up(d, g->site);
 	log_info("id=%s relay=%s reused connection (message %u on it)",
 	    g->a->id, g->relay, dc->uses + 1);
 	dl_send(g);
@@ -991,10 +1166,21 @@ dl_mx_answer(void *arg, enum dns_status st, const struct dns_mx *hosts,
 	free(text);
 }
 
-/* dl_group_start - resolve the group's next hop */
+/* dl_group_start - resolve the group's next hop; a site that is down
+   defers its recipients at once, without a connection */
 static void
 dl_group_start(struct dl_group *g)
 {
+	struct dl_site *site;
+	char *text, when[LOG_UTC_LEN];
+
+	if (g->skip && (site = dl_site_find(g->a->d, g->site)) != NULL) {
+		text = xasprintf("not tried: %s is down (next try %s)",
+		    site->name, log_utc(site->until, when));
+		dl_fail_all(g, 0, "4.4.1", text, site->name);
+		free(text);
+		return;
+	}
 	if (g->hop != NULL) {
 		g->mx = xcalloc(1, sizeof(*g->mx));
 		g->mx[0].name = xstrdup(g->hop);
@@ -1018,7 +1204,7 @@ dl_group_for(struct dl_attempt *a, const char *addr)
 	const struct route_config *rt;
 	struct dl_group *g;
 	const char *at = strrchr(addr, '@');
-	char *domain, *hop = NULL, *p;
+	char *domain, *hop = NULL, *p, key[512];
 	unsigned port = cfg->relay.port;
 	bool smarthost = false;
 
@@ -1046,6 +1232,8 @@ dl_group_for(struct dl_attempt *a, const char *addr)
 		g->port = port;
 		g->smarthost = smarthost;
 		g->route = rt;
+		dl_site_key(cfg, addr, key, sizeof(key));
+		g->site = xstrdup(key);
 		g->idx = xcalloc(a->nrcpts, sizeof(*g->idx));
 		g->addrs = xcalloc(a->nrcpts, sizeof(*g->addrs));
 		g->next = a->groups;
@@ -1074,6 +1262,33 @@ dl_kick(evutil_socket_t fd, short what, void *arg)
 	for (g = a->groups; g != NULL; g = g->next)
 		dl_group_start(g);
 	dl_release(a);
+}
+
+/*
+ * dl_sites_mark - a group whose site is down is the site's probe if it
+ * is due, else it is not tried. Marked here, not when the group starts
+ * from the loop, so that down() already sees the probe in flight.
+ */
+static void
+dl_sites_mark(struct dl_attempt *a)
+{
+	struct dl_site *site;
+	struct dl_group *g;
+	time_t now = time(NULL);
+
+	for (g = a->groups; g != NULL; g = g->next) {
+		if ((site = dl_site_find(a->d, g->site)) == NULL)
+			continue;
+		if (dl_site_probe_due(site, now)) {
+			g->probe = true;
+			site->probing = true;
+			/* whoever asks meanwhile waits for its outcome */
+			site->until = now + site->backoff;
+			log_debug("id=%s relay=%s probing a destination that "
+			    "is down", a->id, site->name);
+		} else
+			g->skip = true;
+	}
 }
 
 /* deliver_start - one attempt for e's pending recipients */
@@ -1126,6 +1341,7 @@ deliver_start(struct deliver *d, struct queue *q, const struct envelope *e,
 	if (a->next != NULL)
 		a->next->prev = a;
 	d->attempts = a;
+	dl_sites_mark(a);
 	/* The groups start from the loop, so that no callback runs inside
 	   this call. */
 	if ((a->kick = evtimer_new(d->base, dl_kick, a)) == NULL ||
@@ -1149,6 +1365,7 @@ deliver_new(struct event_base *base, const struct config *cfg,
 	TAILQ_INIT(&d->idle);
 	TAILQ_INIT(&d->dests);
 	TAILQ_INIT(&d->waiting);
+	TAILQ_INIT(&d->down);
 	if ((d->wake = event_new(base, -1, 0, dl_wake_cb, d)) == NULL) {
 		*err = xstrdup("cannot make an event");
 		free(d);
@@ -1169,6 +1386,7 @@ deliver_free(struct deliver *d)
 {
 	struct dl_conn *dc;
 	struct dl_dest *dest;
+	struct dl_site *site;
 
 	if (d == NULL)
 		return;
@@ -1194,6 +1412,8 @@ deliver_free(struct deliver *d)
 		free(dest->name);
 		free(dest);
 	}
+	while ((site = TAILQ_FIRST(&d->down)) != NULL)
+		dl_site_free(d, site);
 	event_free(d->wake);
 	SSL_CTX_free(d->ssl_ctx);
 	free(d);
@@ -1217,6 +1437,76 @@ dl_transport_start(struct transport *t, const struct envelope *e,
 
 	return deliver_start(dt->d, dt->q, e, sender, rcpt_cb, done_cb,
 	    cookie, err);
+}
+
+/*
+ * dl_transport_down - transport down: every pending recipient of e
+ * goes to a site that is down and not due for its probe (the earliest
+ * of those sites names the wait)
+ */
+static time_t
+dl_transport_down(struct transport *t, const struct envelope *e,
+    uint32_t *wait)
+{
+	struct deliver *d = ((struct dl_transport *)t)->d;
+	struct dl_site *site;
+	time_t now = time(NULL), until = 0, u;
+	char key[512];
+	size_t i;
+
+	*wait = 0;
+	dl_sites_gc(d, now);
+	if (TAILQ_EMPTY(&d->down))
+		return 0;
+	for (i = 0; i < e->nrcpts; i++) {
+		if (e->rcpts[i].status != RCPT_PENDING)
+			continue;
+		dl_site_key(d->cfg, e->rcpts[i].addr, key, sizeof(key));
+		if ((site = dl_site_find(d, key)) == NULL ||
+		    dl_site_probe_due(site, now))
+			return 0;
+		/* a probe outlasting its back-off: wait as long again (its
+		   outcome wakes the waiting, or sets a new until) */
+		u = site->until > now ? site->until : now + site->backoff;
+		if (until == 0 || u < until) {
+			until = u;
+			*wait = site->serial;
+		}
+	}
+	return until;
+}
+
+/*
+ * dl_transport_still_down - transport still_down: site number *wait is
+ * down, and not due for its probe; for *wait 0, the smarthost when it
+ * is where everything goes (no routes)
+ */
+static time_t
+dl_transport_still_down(struct transport *t, uint32_t *wait)
+{
+	struct deliver *d = ((struct dl_transport *)t)->d;
+	struct dl_site *site;
+	time_t now = time(NULL);
+	char key[512];
+
+	if (*wait == 0) {
+		if (d->cfg->relay.mode != RELAY_SMARTHOST ||
+		    d->cfg->relay.nroutes > 0 || TAILQ_EMPTY(&d->down))
+			return 0;
+		dl_site_key(d->cfg, "", key, sizeof(key));
+		if ((site = dl_site_find(d, key)) == NULL)
+			return 0;
+	} else {
+		TAILQ_FOREACH(site, &d->down, entry)
+			if (site->serial == *wait)
+				break;
+		if (site == NULL)
+			return 0;
+	}
+	if (dl_site_probe_due(site, now))
+		return 0;
+	*wait = site->serial;
+	return site->until > now ? site->until : now + site->backoff;
 }
 
 /* dl_transport_free - transport free: deliver_free, no callbacks */
@@ -1245,6 +1535,9 @@ deliver_transport_new(struct event_base *base, const struct config *cfg,
 	dt->t.drain = NULL;	/* idle connections stay until the end, as
 				   before: deliver_free closes them */
 	dt->t.free = dl_transport_free;
+	dt->t.down = dl_transport_down;
+	dt->t.still_down = dl_transport_still_down;
+	d->t = &dt->t;
 	dt->d = d;
 	dt->q = q;
 	return &dt->t;

@@ -57,6 +57,17 @@
  *
  * Waiting never blocks the loop; only the queued groups wait.
  *
+ * Sites that are down: a group none of whose addresses would take a
+ * connection (a deferral; not a 5xx) marks its site down, the
+ * smarthost's or route's host:port or, in mx mode, the recipient
+ * domain: logged once, kept in memory for relay.retry.first, doubling
+ * to relay.retry.max per failed probe, forgotten (logged, and the
+ * transport's up_cb called) when a connection to it is ready. A group
+ * for a site that is down is deferred at once (4.4.1, no connection)
+ * unless it is the site's probe; the transport's down() and
+ * still_down() tell the scheduler so before it even starts an attempt
+ * (relay/SCHED.md, "Destinations that are down").
+ *
  * Callbacks (relay/transport.h's) run on the loop, never from inside
  * deliver_start(). They carry the caller's cookie (the scheduler's
  * message serial), never a pointer. deliver_free() cancels what is in

@@ -224,6 +224,8 @@ maildir_new(const struct config *cfg, struct queue *q, char **err)
 	md->t.start = maildir_start;
 	md->t.drain = NULL;
 	md->t.free = maildir_free;
+	md->t.down = NULL;	/* a folder is never down */
+	md->t.still_down = NULL;
 	md->cfg = cfg;
 	md->q = q;
 	return &md->t;

@@ -1,6 +1,21 @@
 /*
  * sched - the delivery scheduler; see sched.h, and relay/SCHED.md for
  * the states.
+ *
+ * What is in memory per queued message is a compact entry (struct
+ * sched_msg: id, serial, due time, state, acceptance time, a few links;
+ * about a hundred bytes with its heap and hash slots), never the whole
+ * envelope: like Postfix's qmgr, only an active set, at most
+ * SC_ACTIVE_MAX messages being worked on, has its envelope loaded
+ * (queue_load_envelope), and it is freed when the message comes to rest
+ * (IDLE or HELD) again. Three structures index the entries:
+ *
+ *   - a binary min-heap of the resting ones by (due, serial), so the
+ *     tick looks only at what is due, oldest serial first among equals;
+ *   - a hash of all of them by serial, for the callbacks;
+ *   - a list of all of them by acceptance time, oldest first, for
+ *     sched_stats (its head) and for walking them all (sched_up,
+ *     sched_free).
  */
 #include <sys/time.h>
 #include <sys/types.h>
@@ -16,7 +31,6 @@
 #include <event2/event.h>
 
 #include "common/alloc.h"
-#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "queue/envelope.h"
@@ -31,15 +45,43 @@
 
 #define SC_TICK_MS	1000	/* between scans for due messages */
 #define SC_BATCH	64	/* attempts started per scan before yielding */
+#define SC_LOOK_MAX	1024	/* due entries looked at per scan, likewise */
 #define SC_NEVER	((time_t)INT64_MAX)
+#define SC_NOSLOT	UINT32_MAX	/* not in the heap */
 
-/* One queued message. Found by serial from the callbacks. */
+/*
+ * The active set: at most this many envelopes in memory, a few KB each
+ * with their DKIM signatures (Postfix's qmgr_message_active_limit
+ * defaults to 20000); a tick that finds it full leaves the rest of what
+ * is due in the heap until one comes to rest or leaves. A constant, not
+ * a setting: it bounds memory, not throughput, which the attempts in
+ * flight below limit long before.
+ */
+#define SC_ACTIVE_MAX	10000
+
+/*
+ * Attempts in flight at once: each holds an open message file in the
+ * transport, and connections limit what runs anyway (relay.connections),
+ * so a drained backlog starts this many and no more.
+ */
+#define SC_DELIVERING_MIN	64
+#define SC_DELIVERING_PER_CONN	2
+
+/* One queued message: the index entry. Found by serial from the
+   callbacks. */
 struct sched_msg {
 	uint64_t		 serial;
-	struct envelope		 env;	/* as on disk, or about to be */
-	enum sched_state	 state;
 	time_t			 due;	/* IDLE, HELD: when to act again */
-	struct sched_msg	*prev, *next;
+	time_t			 time;	/* accepted (the envelope's) */
+	struct envelope		*env;	/* loaded (active), or NULL */
+	struct sched_msg	*prev, *next;	/* by time, oldest first */
+	struct sched_msg	*hnext;	/* s->buckets chain */
+	uint32_t		 slot;	/* in s->heap, or SC_NOSLOT */
+	uint32_t		 wait;	/* IDLE: the transport's down()
+					   destination it waits for; 0 */
+	char			 id[QUEUE_ID_LEN + 1];
+	uint8_t			 state;	/* enum sched_state */
+	bool			 dirty;	/* env differs from the disk's */
 };
 
 struct sched {
@@ -52,10 +94,21 @@ struct sched {
 	time_t			(*now)(void);
 	struct timeval		 tick;
 	struct event		*timer;
-	struct sched_msg	*head;		/* oldest first: the tick, */
-	struct sched_msg	*tail;		/* and so the bounce budget,
-						   goes to them first */
+	struct sched_msg	*head;		/* oldest accepted first */
+	struct sched_msg	*tail;
+	struct sched_msg	**heap;		/* resting: by due, serial */
+	size_t			 nheap, heapcap;
+	struct sched_msg	**buckets;	/* by serial */
+	size_t			 nbuckets;	/* a power of two */
 	size_t			 nmsgs;
+	size_t			 nwaiting;	/* IDLE with a wait */
+	size_t			 nbusy;		/* sched_busy */
+	size_t			 ndelivering;
+	size_t			 nactive;	/* envelopes loaded */
+	size_t			 active_high;	/* the most at once */
+	uint64_t		 loads;		/* queue_load_envelope calls */
+	uint64_t		 looked;	/* due entries the tick took */
+	bool			 starved;	/* a limit stopped the tick */
 	uint64_t		 next_serial;
 	bool			 stopped;
 	bool			 draining;	/* sched_drain: no new attempt */
@@ -73,7 +126,8 @@ static struct sched	*sched_self;
  * The transitions of relay/SCHED.md: sched_next[from] has bit (1 << to)
  * for each state a message may go to from "from". Staying in a state is
  * always allowed; leaving the scheduler (sched_forget) is allowed from
- * WRITING (the message was gone) and REMOVING only.
+ * WRITING (the message was gone) and REMOVING only, and from IDLE and
+ * HELD when its envelope is gone (sched_unreadable).
  */
 #define SC_BIT(st)	(1u << (st))
 #define SC_DECIDE	(SC_BIT(SCHED_ST_BOUNCING) | SC_BIT(SCHED_ST_HELD) | \
@@ -93,6 +147,7 @@ static const unsigned sched_next[] = {
 static void	sched_write(struct sched *, struct sched_msg *);
 static void	sched_finish(struct sched *, struct sched_msg *);
 static void	sched_kick(struct sched *);
+static void	sched_unwait(struct sched *, struct sched_msg *);
 
 /* sched_strstate - a state's name for logs */
 const char *
@@ -109,19 +164,11 @@ sched_strstate(enum sched_state st)
 	return "?";
 }
 
-/* sched_enter_state - the one place a message's state changes; traced,
-   and checked against SCHED.md's transitions */
-static void
-sched_enter_state(struct sched_msg *m, enum sched_state st)
+/* sched_resting - a state in the heap, with no envelope needed */
+static bool
+sched_resting(enum sched_state st)
 {
-	if (m->state == st)
-		return;
-	if ((sched_next[m->state] & SC_BIT(st)) == 0)
-		log_panic("id=%s: sched state %s -> %s is not in SCHED.md",
-		    m->env.id, sched_strstate(m->state), sched_strstate(st));
-	log_debug("id=%s sched state %s -> %s", m->env.id,
-	    sched_strstate(m->state), sched_strstate(st));
-	m->state = st;
+	return st == SCHED_ST_IDLE || st == SCHED_ST_HELD;
 }
 
 /* sched_busy_state - a state with an attempt or disk operation in
@@ -133,63 +180,297 @@ sched_busy_state(enum sched_state st)
 	    st == SCHED_ST_BOUNCING || st == SCHED_ST_REMOVING;
 }
 
+/* ---- the heap of resting messages, by (due, serial) ---- */
+
+/* sched_before - a comes out of the heap before b */
+static bool
+sched_before(const struct sched_msg *a, const struct sched_msg *b)
+{
+	return a->due < b->due || (a->due == b->due && a->serial < b->serial);
+}
+
+/* sched_heap_put - m at heap position i */
+static void
+sched_heap_put(struct sched *s, size_t i, struct sched_msg *m)
+{
+	s->heap[i] = m;
+	m->slot = (uint32_t)i;
+}
+
+/* sched_heap_up - move the entry at i towards the root */
+static void
+sched_heap_up(struct sched *s, size_t i)
+{
+	struct sched_msg *m = s->heap[i];
+
+	while (i > 0 && sched_before(m, s->heap[(i - 1) / 2])) {
+		sched_heap_put(s, i, s->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	sched_heap_put(s, i, m);
+}
+
+/* sched_heap_down - move the entry at i towards the leaves */
+static void
+sched_heap_down(struct sched *s, size_t i)
+{
+	struct sched_msg *m = s->heap[i];
+	size_t c;
+
+	while ((c = 2 * i + 1) < s->nheap) {
+		if (c + 1 < s->nheap && sched_before(s->heap[c + 1],
+		    s->heap[c]))
+			c++;
+		if (!sched_before(s->heap[c], m))
+			break;
+		sched_heap_put(s, i, s->heap[c]);
+		i = c;
+	}
+	sched_heap_put(s, i, m);
+}
+
+/* sched_heap_push - m comes to rest */
+static void
+sched_heap_push(struct sched *s, struct sched_msg *m)
+{
+	if (s->nheap == s->heapcap) {
+		s->heapcap = s->heapcap ? 2 * s->heapcap : 1024;
+		if (s->heapcap >= SC_NOSLOT)
+			log_panic("sched: more than %u messages at rest",
+			    SC_NOSLOT);
+		s->heap = xreallocarray(s->heap, s->heapcap,
+		    sizeof(*s->heap));
+	}
+	sched_heap_put(s, s->nheap++, m);
+	sched_heap_up(s, m->slot);
+}
+
+/* sched_heap_remove - m leaves the heap */
+static void
+sched_heap_remove(struct sched *s, struct sched_msg *m)
+{
+	size_t i = m->slot;
+	struct sched_msg *last = s->heap[--s->nheap];
+
+	m->slot = SC_NOSLOT;
+	if (i == s->nheap)
+		return;
+	sched_heap_put(s, i, last);
+	sched_heap_up(s, i);
+	sched_heap_down(s, last->slot);
+}
+
+/* sched_set_due - m is due at due, its place in the heap (if it has
+   one) following */
+static void
+sched_set_due(struct sched *s, struct sched_msg *m, time_t due)
+{
+	m->due = due;
+	if (m->slot == SC_NOSLOT)
+		return;
+	sched_heap_up(s, m->slot);
+	sched_heap_down(s, m->slot);
+}
+
+/* ---- envelopes: the active set ---- */
+
+/* sched_room - the active set and the attempts in flight are below
+   their limits; a tick that stopped at one runs again once they are */
+static bool
+sched_room(const struct sched *s, bool delivering)
+{
+	size_t dmax = SC_DELIVERING_PER_CONN * s->cfg->relay.connections;
+
+	if (dmax < SC_DELIVERING_MIN)
+		dmax = SC_DELIVERING_MIN;
+	return s->nactive < SC_ACTIVE_MAX &&
+	    (!delivering || s->ndelivering < dmax);
+}
+
+/* sched_unstarve - a limit has room again: a tick that stopped at it
+   runs at once */
+static void
+sched_unstarve(struct sched *s)
+{
+	if (s->starved && sched_room(s, true)) {
+		s->starved = false;
+		sched_kick(s);
+	}
+}
+
+/* sched_take_env - m's envelope is e (moved, not copied) */
+static void
+sched_take_env(struct sched *s, struct sched_msg *m, struct envelope *e)
+{
+	m->env = xmalloc(sizeof(*m->env));
+	*m->env = *e;
+	memset(e, 0, sizeof(*e));
+	if (++s->nactive > s->active_high)
+		s->active_high = s->nactive;
+}
+
+/* sched_load - load m's envelope from disk; -1 with *why (static) if it
+   is gone or damaged */
+static int
+sched_load(struct sched *s, struct sched_msg *m, const char **why)
+{
+	struct envelope e;
+
+	if (m->env != NULL)
+		return 0;
+	s->loads++;
+	memset(&e, 0, sizeof(e));
+	if (queue_load_envelope(s->q, m->id, &e, why) == -1)
+		return -1;
+	sched_take_env(s, m, &e);
+	return 0;
+}
+
+/* sched_unload - free m's envelope, unless memory holds what the disk
+   does not (then it stays until written, or until the message is gone) */
+static void
+sched_unload(struct sched *s, struct sched_msg *m, bool force)
+{
+	if (m->env == NULL || (m->dirty && !force))
+		return;
+	envelope_free(m->env);
+	free(m->env);
+	m->env = NULL;
+	m->dirty = false;
+	s->nactive--;
+	sched_unstarve(s);
+}
+
+/*
+ * sched_enter_state - the one place a message's state changes; traced,
+ * and checked against SCHED.md's transitions. The heap holds exactly
+ * the resting messages (IDLE, HELD), and a message that comes to rest
+ * lets go of its envelope.
+ */
+static void
+sched_enter_state(struct sched *s, struct sched_msg *m, enum sched_state st)
+{
+	enum sched_state old = m->state;
+
+	if (old == st)
+		return;
+	if ((sched_next[old] & SC_BIT(st)) == 0)
+		log_panic("id=%s: sched state %s -> %s is not in SCHED.md",
+		    m->id, sched_strstate(old), sched_strstate(st));
+	log_debug("id=%s sched state %s -> %s", m->id, sched_strstate(old),
+	    sched_strstate(st));
+	m->state = st;
+	s->nbusy += sched_busy_state(st);
+	s->nbusy -= sched_busy_state(old);
+	s->ndelivering += st == SCHED_ST_DELIVERING;
+	s->ndelivering -= old == SCHED_ST_DELIVERING;
+	if (sched_resting(old) && !sched_resting(st))
+		sched_heap_remove(s, m);
+	else if (!sched_resting(old) && sched_resting(st))
+		sched_heap_push(s, m);
+	if (sched_resting(st))
+		sched_unload(s, m, false);
+	if (old == SCHED_ST_DELIVERING)
+		sched_unstarve(s);
+}
+
+/* sched_rest - m comes to rest in st (IDLE or HELD), due at due */
+static void
+sched_rest(struct sched *s, struct sched_msg *m, enum sched_state st,
+    time_t due)
+{
+	sched_set_due(s, m, due);
+	sched_enter_state(s, m, st);
+	sched_unload(s, m, false);	/* also when it rested already */
+}
+
+/* ---- the index: by serial, by time ---- */
+
 /* sched_find - the message with serial, or NULL */
 static struct sched_msg *
 sched_find(struct sched *s, uint64_t serial)
 {
 	struct sched_msg *m;
 
-	/* XXX a linear scan per callback; a hash once queues are large. */
-	for (m = s->head; m != NULL; m = m->next)
+	if (s->nbuckets == 0)
+		return NULL;
+	for (m = s->buckets[serial & (s->nbuckets - 1)]; m != NULL;
+	    m = m->hnext)
 		if (m->serial == serial)
 			return m;
 	return NULL;
 }
 
-/* sched_env_copy - dst becomes a deep copy of src, through the on-disk
-   text (the one reader checks it); -1 if src cannot be written */
-static int
-sched_env_copy(const struct envelope *src, struct envelope *dst)
+/* sched_hash_insert - m into the serial hash */
+static void
+sched_hash_insert(struct sched *s, struct sched_msg *m)
 {
-	struct buf b;
-	const char *why;
-	int rc;
+	struct sched_msg **b = &s->buckets[m->serial & (s->nbuckets - 1)];
 
-	buf_init(&b, 4 * ENVELOPE_PREPEND_MAX + 16 * 1024 * 1024);
-	rc = envelope_format(src, &b) == 0 &&
-	    envelope_parse(b.data, b.len, dst, &why) == 0 ? 0 : -1;
-	buf_free(&b);
-	return rc;
+	m->hnext = *b;
+	*b = m;
 }
 
-/* sched_add - track a copy of e, IDLE and due at its next_attempt */
+/* sched_hash_grow - twice the buckets (serials are consecutive, so the
+   low bits spread them evenly): one per message at most */
 static void
+sched_hash_grow(struct sched *s)
+{
+	struct sched_msg *m;
+
+	free(s->buckets);
+	s->nbuckets = s->nbuckets ? 2 * s->nbuckets : 1024;
+	s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+	for (m = s->head; m != NULL; m = m->next)
+		sched_hash_insert(s, m);
+}
+
+/*
+ * sched_add - index a message from e (id, acceptance time, next
+ * attempt), IDLE and due at its next_attempt; its envelope is not kept
+ * here (sched_queued may hand it over). The time list is kept in order
+ * by walking back from its newest end: a new message is nearly always
+ * the newest, and the queue is read oldest first.
+ */
+static struct sched_msg *
 sched_add(struct sched *s, const struct envelope *e)
 {
-	struct sched_msg *m = xcalloc(1, sizeof(*m));
+	struct sched_msg *m = xcalloc(1, sizeof(*m)), *after;
 
-	if (sched_env_copy(e, &m->env) == -1) {
-		log_warnx("id=%s: envelope cannot be copied; not scheduled",
-		    e->id);
-		free(m);
-		return;
-	}
 	m->serial = ++s->next_serial;
+	snprintf(m->id, sizeof(m->id), "%s", e->id);
+	m->time = e->time;
+	m->due = e->next_attempt;
 	m->state = SCHED_ST_IDLE;
-	m->due = m->env.next_attempt;
-	m->prev = s->tail;
-	if (s->tail != NULL)
-		s->tail->next = m;
+	m->slot = SC_NOSLOT;
+	for (after = s->tail; after != NULL && after->time > m->time;
+	    after = after->prev)
+		;
+	m->prev = after;
+	m->next = after != NULL ? after->next : s->head;
+	if (m->next != NULL)
+		m->next->prev = m;
+	else
+		s->tail = m;
+	if (after != NULL)
+		after->next = m;
 	else
 		s->head = m;
-	s->tail = m;
 	s->nmsgs++;
+	if (s->nmsgs > s->nbuckets)
+		sched_hash_grow(s);
+	else
+		sched_hash_insert(s, m);
+	sched_heap_push(s, m);
+	return m;
 }
 
 /* sched_unlink_free - forget m */
 static void
 sched_unlink_free(struct sched *s, struct sched_msg *m)
 {
+	struct sched_msg **pp;
+
 	if (m->prev != NULL)
 		m->prev->next = m->next;
 	else
@@ -198,9 +479,41 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 		m->next->prev = m->prev;
 	else
 		s->tail = m->prev;
+	for (pp = &s->buckets[m->serial & (s->nbuckets - 1)]; *pp != m;
+	    pp = &(*pp)->hnext)
+		;
+	*pp = m->hnext;
+	if (m->slot != SC_NOSLOT)
+		sched_heap_remove(s, m);
+	s->nbusy -= sched_busy_state(m->state);
+	s->ndelivering -= m->state == SCHED_ST_DELIVERING;
 	s->nmsgs--;
-	envelope_free(&m->env);
+	sched_unwait(s, m);
+	sched_unload(s, m, true);
 	free(m);
+}
+
+/*
+ * sched_unreadable - the envelope of resting message m cannot be loaded
+ * (errno as queue_load_envelope left it): gone (ENOENT: removed behind
+ * the scheduler's back), IDLE or HELD -> gone; anything else (damaged,
+ * out of file descriptors) may pass, so it stays, due again after
+ * relay.retry.first, and is never dropped unseen
+ */
+static void
+sched_unreadable(struct sched *s, struct sched_msg *m, const char *why,
+    time_t now)
+{
+	if (errno != ENOENT) {
+		log_warnx("id=%s: cannot load its envelope: %s; trying again "
+		    "in %us", m->id, why, s->cfg->relay.retry_first);
+		sched_set_due(s, m, now + s->cfg->relay.retry_first);
+		return;
+	}
+	log_warnx("id=%s: no longer scheduled: %s", m->id, why);
+	log_debug("id=%s sched state %s -> gone", m->id,
+	    sched_strstate(m->state));
+	sched_unlink_free(s, m);
 }
 
 /* sched_forget - m left the queue (removed, or found gone): the end of
@@ -210,8 +523,8 @@ sched_forget(struct sched *s, struct sched_msg *m)
 {
 	if (m->state != SCHED_ST_WRITING && m->state != SCHED_ST_REMOVING)
 		log_panic("id=%s: sched state %s -> gone is not in SCHED.md",
-		    m->env.id, sched_strstate(m->state));
-	log_debug("id=%s sched state %s -> gone", m->env.id,
+		    m->id, sched_strstate(m->state));
+	log_debug("id=%s sched state %s -> gone", m->id,
 	    sched_strstate(m->state));
 	sched_unlink_free(s, m);
 }
@@ -221,8 +534,7 @@ sched_forget(struct sched *s, struct sched_msg *m)
 static void
 sched_later(struct sched *s, struct sched_msg *m)
 {
-	sched_enter_state(m, SCHED_ST_IDLE);
-	m->due = s->now() + s->cfg->relay.retry_first;
+	sched_rest(s, m, SCHED_ST_IDLE, s->now() + s->cfg->relay.retry_first);
 }
 
 /* sched_counts - how many recipients are pending, and failed */
@@ -232,10 +544,10 @@ sched_counts(const struct sched_msg *m, size_t *pending, size_t *failed)
 	size_t i;
 
 	*pending = *failed = 0;
-	for (i = 0; i < m->env.nrcpts; i++) {
-		if (m->env.rcpts[i].status == RCPT_PENDING)
+	for (i = 0; i < m->env->nrcpts; i++) {
+		if (m->env->rcpts[i].status == RCPT_PENDING)
 			(*pending)++;
-		else if (m->env.rcpts[i].status == RCPT_FAILED)
+		else if (m->env->rcpts[i].status == RCPT_FAILED)
 			(*failed)++;
 	}
 }
@@ -246,7 +558,7 @@ static void
 sched_record(struct sched *s, struct sched_msg *m, size_t i,
     const char *relay, int code, const char *enhanced, const char *text)
 {
-	struct envelope_rcpt *r = &m->env.rcpts[i];
+	struct envelope_rcpt *r = &m->env->rcpts[i];
 	const char *word;
 	char safe[512];
 
@@ -261,12 +573,12 @@ sched_record(struct sched *s, struct sched_msg *m, size_t i,
 	metrics_inc(r->status == RCPT_DELIVERED ? M_RCPT_DELIVERED :
 	    r->status == RCPT_FAILED ? M_RCPT_BOUNCED : M_RCPT_DEFERRED);
 	if (r->status == RCPT_DELIVERED)
-		metrics_observe(MH_DELIVERY_LATENCY, metrics_age(m->env.time));
+		metrics_observe(MH_DELIVERY_LATENCY, metrics_age(m->env->time));
 	envelope_set_reply(r, code, enhanced, text);
 	log_info("id=%s to=<%s> relay=%s attempt=%u delay=%llds status=%s "
-	    "(%03d %s %s)", m->env.id, log_escape(r->addr, strlen(r->addr),
-	    safe, sizeof(safe)), relay, m->env.attempts + 1,
-	    (long long)(s->now() - m->env.time), word, code,
+	    "(%03d %s %s)", m->id, log_escape(r->addr, strlen(r->addr),
+	    safe, sizeof(safe)), relay, m->env->attempts + 1,
+	    (long long)(s->now() - m->env->time), word, code,
 	    r->enhanced[0] ? r->enhanced : "-", r->text);
 }
 
@@ -294,19 +606,19 @@ sched_expire(const struct sched *s, struct sched_msg *m, time_t now)
 	char *text;
 	size_t i;
 
-	for (i = 0; i < m->env.nrcpts; i++) {
-		r = &m->env.rcpts[i];
+	for (i = 0; i < m->env->nrcpts; i++) {
+		r = &m->env->rcpts[i];
 		if (r->status != RCPT_PENDING)
 			continue;
 		text = xasprintf("delivery time expired after %llds; last "
-		    "reply: %03d %s %s", (long long)(now - m->env.time),
+		    "reply: %03d %s %s", (long long)(now - m->env->time),
 		    r->code, r->enhanced[0] ? r->enhanced : "-",
 		    r->text ? r->text : "none");
 		r->status = RCPT_FAILED;
 		metrics_inc(M_RCPT_BOUNCED);
 		envelope_set_reply(r, 0, "5.4.7", text);
 		log_info("id=%s to=<%s> status=bounced (expired after "
-		    "relay.retry.expire = %us)", m->env.id, r->addr,
+		    "relay.retry.expire = %us)", m->id, r->addr,
 		    s->cfg->relay.expire);
 		free(text);
 	}
@@ -327,15 +639,15 @@ sched_attempt_end(struct sched *s, struct sched_msg *m)
 	time_t now = s->now();
 	size_t pending, failed;
 
-	m->env.attempts++;
+	m->env->attempts++;
 	sched_counts(m, &pending, &failed);
-	if (pending > 0 && now - m->env.time >= (time_t)rc->expire) {
+	if (pending > 0 && now - m->env->time >= (time_t)rc->expire) {
 		sched_expire(s, m, now);
 		sched_counts(m, &pending, &failed);
 	}
-	m->env.next_attempt = pending > 0 ? now + sched_backoff(rc,
-	    m->env.attempts) : 0;
-	m->due = pending > 0 ? m->env.next_attempt : SC_NEVER;
+	m->env->next_attempt = pending > 0 ? now + sched_backoff(rc,
+	    m->env->attempts) : 0;
+	m->due = pending > 0 ? m->env->next_attempt : SC_NEVER;
 	if (pending == 0 && failed == 0 && !s->stopped) {
 		sched_finish(s, m);
 		return;
@@ -355,7 +667,7 @@ sched_delivering(uint64_t cookie)
 		return NULL;
 	if (m->state != SCHED_ST_DELIVERING) {
 		log_warnx("id=%s: transport %s called back in state %s; "
-		    "ignored", m->env.id, sched_self->t->name,
+		    "ignored", m->id, sched_self->t->name,
 		    sched_strstate(m->state));
 		return NULL;
 	}
@@ -369,7 +681,7 @@ sched_rcpt_done(uint64_t cookie, size_t rcpt, int code, const char *enhanced,
 {
 	struct sched_msg *m;
 
-	if ((m = sched_delivering(cookie)) == NULL || rcpt >= m->env.nrcpts)
+	if ((m = sched_delivering(cookie)) == NULL || rcpt >= m->env->nrcpts)
 		return;
 	sched_record(sched_self, m, rcpt, relay, code, enhanced, text);
 }
@@ -412,14 +724,15 @@ sched_attempt(struct sched *s, struct sched_msg *m)
 	char *err = NULL;
 	size_t i;
 
-	sched_enter_state(m, SCHED_ST_DELIVERING);
+	sched_enter_state(s, m, SCHED_ST_DELIVERING);
+	m->dirty = true;	/* outcomes go into memory first */
 	/* The callbacks may run inside start (the folder transport). */
-	if (s->t->start(s->t, &m->env, sched_outbound_sender(s->cfg,
-	    m->env.sender), sched_rcpt_done, sched_attempt_done, m->serial,
+	if (s->t->start(s->t, m->env, sched_outbound_sender(s->cfg,
+	    m->env->sender), sched_rcpt_done, sched_attempt_done, m->serial,
 	    &err) == 0)
 		return;
-	for (i = 0; i < m->env.nrcpts; i++)
-		if (m->env.rcpts[i].status == RCPT_PENDING)
+	for (i = 0; i < m->env->nrcpts; i++)
+		if (m->env->rcpts[i].status == RCPT_PENDING)
 			sched_record(s, m, i, "none", 0, "4.3.0", err);
 	free(err);
 	sched_attempt_end(s, m);
@@ -460,13 +773,14 @@ sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
 		return;
 	if (st != INJECT_OK) {
 		log_warnx("id=%s: the bounce to <%s> was not queued: %s; "
-		    "trying again later", m->env.id, m->env.sender, detail);
+		    "trying again later", m->id, m->env->sender, detail);
 		sched_later(s, m);
 		return;
 	}
-	log_info("id=%s bounce id=%s to <%s>", m->env.id, id, m->env.sender);
+	log_info("id=%s bounce id=%s to <%s>", m->id, id, m->env->sender);
 	metrics_inc(M_BOUNCES_SENT);
-	snprintf(m->env.dsn, sizeof(m->env.dsn), "%s", id);
+	snprintf(m->env->dsn, sizeof(m->env->dsn), "%s", id);
+	m->dirty = true;
 	/* inject's queued hook has scheduled the bounce itself */
 	sched_write(s, m);	/* then sched_written finishes it */
 }
@@ -477,15 +791,14 @@ sched_bounced(uint64_t cookie, enum inject_status st, const char *id,
  * when the sender's next window starts
  */
 static void
-sched_hold(struct sched_msg *m, time_t reset)
+sched_hold(struct sched *s, struct sched_msg *m, time_t reset)
 {
 	char when[LOG_UTC_LEN];
 
 	log_info("id=%s: bounce to <%s> held until %s "
-	    "(limits.bounces_per_hour)", m->env.id, m->env.sender,
+	    "(limits.bounces_per_hour)", m->id, m->env->sender,
 	    log_utc(reset, when));
-	sched_enter_state(m, SCHED_ST_HELD);
-	m->due = reset;
+	sched_rest(s, m, SCHED_ST_HELD, reset);
 }
 
 /*
@@ -504,33 +817,33 @@ sched_finish(struct sched *s, struct sched_msg *m)
 	time_t now = s->now(), reset = 0;
 
 	if (s->stopped) {
-		sched_enter_state(m, SCHED_ST_IDLE);
+		sched_enter_state(s, m, SCHED_ST_IDLE);
 		return;
 	}
 	sched_counts(m, &pending, &failed);
-	if (failed > 0 && m->env.dsn[0] == '\0' && m->env.sender[0] != '\0') {
-		if (budget_bounce(s->cfg, m->env.sender, now, &reset) == -1) {
+	if (failed > 0 && m->env->dsn[0] == '\0' && m->env->sender[0] != '\0') {
+		if (budget_bounce(s->cfg, m->env->sender, now, &reset) == -1) {
 			/* never in the past: the tick must not spin */
-			sched_hold(m, reset > now ? reset : now + 1);
+			sched_hold(s, m, reset > now ? reset : now + 1);
 			return;
 		}
-		sched_enter_state(m, SCHED_ST_BOUNCING);
-		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, &m->env, now,
+		sched_enter_state(s, m, SCHED_ST_BOUNCING);
+		if (dsn_queue(s->cfg, s->kr, s->inj, s->q, m->env, now,
 		    sched_bounced, m->serial, &err) == -1) {
 			log_warnx("id=%s: cannot write the bounce to <%s>: "
-			    "%s; kept, trying again later", m->env.id,
-			    m->env.sender, err);
+			    "%s; kept, trying again later", m->id,
+			    m->env->sender, err);
 			free(err);
 			sched_later(s, m);
 		}
 		return;
 	}
-	if (failed > 0 && m->env.sender[0] == '\0')
+	if (failed > 0 && m->env->sender[0] == '\0')
 		log_info("id=%s: %zu recipient(s) failed; a bounce gets no "
-		    "bounce", m->env.id, failed);
-	sched_enter_state(m, SCHED_ST_REMOVING);
-	if (queue_remove(s->q, m->env.id, sched_removed, m->serial) == -1) {
-		log_warn("id=%s: queue_remove", m->env.id);
+		    "bounce", m->id, failed);
+	sched_enter_state(s, m, SCHED_ST_REMOVING);
+	if (queue_remove(s->q, m->id, sched_removed, m->serial) == -1) {
+		log_warn("id=%s: queue_remove", m->id);
 		sched_later(s, m);
 	}
 }
@@ -564,11 +877,12 @@ sched_written(uint64_t cookie, int error, const char *id)
 		sched_write(s, m);
 		return;
 	}
+	m->dirty = false;	/* the disk has it all now */
 	sched_counts(m, &pending, &failed);
 	if (pending == 0)
 		sched_finish(s, m);
 	else
-		sched_enter_state(m, SCHED_ST_IDLE);
+		sched_enter_state(s, m, SCHED_ST_IDLE);
 }
 
 /* sched_write - replace m's envelope on disk: WRITING (from DELIVERING,
@@ -577,44 +891,142 @@ static void
 sched_write(struct sched *s, struct sched_msg *m)
 {
 	if (s->stopped) {
-		sched_enter_state(m, SCHED_ST_IDLE);
+		sched_enter_state(s, m, SCHED_ST_IDLE);
 		return;
 	}
-	sched_enter_state(m, SCHED_ST_WRITING);
-	if (queue_update(s->q, &m->env, sched_written, m->serial) == -1) {
-		log_warn("id=%s: queue_update", m->env.id);
+	sched_enter_state(s, m, SCHED_ST_WRITING);
+	if (queue_update(s->q, m->env, sched_written, m->serial) == -1) {
+		log_warn("id=%s: queue_update", m->id);
 		sched_later(s, m);
 	}
 }
 
+/* ---- destinations that are down ---- */
+
+/*
+ * sched_waits - m, due with recipients pending, goes to destinations the
+ * transport says are down: it waits for them, IDLE with no attempt and
+ * no disk operation (and no envelope in memory), due when the first of
+ * them may be probed. The question is asked without the envelope first
+ * (still_down: m waited already, or the transport can tell anyway);
+ * *need_env says the answer needs it (load it and ask again). A message past relay.retry.expire never
+ * waits: its attempt (deferred at once by the transport) expires it.
+ */
+static bool
+sched_waits(struct sched *s, struct sched_msg *m, time_t now,
+    bool *need_env)
+{
+	struct transport *t = s->t;
+	time_t until;
+	uint32_t wait = m->wait;
+
+	*need_env = false;
+	if (t->down == NULL || now - m->time >= (time_t)s->cfg->relay.expire) {
+		sched_unwait(s, m);
+		return false;
+	}
+	if ((until = t->still_down(t, &wait)) <= now) {
+		if (m->env == NULL) {
+			*need_env = true;
+			return false;
+		}
+		if ((until = t->down(t, m->env, &wait)) <= now) {
+			sched_unwait(s, m);
+			return false;
+		}
+	}
+	if (m->wait == 0) {
+		s->nwaiting++;
+		log_debug("id=%s waits: its destinations are down", m->id);
+	}
+	m->wait = wait;
+	sched_rest(s, m, SCHED_ST_IDLE, until);
+	return true;
+}
+
+/* sched_unwait - m no longer waits for a destination */
+static void
+sched_unwait(struct sched *s, struct sched_msg *m)
+{
+	if (m->wait == 0)
+		return;
+	m->wait = 0;
+	s->nwaiting--;
+}
+
+/*
+ * sched_up - the transport's up_cb: a destination answers again, so
+ * every message that waits is due now (down() sorts them out again).
+ * One walk and one rebuild of the heap per destination that comes back,
+ * not per tick.
+ */
+static void
+sched_up(void *arg)
+{
+	struct sched *s = arg;
+	struct sched_msg *m;
+	time_t now = s->now();
+	size_t i;
+
+	if (s->nwaiting == 0)
+		return;
+	for (m = s->head; m != NULL; m = m->next)
+		if (m->wait != 0 && m->state == SCHED_ST_IDLE && m->due > now)
+			m->due = now;
+	for (i = s->nheap / 2; i-- > 0; )
+		sched_heap_down(s, i);
+	sched_kick(s);
+}
+
 /* ---- the timer ---- */
 
-/* sched_tick - act on the IDLE and HELD messages that are due, a batch
-   at a time */
+/*
+ * sched_tick - act on the resting messages that are due, in order of
+ * due time, a batch at a time: only the heap's due entries are looked
+ * at. An envelope is loaded as a message becomes active, within
+ * SC_ACTIVE_MAX and the attempts-in-flight limit; at a limit the rest
+ * wait in the heap (sched_unstarve runs the tick again).
+ */
 static void
 sched_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
-	struct sched_msg *m, *next;
+	struct sched_msg *m;
 	time_t now = s->now();
 	size_t pending, failed;
-	unsigned started = 0;
+	unsigned started = 0, looked = 0;
+	const char *why;
+	bool need_env;
 
 	(void)fd;
 	(void)what;
 	if (s->stopped)
 		return;
-	for (m = s->head; m != NULL && !s->draining; m = next) {
-		next = m->next;
-		if ((m->state != SCHED_ST_IDLE && m->state != SCHED_ST_HELD) ||
-		    m->due > now)
-			continue;
-		if (started == SC_BATCH) {
+	while (!s->draining && s->nheap > 0 && (m = s->heap[0])->due <= now) {
+		if (started == SC_BATCH || looked == SC_LOOK_MAX) {
 			sched_kick(s);
 			return;
 		}
-		started++;
+		looked++;
+		s->looked++;
+		if (m->state == SCHED_ST_IDLE && sched_waits(s, m, now,
+		    &need_env))
+			continue;
+		if (!sched_room(s, m->state == SCHED_ST_IDLE)) {
+			s->starved = true;
+			break;
+		}
+		errno = 0;
+		if (sched_load(s, m, &why) == -1) {
+			sched_unreadable(s, m, why, now);
+			continue;
+		}
 		sched_counts(m, &pending, &failed);
+		if (pending > 0 && need_env && sched_waits(s, m, now,
+		    &need_env))
+			continue;
+		started++;
+		sched_unwait(s, m);
 		if (pending == 0)
 			sched_finish(s, m);
 		else
@@ -665,6 +1077,8 @@ sched_new_with(struct event_base *base, const struct config *cfg,
 	s->t = seam->transport;
 	s->kr = kr;
 	s->now = seam->now ? seam->now : sched_time;
+	s->t->up_cb = sched_up;
+	s->t->up_arg = s;
 	s->tick.tv_sec = ms / 1000;
 	s->tick.tv_usec = (ms % 1000) * 1000;
 	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL) {
@@ -694,11 +1108,12 @@ sched_new(struct event_base *base, const struct config *cfg,
 	return sched_new_with(base, cfg, q, inj, kr, &seam, err);
 }
 
-/* sched_load - queue_foreach's callback at start */
+/* sched_start_one - queue_foreach's callback at start: the index entry
+   only, not the envelope */
 static void
-sched_load(const struct envelope *e, void *arg)
+sched_start_one(const struct envelope *e, void *arg)
 {
-	sched_add(arg, e);
+	(void)sched_add(arg, e);
 }
 
 /* sched_bad - queue_foreach's callback for an envelope it cannot read */
@@ -713,7 +1128,7 @@ sched_bad(const char *id, const char *why, void *arg)
 int
 sched_start(struct sched *s)
 {
-	if (queue_foreach(s->q, sched_load, sched_bad, s) == -1)
+	if (queue_foreach(s->q, sched_start_one, sched_bad, s) == -1)
 		return -1;
 	log_info("relay: mode=%s messages=%zu", s->t->name, s->nmsgs);
 	sched_kick(s);
@@ -724,6 +1139,7 @@ sched_start(struct sched *s)
 void
 sched_queued(struct sched *s, const char *id)
 {
+	struct sched_msg *m;
 	struct envelope e;
 	const char *why;
 
@@ -732,7 +1148,10 @@ sched_queued(struct sched *s, const char *id)
 		log_warnx("id=%s: not scheduled: %s", id, why);
 		return;
 	}
-	sched_add(s, &e);
+	m = sched_add(s, &e);
+	/* due now, as a rule: keep what was read for its attempt */
+	if (m->due <= s->now() && sched_room(s, false))
+		sched_take_env(s, m, &e);
 	envelope_free(&e);
 	sched_kick(s);
 }
@@ -759,38 +1178,45 @@ sched_drain(struct sched *s)
 size_t
 sched_busy(const struct sched *s)
 {
-	const struct sched_msg *m;
-	size_t n = 0;
-
-	for (m = s ? s->head : NULL; m != NULL; m = m->next)
-		if (sched_busy_state(m->state))
-			n++;
-	return n;
+	return s ? s->nbusy : 0;
 }
 
 /* sched_stats - how many messages, and the oldest acceptance time */
 void
 sched_stats(const struct sched *s, size_t *n, time_t *oldest)
 {
-	const struct sched_msg *m;
-
-	*n = 0;
-	*oldest = 0;
-	for (m = s ? s->head : NULL; m != NULL; m = m->next) {
-		if (*n == 0 || m->env.time < *oldest)
-			*oldest = m->env.time;
-		(*n)++;
-	}
+	*n = s ? s->nmsgs : 0;
+	*oldest = s && s->head ? s->head->time : 0;
 }
 
-/* sched_msg_state - the state of message id */
+/* sched_info - the scheduler's own counts */
+void
+sched_info(const struct sched *s, struct sched_info *si)
+{
+	memset(si, 0, sizeof(*si));
+	if (s == NULL)
+		return;
+	si->queued = s->nmsgs;
+	si->waiting = s->nwaiting;
+	si->busy = s->nbusy;
+	si->active = s->nactive;
+	si->active_high = s->active_high;
+	si->active_max = SC_ACTIVE_MAX;
+	si->loads = s->loads;
+	si->looked = s->looked;
+	si->index_bytes = s->nmsgs * sizeof(struct sched_msg) +
+	    s->heapcap * sizeof(*s->heap) + s->nbuckets * sizeof(*s->buckets);
+}
+
+/* sched_msg_state - the state of message id (a walk: for tests and
+   tools, not for each message) */
 int
 sched_msg_state(const struct sched *s, const char *id, enum sched_state *st)
 {
 	const struct sched_msg *m;
 
 	for (m = s ? s->head : NULL; m != NULL; m = m->next)
-		if (strcmp(m->env.id, id) == 0) {
+		if (strcmp(m->id, id) == 0) {
 			*st = m->state;
 			return 0;
 		}
@@ -814,8 +1240,11 @@ sched_free(struct sched *s)
 	if (s == NULL)
 		return;
 	s->t->free(s->t);	/* no callbacks from here on */
+	s->stopped = true;	/* nothing kicks the timer now */
 	while (s->head != NULL)
 		sched_unlink_free(s, s->head);
+	free(s->heap);
+	free(s->buckets);
 	event_free(s->timer);
 	if (sched_self == s)
 		sched_self = NULL;

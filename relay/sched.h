@@ -4,12 +4,20 @@
  *
  * Each queued message is in exactly one state (enum sched_state below);
  * relay/SCHED.md lists them, the one event that moves a message on from
- * each, and what a crash in each means. The scheduler keeps every queued
- * message's envelope in memory (they are small; XXX a bounded "active
- * queue" as Postfix's qmgr keeps is the way to millions of messages).
- * sched_start() loads the queue as startup recovery left it;
- * sched_queued() adds a message the moment its commit is durable. A
- * message is due at its envelope's next_attempt (0: now).
+ * each, and what a crash in each means. sched_start() indexes the queue
+ * as startup recovery left it; sched_queued() adds a message the moment
+ * its commit is durable. A message is due at its envelope's
+ * next_attempt (0: now).
+ *
+ * Memory does not grow with the queue's envelopes: per queued message
+ * the scheduler keeps a compact entry (id, due time, state, about a
+ * hundred bytes with its index slots) in a heap by due time, so a tick
+ * looks only at what is due; the envelope is loaded from disk
+ * (queue_load_envelope) when the message becomes active and freed when
+ * it comes to rest again. At most 10,000 envelopes (SC_ACTIVE_MAX in
+ * sched.c, as Postfix's qmgr_message_active_limit) are in memory at
+ * once, and at most 2 x relay.connections attempts (64 at least) are
+ * in flight; what is due beyond that waits in the heap, in order.
  *
  * An attempt hands every pending recipient to the transport
  * (relay/transport.h) that sched_new() picked from relay.mode: the
@@ -24,6 +32,13 @@
  * never sends again to a recipient that was already accepted; a crash
  * between a remote 250 and that write is the only way a recipient gets
  * a message twice.
+ *
+ * A message whose pending recipients all go to destinations the
+ * transport says are down (relay/transport.h: down, still_down) is not
+ * tried and not rewritten: it waits, IDLE (its entry only), until the
+ * first of them may be probed, or until the transport says one is up
+ * again (relay/SCHED.md, "Destinations that are down"); past
+ * relay.retry.expire it is tried (and deferred at once) so it expires.
  *
  * Retries back off exponentially: relay.retry.first after the first
  * attempt, doubling, at most relay.retry.max apart. relay.retry.expire
@@ -47,6 +62,8 @@
 #ifndef POSTERN_SCHED_H
 #define POSTERN_SCHED_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "config/config.h"
@@ -127,6 +144,26 @@ size_t		 sched_busy(const struct sched *);
 /* sched_stats - messages queued, and when the oldest was accepted (0
    when none); read-only, for the metrics (a NULL sched has none) */
 void		 sched_stats(const struct sched *, size_t *n, time_t *oldest);
+
+/*
+ * sched_info - the scheduler's counts (tests, benchmarks); a NULL sched
+ * has none. Cheap: no walk.
+ */
+struct sched_info {
+	size_t		 queued;	/* as sched_stats */
+	size_t		 waiting;	/* IDLE because every pending
+					   recipient goes to a destination
+					   the transport says is down */
+	size_t		 busy;		/* as sched_busy */
+	size_t		 active;	/* envelopes in memory now */
+	size_t		 active_high;	/* the most at once, ever */
+	size_t		 active_max;	/* the limit (SC_ACTIVE_MAX) */
+	uint64_t	 loads;		/* envelopes read from disk */
+	uint64_t	 looked;	/* due entries the tick took up */
+	size_t		 index_bytes;	/* memory of the index: entries,
+					   heap and hash slots */
+};
+void		 sched_info(const struct sched *, struct sched_info *);
 
 /* sched_msg_state - message id's state into *st; -1 if the scheduler
    does not track id (never queued, or already removed) */

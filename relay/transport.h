@@ -27,12 +27,26 @@
  * (the folder transport does all its work there) or later from the loop
  * (the network); strings passed to them are valid only during the call.
  * start() copies from e and sender what it keeps.
+ *
+ * Destinations that are down (the next hop, or every MX host of a
+ * domain, unreachable: Postfix's "dead destination"). A transport that
+ * remembers them answers down() before an attempt: "every pending
+ * recipient of this envelope goes to a destination that is down until
+ * T". The scheduler then does not try the message (no connection, no
+ * envelope rewrite) and keeps it waiting until T, remembering only the
+ * small number the transport gave it (wait), with which still_down()
+ * answers again without the envelope (and, when every message goes to
+ * the same place, without one from the start). Once T has passed, one message at
+ * a time is let through as the probe (down() says 0 for it, and start()
+ * marks the destination as being probed); when a destination answers
+ * again the transport calls up_cb, and whatever waited is tried at once.
  */
 #ifndef POSTERN_TRANSPORT_H
 #define POSTERN_TRANSPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "queue/envelope.h"
 
@@ -44,6 +58,10 @@ typedef void (*transport_rcpt_cb)(uint64_t cookie, size_t rcpt, int code,
 /* transport_done_cb - every pending recipient of the attempt has had
    its outcome */
 typedef void (*transport_done_cb)(uint64_t cookie);
+
+/* transport_up_cb - a destination that was down answers again: every
+   message waiting for one may be tried now (arg: up_arg) */
+typedef void (*transport_up_cb)(void *arg);
 
 struct transport {
 	/* name - for logs: "mx", "smarthost", "directory" */
@@ -66,6 +84,38 @@ struct transport {
 	/* free - abort what is in flight without calling back, and free
 	   the transport */
 	void		(*free)(struct transport *);
+
+	/*
+	 * down - 0 if some pending recipient of e goes to a destination
+	 * that may be tried now (not known to be down, or due for its
+	 * probe: the start() that follows is that probe); else the time
+	 * (in the future) until which every one of them is down, with
+	 * *wait set to a number other than 0 that names the destination
+	 * that comes back first, for still_down(). May be NULL: nothing
+	 * is ever down (the folder transport).
+	 */
+	time_t		(*down)(struct transport *, const struct envelope *e,
+			    uint32_t *wait);
+
+	/*
+	 * still_down - for a message that waits for *wait: the time (in
+	 * the future) until which that destination stays down, or 0 when
+	 * the message may be worth trying (the destination is up, due for
+	 * its probe, or forgotten): ask down() with its envelope then.
+	 * *wait 0 is a message whose envelope was not asked about yet: a
+	 * transport that sends every message to one destination (a
+	 * smarthost, no routes) answers for it too, setting *wait, so that
+	 * a backlog need not be read to learn that; others say 0. NULL
+	 * when down is.
+	 */
+	time_t		(*still_down)(struct transport *, uint32_t *wait);
+
+	/* up_cb, up_arg - set by the scheduler before the first start();
+	   the transport calls up_cb from the loop (never from inside one
+	   of its methods) when a destination that was down answers again.
+	   up_cb may be NULL. */
+	transport_up_cb	 up_cb;
+	void		*up_arg;
 };
 
 #endif

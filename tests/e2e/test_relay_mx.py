@@ -19,6 +19,7 @@ MX and address records (common/dns over libunbound).
 import asyncio
 import email
 import os
+import re
 import socket
 import threading
 import time
@@ -467,3 +468,45 @@ def test_route_tls_require_refuses_plaintext(mxnet, ssl_ctx):
     assert env.rcpts == [("pending", "bob@mx-a.test")]
     assert "STARTTLS" in env.replies["bob@mx-a.test"], env.replies
     assert sink.got == []
+
+
+# -- a destination that is down ---------------------------------------------
+
+def test_dead_domain_waits_others_go(mxnet, ssl_ctx):
+    """In mx mode a destination is a recipient domain: once every MX
+    address of down.test refused a connection, later messages for it are
+    neither tried nor rewritten, a recipient of it beside one of up.test
+    is deferred without a connection ("not tried"), and up.test's mail
+    goes out as usual."""
+    make, server, sinks, start_sink = mxnet
+    up = start_sink("127.0.0.2")
+    server.start({}, extra=["--mx-host=up.test,mx.up.test,10",
+                            "--host-record=mx.up.test,127.0.0.2",
+                            "--mx-host=down.test,mx.down.test,10",
+                            "--host-record=mx.down.test,127.0.0.5"])
+    d = make(retry='first = "1m"; max = "1h"; expire = "1d";')
+    d.start()
+    first = submit(d, ssl_ctx, ["bob@down.test"])
+    wait_until(lambda: "relay=down.test destination down" in d.log(),
+               "down.test to be found down", d)
+    waiting = [submit(d, ssl_ctx, ["carol@down.test"], f"w{i}")
+               for i in range(5)]
+    mixed = submit(d, ssl_ctx, ["dave@up.test", "eve@down.test"])
+    wait_until(lambda: "dave@up.test" in up.rcpts(), "up.test's delivery",
+               d)
+    wait_until(lambda: (d.envelope(mixed).get("attempts") or "0") != "0",
+               "the mixed message's attempt written", d)
+    env = d.envelope(mixed)
+    assert env.rcpts == [("delivered", "dave@up.test"),
+                         ("pending", "eve@down.test")], env
+    assert "not tried: down.test is down" in \
+        env.replies["eve@down.test"], env.replies
+    time.sleep(1)
+    for qid in waiting:
+        assert d.envelope(qid).get("attempts") is None, d.envelope(qid)
+    log = d.log()
+    # one connection to down.test's MX: the first message's
+    connects = re.findall(r".*connect host=\S*\[127\.0\.0\.5\].*", log)
+    assert len(connects) == 1, "\n".join(connects)
+    assert log.count("destination down") == 1, log[-3000:]
+    assert d.envelope(first).get("attempts") == "1"

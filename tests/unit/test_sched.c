@@ -17,7 +17,8 @@
  * recipients, after the last is final); the crash window between a
  * remote 250 and the envelope update (a restarted scheduler retries
  * only what the disk still lists as pending); the bounce budget holding
- * a DSN until the sender's next window; drain. Each checks the
+ * a DSN until the sender's next window; drain; a next hop that is down
+ * (one probe per back-off, no rewrite per message). Each checks the
  * envelopes on disk (queue_load_envelope) and the DSNs queued.
  */
 #include <sys/stat.h>
@@ -56,7 +57,7 @@
 #include "relay/transport.h"
 
 #define TICK_MS		10
-#define MAX_ATTEMPTS	16
+#define MAX_ATTEMPTS	64
 #define MAX_RCPTS	8
 #define SENDER		"alice@example.org"
 
@@ -97,6 +98,7 @@ struct inflight {
 	struct event		*ev;
 	uint64_t		 cookie;
 	size_t			 asked;		/* its record */
+	char			 rcpts[MAX_RCPTS][64];	/* pending */
 	size_t			 idx[MAX_RCPTS];
 	size_t			 n;
 	transport_rcpt_cb	 rcpt_cb;
@@ -118,6 +120,18 @@ struct fake {
 	struct event_base	*base;
 	struct inflight		*inflight;
 	size_t			 ninflight;
+	/* A next hop that is down, as relay/deliver.c remembers one: */
+	bool			 unreachable;	/* answers code 0, no reply */
+	bool			 known_down;	/* down() says so */
+	bool			 probing;	/* the probe is in flight */
+	time_t			 until;		/* no attempt before */
+	unsigned		 backoff;	/* 300 s, doubling */
+	unsigned		 ups;		/* up_cb calls */
+	/* Many messages (test_backlog): */
+	bool			 many;		/* asked[] keeps the first */
+	time_t			 last_next;	/* of the last start */
+	unsigned		 out_of_order;	/* starts before an earlier
+						   next_attempt */
 };
 
 /* fake_reply_for - the next scripted reply for addr */
@@ -152,6 +166,55 @@ fake_unlink(struct fake *fk, struct inflight *a)
 	free(a);
 }
 
+/* fake_unreachable - no connection: every recipient deferred with no
+   reply; the next hop is down from now for 300 s, or, after its probe,
+   for twice as long as before */
+static void
+fake_unreachable(struct inflight *a)
+{
+	struct fake *fk = a->fk;
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		a->rcpt_cb(a->cookie, a->idx[i], 0, "4.4.1",
+		    "connection refused", "fake[192.0.2.25]:25");
+	if (!fk->known_down) {
+		fk->known_down = true;
+		fk->backoff = 300;
+		fk->until = clock_now + fk->backoff;
+	} else if (fk->probing) {
+		fk->probing = false;
+		fk->backoff *= 2;
+		fk->until = clock_now + fk->backoff;
+	}
+	a->done_cb(a->cookie);
+	fake_unlink(fk, a);
+}
+
+/* fake_still_down - transport still_down: until when, or 0; every
+   message goes to the one next hop (number 7), so it answers for a
+   message it was not asked about yet (*wait 0) too */
+static time_t
+fake_still_down(struct transport *t, uint32_t *wait)
+{
+	struct fake *fk = (struct fake *)t;
+
+	assert_true(*wait == 0 || *wait == 7);
+	if (!fk->known_down || (!fk->probing && clock_now >= fk->until))
+		return 0;
+	*wait = 7;
+	return fk->until > clock_now ? fk->until : clock_now + 1;
+}
+
+/* fake_down - transport down: the one next hop, for every message */
+static time_t
+fake_down(struct transport *t, const struct envelope *e, uint32_t *wait)
+{
+	(void)e;
+	*wait = 7;
+	return fake_still_down(t, wait);
+}
+
 /* fake_answer - the loop answers an attempt from the script */
 static void
 fake_answer(evutil_socket_t fd, short what, void *arg)
@@ -159,14 +222,23 @@ fake_answer(evutil_socket_t fd, short what, void *arg)
 	struct inflight *a = arg;
 	struct fake *fk = a->fk;
 	const struct reply *r;
-	const struct asked *as = &fk->asked[a->asked];
 	size_t i;
 
 	(void)fd;
 	(void)what;
+	if (fk->unreachable) {
+		fake_unreachable(a);
+		return;
+	}
+	if (fk->known_down) {
+		/* the probe (or an attempt before): it is up again */
+		fk->known_down = fk->probing = false;
+		fk->ups++;
+		fk->t.up_cb(fk->t.up_arg);
+	}
 	for (i = 0; i < a->n; i++) {
 		/* the addresses were recorded in order at start */
-		if ((r = fake_reply_for(fk, as->rcpts[i])) == NULL) {
+		if ((r = fake_reply_for(fk, a->rcpts[i])) == NULL) {
 			fk->unscripted++;
 			a->rcpt_cb(a->cookie, a->idx[i], 451, "4.0.0",
 			    "not in the test's script", "fake");
@@ -195,14 +267,24 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 	size_t i;
 
 	*err = NULL;
-	if (fk->nasked == MAX_ATTEMPTS) {
+	if (fk->nasked == MAX_ATTEMPTS && !fk->many) {
 		*err = xstrdup("the fake transport was asked too often");
 		return -1;
 	}
-	as = &fk->asked[fk->nasked];
-	memset(as, 0, sizeof(*as));
-	snprintf(as->id, sizeof(as->id), "%s", e->id);
-	snprintf(as->sender, sizeof(as->sender), "%s", sender);
+	if (e->next_attempt < fk->last_next)
+		fk->out_of_order++;
+	fk->last_next = e->next_attempt;
+	if (fk->known_down && !fk->probing && clock_now >= fk->until) {
+		fk->probing = true;		/* this attempt is the probe */
+		fk->until = clock_now + fk->backoff;
+	}
+	/* beyond MAX_ATTEMPTS (fk->many) only counted, not recorded */
+	as = &fk->asked[fk->nasked < MAX_ATTEMPTS ? fk->nasked : 0];
+	if (fk->nasked < MAX_ATTEMPTS) {
+		memset(as, 0, sizeof(*as));
+		snprintf(as->id, sizeof(as->id), "%s", e->id);
+		snprintf(as->sender, sizeof(as->sender), "%s", sender);
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->fk = fk;
 	a->asked = fk->nasked++;
@@ -212,8 +294,11 @@ fake_start(struct transport *t, const struct envelope *e, const char *sender,
 	for (i = 0; i < e->nrcpts && a->n < MAX_RCPTS; i++) {
 		if (e->rcpts[i].status != RCPT_PENDING)
 			continue;
-		snprintf(as->rcpts[as->nrcpts++], sizeof(as->rcpts[0]), "%s",
+		snprintf(a->rcpts[a->n], sizeof(a->rcpts[0]), "%s",
 		    e->rcpts[i].addr);
+		if (a->asked < MAX_ATTEMPTS)
+			snprintf(as->rcpts[as->nrcpts++],
+			    sizeof(as->rcpts[0]), "%s", e->rcpts[i].addr);
 		a->idx[a->n++] = i;
 	}
 	a->ev = evtimer_new(fk->base, fake_answer, a);
@@ -255,6 +340,8 @@ fake_init(struct fake *fk, struct event_base *base,
 	fk->t.start = fake_start;
 	fk->t.drain = fake_drain;
 	fk->t.free = fake_free;
+	fk->t.down = fake_down;
+	fk->t.still_down = fake_still_down;
 	fk->script = script;
 	fk->nscript = n;
 	fk->base = base;
@@ -266,6 +353,7 @@ static char	 keydir[] = "/tmp/postern-test-sched-keys-XXXXXX";
 
 struct fx {
 	char		 dir[64];
+	char		 shm[64];	/* a state dir on tmpfs, or "" */
 	char		 state[128];
 	struct config	*cfg;
 	struct keyring	*kr;
@@ -424,14 +512,18 @@ teardown(void **state)
 	keyring_free(f->kr);
 	config_free(f->cfg);
 	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (f->shm[0] != '\0')
+		nftw(f->shm, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
 }
 
-/* plant - commit a message from SENDER to the NULL-terminated rcpts,
-   accepted now by the test's clock; its id into id */
+/* plant_at - commit a message from SENDER to the NULL-terminated
+   rcpts, accepted now by the test's clock, due at next (0: now); its
+   id into id */
 static void
-plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
+plant_at(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1],
+    time_t next)
 {
 	static const char msg[] = "From: " SENDER "\r\n"
 	    "To: undisclosed-recipients:;\r\n"
@@ -451,10 +543,18 @@ plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
 	e.login = xstrdup(SENDER);
 	e.client = xstrdup("192.0.2.10");
 	e.helo = xstrdup("client.example.org");
+	e.next_attempt = next;
 	for (; *rcpts != NULL; rcpts++)
 		envelope_add_rcpt(&e, *rcpts);
 	assert_int_equal(queue_msg_commit_sync(m, &e), 0);
 	envelope_free(&e);
+}
+
+/* plant - plant_at, due now */
+static void
+plant(struct fx *f, const char *const *rcpts, char id[QUEUE_ID_LEN + 1])
+{
+	plant_at(f, rcpts, id, 0);
 }
 
 /* run - run the loop for ms milliseconds */
@@ -1033,6 +1133,274 @@ test_drain(void **state)
 	envelope_free(&e);
 }
 
+/* bob@example.net alone, and a 250 for him at every attempt */
+static const char *const to_bob[] = { "bob@example.net", NULL };
+static const struct reply bob_ok[] = {
+	{ "bob@example.net", 250, "2.0.0", "ok", true },
+};
+
+/*
+ * test_dead_destination - the next hop stops answering: the attempt
+ * that finds out is written as usual; messages queued after it are not
+ * tried and not rewritten, only one probe per back-off is; when the
+ * next hop answers the probe, every waiting message goes at once
+ */
+static void
+test_dead_destination(void **state)
+{
+	static const char *const *rcpts = to_bob;
+	struct fx *f = *state;
+	struct queue_stats qs;
+	struct sched_info si;
+	struct envelope e;
+	char first[QUEUE_ID_LEN + 1], id[20][QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now;
+	size_t i;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	f->fk.unreachable = true;
+	plant(f, rcpts, first);
+	sched_queued(f->s, first);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_true(f->fk.known_down);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 1);	/* its deferral, on disk */
+
+	/* twenty more while it is down: no attempt, nothing written */
+	for (i = 0; i < 20; i++) {
+		plant(f, rcpts, id[i]);
+		sched_queued(f->s, id[i]);
+	}
+	settle(f);
+	clock_now = t0 + 299;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 1);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 21);
+	assert_int_equal(si.waiting, 20);
+	assert_true(on_disk(f, id[0], &e));
+	assert_int_equal(e.attempts, 0);
+	envelope_free(&e);
+
+	/* the back-off is over: one probe (the first message, due at the
+	   same time and oldest), which fails: down twice as long */
+	clock_now = t0 + 300;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+	assert_string_equal(f->fk.asked[1].id, first);
+	assert_int_equal(f->fk.backoff, 600);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 2);
+	clock_now = t0 + 300 + 599;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+
+	/* it answers again: the next probe gets through, and the rest go
+	   at once, each delivered and removed without a rewrite */
+	f->fk.unreachable = false;
+	clock_now = t0 + 300 + 600;
+	settle(f);
+	assert_int_equal(f->fk.ups, 1);
+	assert_int_equal(f->fk.nasked, 2 + 21);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.updates, 2);
+	assert_int_equal(qs.removes, 21);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(si.waiting, 0);
+	assert_int_equal(f->fk.unscripted, 0);
+}
+
+/*
+ * test_backlog_waits_unread - a restart finds a backlog while the
+ * transport already knows its one next hop is down: every message
+ * waits on its index entry alone (no envelope read, no attempt), and
+ * one probe goes when the back-off ends
+ */
+static void
+test_backlog_waits_unread(void **state)
+{
+	struct fx *f = *state;
+	struct sched_info si;
+	char id[QUEUE_ID_LEN + 1];
+	size_t i;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	for (i = 0; i < 30; i++)
+		plant(f, to_bob, id);
+	f->fk.unreachable = f->fk.known_down = true;
+	f->fk.backoff = 300;
+	f->fk.until = clock_now + 300;
+	assert_int_equal(sched_start(f->s), 30);
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(f->fk.nasked, 0);
+	assert_int_equal(si.waiting, 30);
+	assert_int_equal(si.loads, 0);
+	assert_int_equal(si.active, 0);
+
+	clock_now += 300;
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(f->fk.nasked, 1);	/* the probe */
+	assert_int_equal(si.loads, 1);
+	assert_int_equal(si.waiting, 29);
+}
+
+/*
+ * test_waiting_expires - a message that waits for a next hop that is
+ * down still expires: past relay.retry.expire it is tried (and
+ * deferred) instead of waiting, and bounces
+ */
+static void
+test_waiting_expires(void **state)
+{
+	struct fx *f = *state;
+	struct listing l;
+	char first[QUEUE_ID_LEN + 1], second[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	f->fk.unreachable = true;
+	plant(f, to_bob, first);
+	sched_queued(f->s, first);
+	settle(f);
+	plant(f, to_bob, second);
+	sched_queued(f->s, second);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);	/* the second waits */
+
+	clock_now = t0 + 3600;			/* relay.retry.expire */
+	settle(f);
+	assert_int_equal(f->fk.nasked, 3);
+	assert_int_equal(sched_msg_state(f->s, first, &st), -1);
+	assert_int_equal(sched_msg_state(f->s, second, &st), -1);
+	list(f, &l);
+	assert_int_equal(l.n, 2);		/* their two bounces */
+	assert_int_equal(l.ndsn, 2);
+}
+
+/*
+ * test_gone_while_resting - a message removed behind the scheduler's
+ * back while only its index entry is in memory is dropped when it comes
+ * due, and the others go on
+ */
+static void
+test_gone_while_resting(void **state)
+{
+	struct fx *f = *state;
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+	enum sched_state st;
+	struct sched_info si;
+
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	plant_at(f, to_bob, a, clock_now + 60);
+	plant_at(f, to_bob, b, clock_now + 60);
+	assert_int_equal(sched_start(f->s), 2);
+	assert_int_equal(queue_remove_sync(f->q, a), 0);
+	clock_now += 60;
+	settle(f);
+	assert_int_equal(sched_msg_state(f->s, a, &st), -1);
+	assert_int_equal(f->fk.nasked, 1);
+	assert_string_equal(f->fk.asked[0].id, b);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(si.active, 0);
+}
+
+/*
+ * test_backlog - BACKLOG messages queued, due one a second in an order
+ * that is not the order of their ids: the scheduler keeps a small entry
+ * per message and no envelope; each tick looks only at what is due; the
+ * drain goes by due time, with never more envelopes in memory than the
+ * active set's limit. The queue is on tmpfs (/dev/shm) when there is
+ * one, so that planting costs no fsyncs.
+ */
+#define BACKLOG		50000
+#define STRIDE		7919	/* prime: i * STRIDE % BACKLOG permutes */
+
+static void
+test_backlog(void **state)
+{
+	static const char *const *rcpts = to_bob;
+	struct fx *f = *state;
+	struct queue_stats qs;
+	struct sched_info si;
+	char id[QUEUE_ID_LEN + 1], first[5][QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now, oldest;
+	size_t i, k, n;
+
+	strcpy(f->shm, "/dev/shm/postern-test-sched-XXXXXX");
+	if (mkdtemp(f->shm) != NULL)
+		snprintf(f->state, sizeof(f->state), "%s/state", f->shm);
+	else
+		f->shm[0] = '\0';
+	fx_config(f, 100, "");
+	fx_open(f, bob_ok, 1);
+	f->fk.many = true;
+	for (i = 0; i < BACKLOG; i++) {
+		k = i * STRIDE % BACKLOG;
+		plant_at(f, rcpts, id, t0 + 10 + (time_t)k);
+		if (k < 5)
+			memcpy(first[k], id, sizeof(id));
+	}
+	assert_int_equal(sched_start(f->s), BACKLOG);
+	sched_info(f->s, &si);
+	assert_int_equal(si.queued, BACKLOG);
+	assert_int_equal(si.active, 0);		/* no envelope kept */
+	assert_int_equal(si.loads, 0);
+	print_message("index: %zu bytes for %d messages (%zu each)\n",
+	    si.index_bytes, BACKLOG, si.index_bytes / BACKLOG);
+	assert_true(si.index_bytes / BACKLOG <= 128);
+	sched_stats(f->s, &n, &oldest);
+	assert_int_equal(n, BACKLOG);
+	assert_int_equal(oldest, t0);
+
+	/* nothing due: the ticks look at nothing */
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(si.looked, 0);
+	assert_int_equal(f->fk.nasked, 0);
+
+	/* five due: exactly those are looked at, loaded and tried, in the
+	   order of their due times */
+	clock_now = t0 + 10 + 4;
+	settle(f);
+	sched_info(f->s, &si);
+	assert_int_equal(si.looked, 5);
+	assert_int_equal(si.loads, 5);
+	assert_int_equal(f->fk.nasked, 5);
+	for (k = 0; k < 5; k++)
+		assert_string_equal(f->fk.asked[k].id, first[k]);
+	assert_int_equal(si.active, 0);
+	assert_int_equal(si.queued, BACKLOG - 5);
+
+	/* everything due: drained by due time, within the active set */
+	clock_now = t0 + 10 + BACKLOG;
+	for (i = 0; i < 1200 && si.queued > 0; i++) {
+		run(f, 50);
+		sched_info(f->s, &si);
+	}
+	assert_int_equal(si.queued, 0);
+	assert_int_equal(f->fk.nasked, BACKLOG);
+	assert_int_equal(f->fk.out_of_order, 0);
+	assert_int_equal(f->fk.unscripted, 0);
+	assert_true(si.active_high <= si.active_max);
+	print_message("drained: at most %zu envelopes in memory at once\n",
+	    si.active_high);
+	queue_stats(f->q, &qs);
+	assert_int_equal(qs.removes, BACKLOG);
+	assert_int_equal(qs.updates, 0);
+}
+
 /* test_strstate - every state has its name */
 static void
 test_strstate(void **state)
@@ -1063,6 +1431,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bounce_budget, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_destination, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backlog_waits_unread,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_expires, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_gone_while_resting, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
 		cmocka_unit_test(test_strstate),
 	};
 
