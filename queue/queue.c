@@ -93,6 +93,7 @@ struct queue_msg {
 	int		 error;		/* first write error, sticky */
 	char		*envtext;	/* formatted envelope, at commit */
 	size_t		 envlen;
+	time_t		 due;		/* its file's mtime, at commit */
 	queue_commit_cb	*cb;
 	uint64_t	 cookie;
 	int		 result;	/* 0 or errno */
@@ -166,6 +167,23 @@ queue_id_new(struct queue *q, char id[QUEUE_ID_LEN + 1])
 	}
 	id[QUEUE_ID_LEN] = '\0';
 	return 0;
+}
+
+/* queue_id_time - the seconds in id's prefix */
+time_t
+queue_id_time(const char *id)
+{
+	const char *p;
+	uint64_t usec = 0;
+	size_t i;
+
+	if (!queue_id_valid(id))
+		return 0;
+	for (i = 0; i < QUEUE_ID_PREFIX; i++) {
+		p = strchr(queue_digits, id[i]);
+		usec = usec * 62 + (uint64_t)(p - queue_digits);
+	}
+	return (time_t)(usec / 1000000);
 }
 
 /* open_dir - open (creating if asked) the directory name under dfd */
@@ -475,6 +493,23 @@ queue_op_format(struct queue_msg *m, const struct envelope *e)
 	return 0;
 }
 
+/* queue_due - when e's message is due: its next attempt, or, never
+   deferred, when it was accepted (QUEUE.md: the file's mtime) */
+static time_t
+queue_due(const struct envelope *e)
+{
+	return e->next_attempt > 0 ? e->next_attempt : e->time;
+}
+
+/* queue_set_due - the file's modification time becomes due (if set) */
+static int
+queue_set_due(int fd, time_t due)
+{
+	struct timespec times[2] = { { 0, UTIME_OMIT }, { due, 0 } };
+
+	return due > 0 ? futimens(fd, times) : 0;
+}
+
 /* queue_msg_prepare - format the envelope for m (loop thread, at commit) */
 static int
 queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
@@ -487,6 +522,7 @@ queue_msg_prepare(struct queue_msg *m, const struct envelope *e)
 	}
 	memcpy(copy.id, m->id, sizeof(copy.id));
 	copy.size = m->size;
+	m->due = queue_due(e);
 	return queue_op_format(m, &copy);
 }
 
@@ -502,7 +538,6 @@ static int
 queue_append(struct queue *q, const char *id, const char *text, size_t len,
     time_t due)
 {
-	struct timespec times[2] = { { 0, UTIME_OMIT }, { due, 0 } };
 	char name[QUEUE_NAME_SIZE];
 	struct stat st;
 	int fd, error = 0;
@@ -521,7 +556,7 @@ queue_append(struct queue *q, const char *id, const char *text, size_t len,
 		if (ftruncate(fd, st.st_size) == -1)
 			log_warn("queue: %s: cannot cut off a failed envelope "
 			    "update (recovery will)", id);
-	} else if (due > 0 && futimens(fd, times) == -1)
+	} else if (queue_set_due(fd, due) == -1)
 		log_warn("queue: %s: cannot set its due time", id);
 	if (close(fd) == -1 && error == 0)
 		error = errno;
@@ -557,7 +592,7 @@ queue_update_new(struct queue *q, const struct envelope *e)
 		return NULL;
 	}
 	m->result = queue_append(q, m->id, m->envtext, m->envlen,
-	    e->next_attempt);
+	    queue_due(e));
 	free(m->envtext);
 	m->envtext = NULL;
 	return m;
@@ -653,6 +688,8 @@ queue_commit_write(struct queue_msg *m)
 		return errno;
 	if (n != QUEUE_HDR_LEN)
 		return EIO;
+	if (queue_set_due(m->fd, m->due) == -1)
+		return errno;
 	queue_start_writeback(m->fd);
 	return 0;
 }
@@ -1275,7 +1312,7 @@ queue_file_read(struct queue *q, const char *id, struct queue_file *f)
 	/* O_NONBLOCK: a FIFO planted as queue/ID must not hang us */
 	fd = openat(q->queuefd, name,
 	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd == -1)
+	if (fd == -1)	/* errno stays: ENOENT is "gone" (queue.h) */
 		return errno == ENOENT ? "message missing" :
 		    "cannot open message";
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
@@ -1674,7 +1711,8 @@ queue_convert(struct queue *q, const struct envelope *e, const char **what)
 			goto fail;
 		left -= (uint64_t)n;
 	}
-	if (io_write_all(out, env.data, env.len) == -1 || fsync(out) == -1)
+	if (io_write_all(out, env.data, env.len) == -1 ||
+	    queue_set_due(out, queue_due(e)) == -1 || fsync(out) == -1)
 		goto fail;
 	if (close(out) == -1) {
 		out = -1;

@@ -188,6 +188,10 @@ int	queue_foreach(struct queue *, void (*fn)(const struct envelope *,
 	    void *), void (*bad)(const char *id, const char *why, void *),
 	    void *arg);
 
+/* queue_id_time - when the id was made (its time-ordered prefix: the
+   start of the message's DATA), in seconds; 0 for an invalid id */
+time_t	queue_id_time(const char *id);
+
 /*
  * queue_scan - call fn for every committed message in queue/, oldest id
  * first, with the time it is due: its file's modification time, which
@@ -202,7 +206,7 @@ int	queue_scan(struct queue *, void (*fn)(const char *id, time_t due,
 	    void *), void *arg);
 
 /* queue_load_envelope - read and parse the envelope of id; -1 with *err
-   (static text) if it is missing or damaged */
+   (static text) if it is missing (errno ENOENT then) or damaged */
 int	queue_load_envelope(struct queue *, const char *id,
 	    struct envelope *e, const char **err);
 

@@ -433,14 +433,14 @@ sched_hash_grow(struct sched *s)
  * the newest, and the queue is read oldest first.
  */
 static struct sched_msg *
-sched_add(struct sched *s, const struct envelope *e)
+sched_add_entry(struct sched *s, const char *id, time_t time, time_t due)
 {
 	struct sched_msg *m = xcalloc(1, sizeof(*m)), *after;
 
 	m->serial = ++s->next_serial;
-	snprintf(m->id, sizeof(m->id), "%s", e->id);
-	m->time = e->time;
-	m->due = e->next_attempt;
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	m->time = time;
+	m->due = due;
 	m->state = SCHED_ST_IDLE;
 	m->slot = SC_NOSLOT;
 	for (after = s->tail; after != NULL && after->time > m->time;
@@ -463,6 +463,13 @@ sched_add(struct sched *s, const struct envelope *e)
 		sched_hash_insert(s, m);
 	sched_heap_push(s, m);
 	return m;
+}
+
+/* sched_add - the index entry of a message whose envelope is e */
+static struct sched_msg *
+sched_add(struct sched *s, const struct envelope *e)
+{
+	return sched_add_entry(s, e->id, e->time, e->next_attempt);
 }
 
 /* sched_unlink_free - forget m */
@@ -1108,27 +1115,24 @@ sched_new(struct event_base *base, const struct config *cfg,
 	return sched_new_with(base, cfg, q, inj, kr, &seam, err);
 }
 
-/* sched_start_one - queue_foreach's callback at start: the index entry
-   only, not the envelope */
+/*
+ * sched_start_one - queue_scan's callback at start: the index entry from
+ * the id and the file's due time alone. No envelope is read until its
+ * message comes due (a damaged one is found then, and left where it
+ * is), so a backlog costs its start-up a directory listing; the time of
+ * acceptance is the id's, which is when its DATA began.
+ */
 static void
-sched_start_one(const struct envelope *e, void *arg)
+sched_start_one(const char *id, time_t due, void *arg)
 {
-	(void)sched_add(arg, e);
+	(void)sched_add_entry(arg, id, queue_id_time(id), due);
 }
 
-/* sched_bad - queue_foreach's callback for an envelope it cannot read */
-static void
-sched_bad(const char *id, const char *why, void *arg)
-{
-	(void)arg;
-	log_warnx("id=%s: not scheduled: %s", id, why);
-}
-
-/* sched_start - load the queue and start the timer */
+/* sched_start - index the queue and start the timer */
 int
 sched_start(struct sched *s)
 {
-	if (queue_foreach(s->q, sched_start_one, sched_bad, s) == -1)
+	if (queue_scan(s->q, sched_start_one, s) == -1)
 		return -1;
 	log_info("relay: mode=%s messages=%zu", s->t->name, s->nmsgs);
 	sched_kick(s);

@@ -117,9 +117,9 @@ struct sched	*sched_new_with(struct event_base *, const struct config *,
 		    const struct sched_seam *, char **err);
 
 /*
- * sched_start - load every queued message (queue_foreach) and start the
- * timer. Returns the number of messages loaded, or -1 if the queue
- * cannot be read.
+ * sched_start - index every queued message (queue_scan: its id and due
+ * time, no envelope read) and start the timer. Returns the number of
+ * messages indexed, or -1 if the queue cannot be read.
  */
 int		 sched_start(struct sched *);
 
