@@ -27,12 +27,10 @@
 #                and "5m"): the scheduler tries the dead hop again on
 #                this schedule, and once it is back the drain starts at
 #                most RETRY_MAX later (expire is "1d": nothing expires).
-#                Today each message is retried on its own, N / RETRY_MAX
-#                attempts a second once N are queued: on 2026-12-07, with
+#                The scheduler probes a dead hop once per back-off, not
+#                each message (relay/SCHED.md); before that change, with
 #                10s/1m, acceptance fell from ~600 to ~15 msg/s once
-#                25,000 were queued (160,000 attempts in 6.5 minutes), and
-#                N=200000 could not finish. A scheduler that backs off the
-#                destination instead (issue 13) makes that cost vanish.
+#                25,000 were queued, and N=200000 could not finish.
 #   BENCH_DIR    the load harness (smtpload.c), as for run.sh; without
 #                it, sessions.py load (Python, slower) sends the load
 #   SINK         "smtp-sink" (Postfix's, as the harness uses; the default
