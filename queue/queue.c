@@ -4,13 +4,15 @@
  *
  * One file per message, queue/ID: a fixed header that says where the
  * envelope starts, the message, then the envelope as committed and every
- * update after it, appended (QUEUE.md, "The queue file").
+ * update after it, appended (QUEUE.md, "Files").
  *
  * Threads: the loop thread writes a new message (queue_msg_write), appends
- * envelope updates (queue_update) and unlinks finished messages
- * (queue_remove) at once, so a crash of the process after those calls
- * loses none of them. What it never does is wait for the disk: every
- * fsync is the committer's. queue_committer() owns an operation from the
+ * envelope updates (queue_update) and moves finished messages out of
+ * queue/ (queue_remove) at once, so a crash of the process after those
+ * calls loses none of them. What it never does is wait for the disk:
+ * every fsync, and the unlink that frees a removed message's blocks, is
+ * the committer's; and the signer may read a message back
+ * (queue_msg_read) on a worker thread, while nothing else touches it. queue_committer() owns an operation from the
  * moment it is put on q->pending until it appends the result to q->done.
  * q->lock protects pending, done, stopping, last_usec and stats; inflight
  * and ev's add/del belong to the loop thread, and the committer only calls
@@ -1223,7 +1225,7 @@ queue_read_file(int dfd, const char *name, size_t max, char **text,
 	int fd;
 
 	*text = NULL;
-	/* O_NONBLOCK: a FIFO planted as ID.env must not hang us */
+	/* O_NONBLOCK: a FIFO planted as an envelope must not hang us */
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
 		return errno == ENOENT ? "envelope missing" :
