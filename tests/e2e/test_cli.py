@@ -416,6 +416,10 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
                     stdin="frank-pass\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.stat(d.sasldb).st_uid == nobody.pw_uid, "sasldb not given to user"
+    # no chown -R of state_dir beyond that: keys/ and keys/example.test/
+    # stay root's, as a setup script running mkdir as root leaves them
+    d.give_to_user = lambda: None
+    assert os.stat(os.path.join(d.state_dir, "keys")).st_uid == 0
     d.start()
     wait_until(lambda: "running as user=nobody" in d.log(),
                "the privilege drop", d)
@@ -433,6 +437,15 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
         st = os.stat(os.path.join(d.queue_dir, name))
         assert st.st_uid == nobody.pw_uid, name
         assert stat.S_IMODE(st.st_mode) == 0o600, name
+    # the DKIM folders were made by root (as a setup script would): the
+    # daemon gives them to its user, so the rotation state it reads and
+    # rewrites there after the drop is reachable: no warning
+    for sub in ("keys", "keys/example.test"):
+        st = os.stat(os.path.join(d.state_dir, sub))
+        assert st.st_uid == nobody.pw_uid, sub
+        assert stat.S_IMODE(st.st_mode) == 0o700, sub
+    assert "Permission denied" not in d.log(), d.log()
+    assert "warning dkim" not in d.log(), d.log()
 
 
 def test_serve_refuses_sasldb_readable_by_others(postern_factory):
