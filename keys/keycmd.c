@@ -1362,9 +1362,12 @@ keycmd_sign(struct keyopts *o)
 			}
 			dname = dcopy;
 		}
-	} else if ((d = keycmd_domain(cfg, o->words[1])) == NULL)
+	} else if ((d = keycmd_hosted(cfg, o->words[1])) == NULL) {
+		fprintf(stderr, "postern: %s: not a hosted domain in %s (add "
+		    "it to domains first, or sign with a key file: -k KEYFILE "
+		    "-s SELECTOR)\n", o->words[1], cfg->path);
 		goto out;
-	else
+	} else
 		dname = d->name;
 	if (o->keyfile == NULL && o->selector != NULL &&
 	    !keyfile_valid_selector(o->selector)) {

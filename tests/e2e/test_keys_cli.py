@@ -524,7 +524,8 @@ def test_sign_with_a_key_file_for_a_domain_not_hosted(setup):
     assert r.returncode == 1 and r.stdout == b"", out(r)
     assert r.stderr == (b"postern: football.example.com: not a hosted domain"
                         b" in " + setup.conf.encode() +
-                        b" (add it to domains first)\n")
+                        b" (add it to domains first, or sign with a key"
+                        b" file: -k KEYFILE -s SELECTOR)\n")
 
 
 def test_sign_large_message_streams(setup):
