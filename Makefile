@@ -228,9 +228,11 @@ $(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 #
 # Nothing is installed as `sendmail` by make install, so that installing
 # Postern never replaces the system's sendmail. Opt in with
-#   make install-sendmail   $(PREFIX)/sbin/sendmail -> postern (a symlink;
-#                           refused if a sendmail that is not ours is
-#                           there); make uninstall removes that link too.
+#   make install-sendmail   $(PREFIX)/sbin/sendmail, mailq and newaliases
+#                           -> postern (symlinks, the names an MTA
+#                           provides; refused, linking none, if one of
+#                           them is there and not ours); make uninstall
+#                           removes those links too.
 
 SYSCONFDIR ?= $(PREFIX)/etc
 SBINDIR     = $(PREFIX)/sbin
@@ -244,16 +246,24 @@ DOC_EXAMPLES = contrib/trac-smtp.ini contrib/trac-sendmail.ini \
 
 # Not after install: re-installing would rewrite the unit under a running
 # service (systemd then asks for daemon-reload).
+MTA_NAMES   = sendmail mailq newaliases
+
 install-sendmail:
-	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
-	if [ -e "$$l" ] && [ "$$(readlink "$$l")" != postern ]; then \
-	    echo "$$l exists and is not Postern's: remove it first"; exit 1; \
-	fi; \
+	@for n in $(MTA_NAMES); do \
+	    l=$(DESTDIR)$(SBINDIR)/$$n; \
+	    if [ -e "$$l" -o -L "$$l" ] && \
+	        [ "$$(readlink "$$l")" != postern ]; then \
+	        echo "$$l exists and is not Postern's: remove it first"; \
+	        exit 1; \
+	    fi; \
+	done; \
 	if [ ! -x $(DESTDIR)$(SBINDIR)/postern ]; then \
 	    echo "$(DESTDIR)$(SBINDIR)/postern is not there: make install first"; \
 	    exit 1; \
 	fi; \
-	ln -sfn postern "$$l"
+	for n in $(MTA_NAMES); do \
+	    ln -sfn postern $(DESTDIR)$(SBINDIR)/$$n || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/postern \
@@ -269,9 +279,11 @@ install: all
 	install -m 0644 $(DOC_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 
 uninstall:
-	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
-	if [ -L "$$l" ] && [ "$$(readlink "$$l")" = postern ]; then \
-	    rm -f "$$l"; fi
+	@for n in $(MTA_NAMES); do \
+	    l=$(DESTDIR)$(SBINDIR)/$$n; \
+	    if [ -L "$$l" ] && [ "$$(readlink "$$l")" = postern ]; then \
+	        rm -f "$$l"; fi; \
+	done
 	rm -f $(DESTDIR)$(SBINDIR)/postern \
 	    $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.example \
 	    $(DESTDIR)$(UNITDIR)/postern.service \

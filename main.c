@@ -14,11 +14,15 @@
  *	postern keys ...				keys/keycmd.h
  *	postern sendmail [options] [recipient ...]	submit/sendmail.h
  *	sendmail [options] [recipient ...]	(the binary under that name)
+ *	mailq [-c FILE]			(under that name: postern queue list)
+ *	newaliases			(under that name: says there is nothing
+ *					to do, exit 0)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "config/cmdline.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
@@ -42,6 +46,10 @@ usage(void)
 	    "[--] [recipient ...]\n"
 	    "                                   (also as `sendmail`: a message "
 	    "on stdin to the daemon)\n"
+	    "       mailq [-c FILE]             (the binary as `mailq`: "
+	    "postern queue list)\n"
+	    "       newaliases                  (the binary as `newaliases`: "
+	    "nothing to do)\n"
 
 	    "Passwords are read from the terminal, or from standard input "
 	    "when it is not one.\n");
@@ -77,6 +85,35 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/* cmd_mailq - `mailq [-c FILE]`: what `postern queue list` prints */
+static int
+cmd_mailq(int argc, char **argv)
+{
+	char **words = xcalloc((size_t)argc + 1, sizeof(*words));
+	int i, rc;
+
+	words[0] = "list";
+	for (i = 1; i < argc; i++)
+		words[i] = argv[i];
+	if ((rc = queue_main(argc, words)) == -1) {
+		fprintf(stderr, "usage: mailq [-c FILE]     (postern queue "
+		    "list: one line per queued message)\n");
+		rc = 2;
+	}
+	free(words);
+	return rc;
+}
+
+/* cmd_newaliases - packages run it after install; Postern delivers no
+   local mail, so there is no aliases file to rebuild */
+static int
+cmd_newaliases(void)
+{
+	printf("newaliases: Postern has no aliases file (it delivers no "
+	    "local mail): nothing to do\n");
+	return 0;
+}
+
 /* usage_if - a command's exit status, or the usage for its -1 */
 static int
 usage_if(int rc)
@@ -97,6 +134,10 @@ main(int argc, char **argv)
 		base = base ? base + 1 : argv[0];
 		if (strcmp(base, "sendmail") == 0)
 			return sendmail_main(argc, argv);
+		if (strcmp(base, "mailq") == 0)
+			return cmd_mailq(argc, argv);
+		if (strcmp(base, "newaliases") == 0)
+			return cmd_newaliases();
 	}
 	if (argc < 2)
 		usage();

@@ -3,8 +3,10 @@
  */
 #include <sys/types.h>
 
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,6 +14,16 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "daemon/privsep.h"
+
+/* privsep_give - chown dir to pw's user; a missing dir is skipped when
+   optional, every other failure is fatal */
+static void
+privsep_give(const char *dir, const struct passwd *pw, bool optional)
+{
+	if (chown(dir, pw->pw_uid, pw->pw_gid) == -1 &&
+	    !(optional && errno == ENOENT))
+		log_fatal("chown %s to %s", dir, pw->pw_name);
+}
 
 /* privsep_drop - become cfg->user for good, and check it took */
 void
@@ -41,8 +53,7 @@ privsep_drop(const struct config *cfg)
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		char *dir = xasprintf("%s%s", cfg->state_dir, subdirs[i]);
 
-		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
-			log_fatal("chown %s to %s", dir, cfg->user);
+		privsep_give(dir, pw, false);
 		free(dir);
 	}
 	for (size_t i = 0; cfg->relay.mode == RELAY_DIRECTORY &&
@@ -50,9 +61,25 @@ privsep_drop(const struct config *cfg)
 		char *dir = xasprintf("%s%s", cfg->relay.directory,
 		    maildirs[i]);
 
-		if (chown(dir, pw->pw_uid, pw->pw_gid) == -1)
-			log_fatal("chown %s to %s", dir, cfg->user);
+		privsep_give(dir, pw, false);
 		free(dir);
+	}
+	/* The rotation state, keys/DOMAIN/state, is read and rewritten
+	   (temp file, rename) after the switch: keys/ and each hosted
+	   domain's folder must be the user's too, whoever made them (a
+	   setup script's mkdir as root, an admin's). The key files keep
+	   their owner: they were read above, as root. */
+	{
+		char *dir = xasprintf("%s/keys", cfg->state_dir);
+
+		privsep_give(dir, pw, true);
+		free(dir);
+		for (size_t i = 0; i < cfg->ndomains; i++) {
+			dir = xasprintf("%s/keys/%s", cfg->state_dir,
+			    cfg->domains[i].name);
+			privsep_give(dir, pw, true);
+			free(dir);
+		}
 	}
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||

@@ -6,8 +6,11 @@
  * read, the queue directories made) and before the queue committer
  * thread and the event loop start. With `user` set and the process
  * root, it gives the queue directories (state_dir, tmp/, queue/,
- * corrupt/) and, in relay.mode "directory", the relay's folder and its
- * tmp/, new/ and cur/ to that user, then calls setgroups, setresgid and
+ * corrupt/), in relay.mode "directory" the relay's folder and its
+ * tmp/, new/ and cur/, and the DKIM folders state_dir/keys/ and
+ * keys/DOMAIN/ of each hosted domain when they exist (the daemon
+ * rewrites the rotation state there) to that user, then calls
+ * setgroups, setresgid and
  * setresuid (OpenSMTPD's order) and checks with getresuid/getresgid
  * that all three ids of each took. Started as another user it keeps its
  * uid and says so; without `user` it does nothing (startup refuses to

@@ -98,7 +98,9 @@ static const char keycmd_usage_text[] =
     "first), or only\n"
     "  SELECTOR's; -k signs with KEYFILE as SELECTOR instead (-s "
     "required; the key's\n"
-    "  type, or -a, gives the algorithm). --time fixes t=. --headers "
+    "  type, or -a, gives the algorithm), for any DOMAIN, hosted or "
+    "not.\n"
+    "  --time fixes t=. --headers "
     "from:to:subject\n"
     "  replaces the domain's header lists: exactly those fields are "
     "signed, and a\n"
@@ -221,10 +223,10 @@ keycmd_config(const char *path)
 	return cfg;
 }
 
-/* keycmd_domain - the hosted domain called name (any case, final dot
-   allowed), or NULL after saying so */
+/* keycmd_hosted - the hosted domain called name (any case, final dot
+   allowed), or NULL, saying nothing */
 static const struct domain_config *
-keycmd_domain(const struct config *cfg, const char *name)
+keycmd_hosted(const struct config *cfg, const char *name)
 {
 	size_t i, n = strlen(name);
 
@@ -234,6 +236,18 @@ keycmd_domain(const struct config *cfg, const char *name)
 		if (strlen(cfg->domains[i].name) == n &&
 		    strncasecmp(cfg->domains[i].name, name, n) == 0)
 			return &cfg->domains[i];
+	return NULL;
+}
+
+/* keycmd_domain - the hosted domain called name, or NULL after saying
+   so */
+static const struct domain_config *
+keycmd_domain(const struct config *cfg, const char *name)
+{
+	const struct domain_config *d;
+
+	if ((d = keycmd_hosted(cfg, name)) != NULL)
+		return d;
 	fprintf(stderr, "postern: %s: not a hosted domain in %s (add it to "
 	    "domains first)\n", name, cfg->path);
 	return NULL;
@@ -1124,13 +1138,14 @@ keycmd_header_list(const char *list, struct dkim_headers *hl, char **copy)
 }
 
 /*
- * keycmd_sign_keys - the keys to sign with: KEYFILE as SELECTOR, or the
- * domain's configured ones (only SELECTOR's if given). Returns their
- * number, or 0 after saying why.
+ * keycmd_sign_keys - the keys to sign with: KEYFILE as SELECTOR for
+ * dname (d is NULL when dname is not hosted), or the hosted domain d's
+ * configured ones (only SELECTOR's if given). Returns their number, or 0
+ * after saying why.
  */
 static size_t
 keycmd_sign_keys(const struct keyopts *o, const struct config *cfg,
-    const struct domain_config *d, struct keyfile **keys)
+    const struct domain_config *d, const char *dname, struct keyfile **keys)
 {
 	struct keysels sels = { NULL, 0 };
 	enum keyfile_alg alg;
@@ -1140,15 +1155,15 @@ keycmd_sign_keys(const struct keyopts *o, const struct config *cfg,
 	if (o->keyfile != NULL) {
 		if (o->alg != NULL) {
 			(void)keyfile_alg_parse(o->alg, &alg);
-			keys[0] = keyfile_load(o->keyfile, d->name,
+			keys[0] = keyfile_load(o->keyfile, dname,
 			    o->selector, alg, &err);
 		} else {
 			/* Its own type: a problem other than the type is
 			   found the same way by both attempts. */
-			keys[0] = keyfile_load(o->keyfile, d->name,
+			keys[0] = keyfile_load(o->keyfile, dname,
 			    o->selector, KEYFILE_RSA_SHA256, &err);
 			if (keys[0] == NULL)
-				keys[0] = keyfile_load(o->keyfile, d->name,
+				keys[0] = keyfile_load(o->keyfile, dname,
 				    o->selector, KEYFILE_ED25519_SHA256,
 				    &err2);
 		}
@@ -1289,7 +1304,8 @@ out:
 static int
 keycmd_sign(struct keyopts *o)
 {
-	const struct domain_config *d;
+	const struct domain_config *d = NULL;
+	const char *dname = NULL;
 	struct dkim_headers hl, given;
 	struct keyfile *keys[DKIM_SIGNER_MAXKEYS];
 	struct dkim_signer *s = NULL;
@@ -1297,8 +1313,8 @@ keycmd_sign(struct keyopts *o)
 	struct buf sigs;
 	enum keyfile_alg alg;
 	long long t = 0;
-	char *end, *err = NULL, *copy = NULL, *chunk = NULL;
-	size_t n = 0, i;
+	char *end, *err = NULL, *copy = NULL, *chunk = NULL, *dcopy = NULL;
+	size_t n = 0, i, len;
 	ssize_t r;
 	int tmp = -1, rc = 1;
 
@@ -1329,15 +1345,37 @@ keycmd_sign(struct keyopts *o)
 	memset(&given, 0, sizeof(given));
 	if ((cfg = keycmd_config(o->cfgpath)) == NULL)
 		goto out;
-	if ((d = keycmd_domain(cfg, o->words[1])) == NULL)
+	/* With a key file any valid domain signs (RFC 8463's example, a
+	   domain being prepared); without one, the key comes from the
+	   hosted domain's configuration. */
+	if (o->keyfile != NULL) {
+		if ((d = keycmd_hosted(cfg, o->words[1])) != NULL)
+			dname = d->name;
+		else {
+			dcopy = xstrdup(o->words[1]);
+			if ((len = strlen(dcopy)) > 1 && dcopy[len - 1] == '.')
+				dcopy[len - 1] = '\0';
+			if (!keyfile_valid_domain(dcopy)) {
+				fprintf(stderr, "postern: \"%s\" is not a "
+				    "valid domain name\n", o->words[1]);
+				goto out;
+			}
+			dname = dcopy;
+		}
+	} else if ((d = keycmd_hosted(cfg, o->words[1])) == NULL) {
+		fprintf(stderr, "postern: %s: not a hosted domain in %s (add "
+		    "it to domains first, or sign with a key file: -k KEYFILE "
+		    "-s SELECTOR)\n", o->words[1], cfg->path);
 		goto out;
+	} else
+		dname = d->name;
 	if (o->keyfile == NULL && o->selector != NULL &&
 	    !keyfile_valid_selector(o->selector)) {
 		fprintf(stderr, "postern: \"%s\" is not a valid selector\n",
 		    o->selector);
 		goto out;
 	}
-	if ((n = keycmd_sign_keys(o, cfg, d, keys)) == 0)
+	if ((n = keycmd_sign_keys(o, cfg, d, dname, keys)) == 0)
 		goto out;
 
 	if (o->headers != NULL) {
@@ -1346,18 +1384,18 @@ keycmd_sign(struct keyopts *o)
 		hl = given;
 	} else {
 		hl = dkim_default_headers;
-		if (d->sign_headers != NULL) {
+		if (d != NULL && d->sign_headers != NULL) {
 			hl.sign = (const char *const *)d->sign_headers;
 			hl.nsign = d->nsign_headers;
 		}
-		if (d->oversign_headers != NULL) {
+		if (d != NULL && d->oversign_headers != NULL) {
 			hl.oversign = (const char *const *)d->oversign_headers;
 			hl.noversign = d->noversign_headers;
 		}
 	}
 	if ((s = dkim_signer_new((const struct keyfile *const *)keys, n, &hl,
 	    (time_t)t, &err)) == NULL) {
-		fprintf(stderr, "postern: %s: %s\n", d->name, err);
+		fprintf(stderr, "postern: %s: %s\n", dname, err);
 		goto out;
 	}
 	if ((tmp = keycmd_tmpfile(NULL)) == -1)
@@ -1398,6 +1436,7 @@ out:
 		keyfile_free(keys[i]);
 	free(err);
 	free(copy);
+	free(dcopy);
 	free((void *)given.sign);
 	free((void *)given.oversign);
 	buf_free(&sigs);

@@ -43,7 +43,9 @@
  * --headers LIST (names separated by ':') replaces both of the domain's
  * header lists: exactly those fields are signed, and a name given twice
  * is oversigned; without it the domain's sign_headers/oversign_headers
- * are used (dkim_default_headers for one not set).
+ * are used (dkim_default_headers for one not set). sign -k KEYFILE
+ * signs for any valid DOMAIN, hosted or not (then with
+ * dkim_default_headers); without -k DOMAIN must be hosted.
  * verify --local gives libopendkim a temporary key file (0600, removed
  * afterwards) holding the record of every configured key that loads;
  * without --local libopendkim looks keys up in DNS itself, blocking,

@@ -131,7 +131,9 @@ queue_main(int argc, char **argv)
 			break;
 		}
 	n = cmdline_args(argc, argv, &path, NULL, words, 2);
-	if (n <= 0)
+	/* a usage error whether or not the queue exists */
+	if (n <= 0 || !((strcmp(words[0], "list") == 0 && n == 1) ||
+	    (strcmp(words[0], "show") == 0 && n == 2)))
 		return -1;
 	log_init("postern", 0);
 	log_set_quiet(1);

@@ -114,7 +114,9 @@
  *                       line recipient that is not an address
  *   EX_NOHOST (68)      5xx with 5.1.2 (domain does not exist) or 5.1.10
  *                       (null MX)
- *   EX_UNAVAILABLE (69) the daemon cannot be reached (socket missing,
+ *   EX_UNAVAILABLE (69) the daemon cannot be reached (socket missing:
+ *                       the daemon is down or local_senders is empty,
+ *                       said apart when the configuration can be read;
  *                       refused, not permitted)
  *   EX_IOERR (74)       standard input could not be read (the "." is not
  *                       sent: the daemon discards what it got)
@@ -941,6 +943,7 @@ struct local_conf {
 	char	*sender;	/* first exact local_senders address, or NULL */
 	char	*user;		/* the caller's name, or NULL */
 	size_t	 header_max;
+	size_t	 nlocal;	/* local_senders entries (0 if not loaded) */
 	char	*problem;	/* why the file could not be used, or NULL */
 };
 
@@ -970,6 +973,7 @@ local_conf_load(const char *path, struct local_conf *lc)
 	}
 	lc->socket = xstrdup(cfg->local_socket);
 	lc->header_max = cfg->limits.header_size;
+	lc->nlocal = cfg->nlocal_senders;
 	for (i = 0; lc->user != NULL && i < cfg->nlocal_senders; i++) {
 		if (strcmp(cfg->local_senders[i].user, lc->user) != 0)
 			continue;
@@ -982,6 +986,33 @@ local_conf_load(const char *path, struct local_conf *lc)
 		break;
 	}
 	config_free(cfg);
+}
+
+/*
+ * no_socket - there is nothing at the socket path: the daemon is not
+ * running, or it opens no local socket because local_senders is empty.
+ * Say which (when the configuration could be read) and what to do;
+ * returns EX_UNAVAILABLE.
+ */
+static int
+no_socket(const struct local_conf *lc, const char *config)
+{
+	const char *user = lc->user ? lc->user : "(unknown uid)";
+
+	if (lc->problem == NULL && lc->nlocal == 0)
+		return fail(EX_UNAVAILABLE, "no local socket at %s: "
+		    "local_senders in %s is empty, so the postern daemon "
+		    "opens none (add user %s to local_senders there, then "
+		    "restart the daemon)", lc->socket, config, user);
+	if (lc->problem == NULL)
+		return fail(EX_UNAVAILABLE, "no local socket at %s: the "
+		    "postern daemon is not running (start it: postern serve "
+		    "-c %s, or its service)", lc->socket, config);
+	return fail(EX_UNAVAILABLE, "no local socket at %s: the postern "
+	    "daemon is not running, or local_senders is empty so it opens "
+	    "none (start the daemon, or add user %s to local_senders in %s "
+	    "and restart it) (the default path: %s)", lc->socket, user,
+	    config, lc->problem);
 }
 
 static void
@@ -1429,7 +1460,11 @@ sendmail_main(int argc, char **argv)
 		log_panic("sendmail: header buffer");
 
 	t.socket = lc.socket;
-	if ((t.c.fd = connect_daemon(lc.socket)) == -1) {
+	if ((t.c.fd = connect_daemon(lc.socket)) == -1 && errno == ENOENT) {
+		status = no_socket(&lc, o.config);
+		goto out;
+	}
+	if (t.c.fd == -1) {
 		status = fail(EX_UNAVAILABLE, "cannot reach the postern daemon "
 		    "at %s: %s%s%s%s", lc.socket, strerror(errno),
 		    lc.problem ? " (the default path: " : "",

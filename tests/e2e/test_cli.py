@@ -332,6 +332,9 @@ def test_queue_list_and_show(postern_factory, ssl_ctx):
     assert sorted(listed) == sorted(ids), r.stdout
     for l in lines:
         assert ALICE in l, l
+    # the binary as `mailq` prints exactly the same
+    m = run_as(d.dir, "mailq", "-c", d.conf)
+    assert (m.returncode, m.stdout, m.stderr) == (0, r.stdout, ""), m
 
     for qid, marker in ids.items():
         r = run_postern(["queue", "show", qid], config=d.conf)
@@ -346,6 +349,39 @@ def test_queue_list_and_show(postern_factory, ssl_ctx):
     d.stop()
     r = run_postern(["queue", "list"], config=d.conf)
     assert sorted(l.split()[0] for l in r.stdout.splitlines() if l.strip()) == sorted(ids)
+
+
+def run_as(directory, name, *args):
+    """The binary run under another name (a symlink in directory), as
+    packages and scripts call it."""
+    link = os.path.join(directory, name)
+    if not os.path.islink(link):
+        os.symlink(POSTERN, link)
+    return subprocess.run([link] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=30,
+                          cwd=directory)
+
+
+def test_mailq_and_newaliases_names(postern_factory):
+    d = postern_factory(start=False)
+    # newaliases (a package's postinst may run it): nothing to do, exit 0
+    r = run_as(d.dir, "newaliases")
+    assert (r.returncode, r.stderr) == (0, ""), r
+    assert r.stdout == ("newaliases: Postern has no aliases file (it "
+                        "delivers no local mail): nothing to do\n")
+    # mailq: what queue list says, errors included (no queue yet here)
+    r = run_as(d.dir, "mailq", "-c", d.conf)
+    q = run_postern(["queue", "list"], config=d.conf)
+    assert q.returncode == 1 and "No such file" in q.stderr, q
+    assert (r.returncode, r.stdout, r.stderr) == \
+        (q.returncode, q.stdout, q.stderr), r
+    for bad in (["-x"], ["-c", d.conf, "extra"], ["show"]):
+        r = run_as(d.dir, "mailq", *bad)
+        assert r.returncode == 2 and r.stdout == "", (bad, r)
+        assert r.stderr.endswith("usage: mailq [-c FILE]     (postern queue "
+                                 "list: one line per queued message)\n"), r
+    r = run_as(d.dir, "mailq", "-c", os.path.join(d.dir, "missing.conf"))
+    assert r.returncode == 1 and "missing.conf" in r.stderr, r
 
 
 def test_queue_show_bad_ids(postern_factory):
@@ -380,6 +416,10 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
                     stdin="frank-pass\n")
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.stat(d.sasldb).st_uid == nobody.pw_uid, "sasldb not given to user"
+    # no chown -R of state_dir beyond that: keys/ and keys/example.test/
+    # stay root's, as a setup script running mkdir as root leaves them
+    d.give_to_user = lambda: None
+    assert os.stat(os.path.join(d.state_dir, "keys")).st_uid == 0
     d.start()
     wait_until(lambda: "running as user=nobody" in d.log(),
                "the privilege drop", d)
@@ -397,6 +437,15 @@ def test_serve_drops_privileges_to_user(postern_factory, workdir, ssl_ctx):
         st = os.stat(os.path.join(d.queue_dir, name))
         assert st.st_uid == nobody.pw_uid, name
         assert stat.S_IMODE(st.st_mode) == 0o600, name
+    # the DKIM folders were made by root (as a setup script would): the
+    # daemon gives them to its user, so the rotation state it reads and
+    # rewrites there after the drop is reachable: no warning
+    for sub in ("keys", "keys/example.test"):
+        st = os.stat(os.path.join(d.state_dir, sub))
+        assert st.st_uid == nobody.pw_uid, sub
+        assert stat.S_IMODE(st.st_mode) == 0o700, sub
+    assert "Permission denied" not in d.log(), d.log()
+    assert "warning dkim" not in d.log(), d.log()
 
 
 def test_serve_refuses_sasldb_readable_by_others(postern_factory):

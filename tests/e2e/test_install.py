@@ -240,8 +240,10 @@ def test_make_install_writes_only_under_destdir(installed):
             for word in re.findall(r"""(?:^|[\s"'>])(/[^\s"';]*)""", line):
                 assert word.startswith(dest + "/"), (
                     f"make {target}: {word} is outside DESTDIR:\n{line}")
-    # make install never installs a sendmail (make install-sendmail does)
-    assert not any(p.endswith("/sendmail") for p in tree(dest)), tree(dest)
+    # make install never installs a sendmail, mailq or newaliases (make
+    # install-sendmail does)
+    assert not any(p.endswith(("/sendmail", "/mailq", "/newaliases"))
+                   for p in tree(dest)), tree(dest)
 
 
 def verify_root(dest, tmp_path):
@@ -316,23 +318,50 @@ def test_uninstall_removes_everything(installed):
 
 
 def test_install_sendmail(installed):
-    """make install-sendmail (opt-in) links PREFIX/sbin/sendmail to
-    postern, which then behaves as sendmail(1); it refuses to replace a
-    sendmail that is not ours; make uninstall removes the link."""
+    """make install-sendmail (opt-in) links PREFIX/sbin/sendmail, mailq
+    and newaliases to postern, which then behaves as each; it refuses to
+    replace one that is not ours (linking none); make uninstall removes
+    the links."""
     dest, prefix, sysconfdir, _ = installed
     link = dest + prefix + "/sbin/sendmail"
-    assert not os.path.lexists(link)        # not by make install
+    links = [dest + prefix + "/sbin/" + n
+             for n in ("sendmail", "mailq", "newaliases")]
+    for l in links:
+        assert not os.path.lexists(l)       # not by make install
     r = make("install-sendmail", dest, prefix, sysconfdir)
     assert r.returncode == 0, r.stdout
-    assert os.readlink(link) == "postern"
+    for l in links:
+        assert os.readlink(l) == "postern", l
     r = subprocess.run([link, "-bp"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 64 and r.stderr.startswith("sendmail: "), r
+    r = subprocess.run([links[2]], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and "no aliases file" in r.stdout, r
+    r = subprocess.run([links[1], "-x"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "usage: mailq" in r.stderr, r
     r = make("install-sendmail", dest, prefix, sysconfdir)   # again: fine
     assert r.returncode == 0, r.stdout
     r = make("uninstall", dest, prefix, sysconfdir)
     assert r.returncode == 0, r.stdout
-    assert not os.path.lexists(link)
+    for l in links:
+        assert not os.path.lexists(l), l
+    # another MTA's mailq: nothing is linked, and uninstall leaves it
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    with open(links[1], "w") as f:
+        f.write("#!/bin/sh\n")
+    r = make("install", dest, prefix, sysconfdir)
+    assert r.returncode == 0, r.stdout
+    r = make("install-sendmail", dest, prefix, sysconfdir)
+    assert r.returncode != 0 and links[1] + " exists and is not Postern's" \
+        in r.stdout, r.stdout
+    assert not os.path.lexists(link) and not os.path.lexists(links[2])
+    r = make("uninstall", dest, prefix, sysconfdir)
+    assert os.path.isfile(links[1]) and not os.path.islink(links[1])
+    os.unlink(links[1])
+    r = make("install", dest, prefix, sysconfdir)
+    assert r.returncode == 0, r.stdout
     # someone else's sendmail is left alone
     os.makedirs(os.path.dirname(link), exist_ok=True)
     with open(link, "w") as f:

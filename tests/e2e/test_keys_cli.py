@@ -475,6 +475,59 @@ def test_sign_with_a_new_key_file(setup, kind):
     assert r.returncode == 2 and b"-k KEYFILE needs -s" in r.stderr
 
 
+# RFC 8463 appendix A's Ed25519 key pair (football.example.com, brisbane)
+RFC8463_SEED = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
+RFC8463_PUB = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+RFC8463_MSG = (b"From: Joe SixPack <joe@football.example.com>\n"
+               b"To: Suzie Q <suzie@shopping.example.net>\n"
+               b"Subject: Is dinner ready?\n"
+               b"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\n"
+               b"Message-ID: <20030712040037.46341.5F8J@football.example.com>\n"
+               b"\nHi.\n\nWe lost the game.  Are you hungry yet?\n\nJoe.\n")
+
+
+def test_sign_with_a_key_file_for_a_domain_not_hosted(setup):
+    """-k: any valid domain signs (RFC 8463's example, a domain being
+    prepared); without -k an unhosted domain is still refused."""
+    configured(setup)
+    # PKCS#8 wrapping of the RFC's raw 32-byte seed
+    der = bytes.fromhex("302e020100300506032b657004220420") + \
+        base64.b64decode(RFC8463_SEED)
+    key = os.path.join(setup.dir, "brisbane.key")
+    with open(key, "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\n" +
+                base64.b64encode(der).decode() +
+                "\n-----END PRIVATE KEY-----\n")
+    os.chmod(key, 0o600)
+    recs = {"brisbane._domainkey.football.example.com":
+            f"v=DKIM1; k=ed25519; p={RFC8463_PUB}"}
+    for name in ("football.example.com", "Football.Example.COM."):
+        r = setup.keys("sign", name, "-k", key, "-s", "brisbane",
+                       "--time", "1528637909", "--headers",
+                       "from:to:subject:date:message-id:from:subject:date",
+                       stdin=RFC8463_MSG)
+        assert r.returncode == 0, out(r)
+        sigs = sig_tags(r.stdout)
+        assert [(s["d"].lower(), s["s"], s["a"], s["t"]) for s in sigs] == \
+            [("football.example.com", "brisbane", "ed25519-sha256",
+              "1528637909")], sigs
+        assert dkimpy_verify(r.stdout, recs) == [True]
+    # the RFC's body hash: same canonical body, same bh=
+    assert sigs[0]["bh"] == "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8="
+    # a name that cannot be a d= is refused, naming it
+    r = setup.keys("sign", "not_a..domain", "-k", key, "-s", "brisbane",
+                   stdin=RFC8463_MSG)
+    assert r.returncode == 1, out(r)
+    assert r.stderr == b'postern: "not_a..domain" is not a valid domain name\n'
+    # without -k the key comes from the configuration: refused, saying how
+    r = setup.keys("sign", "football.example.com", stdin=RFC8463_MSG)
+    assert r.returncode == 1 and r.stdout == b"", out(r)
+    assert r.stderr == (b"postern: football.example.com: not a hosted domain"
+                        b" in " + setup.conf.encode() +
+                        b" (add it to domains first, or sign with a key"
+                        b" file: -k KEYFILE -s SELECTOR)\n")
+
+
 def test_sign_large_message_streams(setup):
     """A 10 MB body: signed, verified, and the signer does not hold it."""
     _, recs = configured(setup)

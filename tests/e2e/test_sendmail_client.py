@@ -480,11 +480,12 @@ def test_one_recipient_refused_fails_all(env, reply, status):
 
 
 def test_no_daemon(env):
-    # nothing at the socket path
+    # nothing at the socket path, local_senders set: the daemon is down
     r = env.run(["bob@example.com"], MSG)
     assert r.returncode == EX_UNAVAILABLE
-    assert r.err == (f"sendmail: cannot reach the postern daemon at "
-                     f"{env.socket}: No such file or directory\n")
+    assert r.err == (f"sendmail: no local socket at {env.socket}: the "
+                     f"postern daemon is not running (start it: postern "
+                     f"serve -c {env.conf}, or its service)\n")
     # a stale socket nobody listens on
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(env.socket)
@@ -492,6 +493,37 @@ def test_no_daemon(env):
     r = env.run(["bob@example.com"], MSG)
     assert r.returncode == EX_UNAVAILABLE
     assert "Connection refused" in r.err
+
+
+def test_no_local_senders(env):
+    """local_senders empty: the daemon opens no local socket, and the
+    error says so, and what to do, rather than "No such file"."""
+    head = CONF.format(socket=env.socket, extra="").split("local_senders")[0]
+    with open(env.conf, "w") as f:
+        f.write(head + "local_senders = ();\n")
+    r = env.run(["-f", "root@example.test", "bob@example.com"], MSG)
+    assert r.returncode == EX_UNAVAILABLE
+    assert r.err == (f"sendmail: no local socket at {env.socket}: "
+                     f"local_senders in {env.conf} is empty, so the postern "
+                     f"daemon opens none (add user root to local_senders "
+                     f"there, then restart the daemon)\n")
+    # no local_senders setting at all: the same
+    with open(env.conf, "w") as f:
+        f.write(head)
+    r = env.run(["-f", "root@example.test", "bob@example.com"], MSG)
+    assert r.returncode == EX_UNAVAILABLE
+    assert f"local_senders in {env.conf} is empty" in r.err
+    # a configuration that cannot be read: both causes, both remedies
+    r = env.run(["-C", os.path.join(env.dir, "missing.conf"),
+                 "-f", "root@example.test", "bob@example.com"], MSG,
+                conf=False)
+    assert r.returncode == EX_UNAVAILABLE
+    assert r.err.startswith("sendmail: no local socket at "
+                            "/run/postern/sendmail.sock: the postern daemon "
+                            "is not running, or local_senders is empty so "
+                            "it opens none (start the daemon, or add user "
+                            "root to local_senders in "), r.err
+    assert "(the default path: " in r.err
 
 
 @pytest.mark.parametrize("args, words", [
@@ -729,7 +761,8 @@ def test_nobody_unreadable_config_falls_back(env):
     r = env.run(["-f", "nobody@example.test", "bob@example.com"],
                 "Subject: s\n\nhi\n", user="nobody")
     assert r.returncode == EX_UNAVAILABLE
-    assert r.err.startswith("sendmail: cannot reach the postern daemon at "
-                            "/run/postern/sendmail.sock: ")
+    assert r.err.startswith("sendmail: no local socket at "
+                            "/run/postern/sendmail.sock: the postern daemon "
+                            "is not running, or local_senders is empty")
     assert "cannot open: Permission denied" in r.err
     assert env.messages == []
