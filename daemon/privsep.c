@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdbool.h>
@@ -15,14 +16,24 @@
 #include "config/config.h"
 #include "daemon/privsep.h"
 
-/* privsep_give - chown dir to pw's user; a missing dir is skipped when
-   optional, every other failure is fatal */
+/*
+ * privsep_give - chown dir to pw's user; a missing dir is skipped when
+ * optional, every other failure is fatal. The directory is opened
+ * without following a symlink and changed through its fd: these folders
+ * are the service user's, who could otherwise put a symlink in place of
+ * one and have root give away what it points to at the next start.
+ */
 static void
 privsep_give(const char *dir, const struct passwd *pw, bool optional)
 {
-	if (chown(dir, pw->pw_uid, pw->pw_gid) == -1 &&
-	    !(optional && errno == ENOENT))
+	int fd;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 && optional && errno == ENOENT)
+		return;
+	if (fd == -1 || fchown(fd, pw->pw_uid, pw->pw_gid) == -1)
 		log_fatal("chown %s to %s", dir, pw->pw_name);
+	close(fd);
 }
 
 /* privsep_drop - become cfg->user for good, and check it took */
