@@ -6,11 +6,19 @@
 #define POSTERN_IO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * io_write_all - write all n bytes of p to fd, riding out short writes
  * and EINTR. Returns 0, or -1 with errno (EIO for a write of 0 bytes).
  */
 int	io_write_all(int fd, const void *p, size_t n);
+
+/*
+ * io_pread_all - read exactly n bytes of fd at offset off into p, riding
+ * out short reads and EINTR. Returns 0, or -1 with errno (EIO if the
+ * file ends first).
+ */
+int	io_pread_all(int fd, void *p, size_t n, off_t off);
 
 #endif

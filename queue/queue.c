@@ -1273,31 +1273,6 @@ struct queue_file {
 	size_t		 len;
 };
 
-/* queue_pread_all - n bytes of fd at off; -1 with errno (EIO: the file
-   is shorter) */
-static int
-queue_pread_all(int fd, void *p, size_t n, off_t off)
-{
-	char *s = p;
-	ssize_t r;
-
-	while (n > 0) {
-		if ((r = pread(fd, s, n, off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		s += r;
-		n -= (size_t)r;
-		off += r;
-	}
-	return 0;
-}
-
 /* queue_file_read - read queue/ID's header and envelope text; NULL, or a
    static reason */
 static const char *
@@ -1320,7 +1295,7 @@ queue_file_read(struct queue *q, const char *id, struct queue_file *f)
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
 		why = "queue file is not a regular file";
 	else if ((uint64_t)st.st_size < QUEUE_HDR_LEN ||
-	    queue_pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
+	    io_pread_all(fd, hdr, sizeof(hdr), 0) == -1 ||
 	    queue_header_parse(hdr, &f->envoff) == -1)
 		why = "queue file has no valid header";
 	else if (f->envoff < QUEUE_HDR_LEN ||
@@ -1331,7 +1306,7 @@ queue_file_read(struct queue *q, const char *id, struct queue_file *f)
 	else {
 		f->len = (size_t)tail;
 		f->text = xmalloc(f->len + 1);
-		if (queue_pread_all(fd, f->text, f->len, (off_t)f->envoff) ==
+		if (io_pread_all(fd, f->text, f->len, (off_t)f->envoff) ==
 		    -1) {
 			free(f->text);
 			f->text = NULL;

@@ -718,17 +718,28 @@ class Dnsmasq:
 
 # -- submitting and waiting ----------------------------------------------
 
-def submit_smtplib(d, ctx, msg, sender="alice@example.test", rcpts=("bob@example.com",),
-           login="alice@example.test", mail_options=()):
-    """smtplib over STARTTLS with AUTH, as Trac does; returns the queue
-    id from the reply to the end of DATA. msg: bytes with CRLF (smtplib
-    dot-stuffs, and adds a final CRLF when the message lacks one)."""
+def smtplib_session(d, ctx, login="alice@example.test"):
+    """smtplib on the submission listener after EHLO, STARTTLS, EHLO and
+    AUTH as login (the caller sends, then closes it)."""
     s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
     try:
         s.ehlo()
         s.starttls(context=ctx)
         s.ehlo()
         s.login(login, USERS[login])
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def submit_smtplib(d, ctx, msg, sender="alice@example.test", rcpts=("bob@example.com",),
+           login="alice@example.test", mail_options=()):
+    """smtplib over STARTTLS with AUTH, as Trac does; returns the queue
+    id from the reply to the end of DATA. msg: bytes with CRLF (smtplib
+    dot-stuffs, and adds a final CRLF when the message lacks one)."""
+    s = smtplib_session(d, ctx, login)
+    try:
         code, resp = s.mail(sender, list(mail_options))
         assert code == 250, (code, resp)
         for r in rcpts:

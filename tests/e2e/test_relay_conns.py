@@ -21,15 +21,14 @@ once, and timestamps every DATA.
 """
 import asyncio
 import os
-import smtplib
 import threading
 import time
 
 import pytest
 
 from conftest import free_port
-from helpers import (DNSMASQ, USERS, Dnsmasq, free_udp_port, queued_id,
-                     wait_until)
+from helpers import (DNSMASQ, Dnsmasq, free_udp_port, queued_id,
+                     smtplib_session, wait_until)
 
 try:
     from aiosmtpd.controller import Controller
@@ -193,12 +192,8 @@ def submit_many(d, ctx, rcpt_lists):
     """One submission session, one message per entry of rcpt_lists;
     returns the queue ids."""
     ids = []
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
+    s = smtplib_session(d, ctx, ALICE)
     try:
-        s.ehlo()
-        s.starttls(context=ctx)
-        s.ehlo()
-        s.login(ALICE, USERS[ALICE])
         for i, rcpts in enumerate(rcpt_lists):
             code, resp = s.mail(ALICE)
             assert code == 250, (code, resp)

@@ -20,13 +20,12 @@ loopback as in test_relay_mx.py):
 import collections
 import email
 import random
-import smtplib
 import socket
 import socketserver
 import threading
 import time
 
-from helpers import USERS, submit_smtplib, wait_until
+from helpers import smtplib_session, submit_smtplib, wait_until
 from test_relay_mx import ALICE, RECORDS, mxnet, submit  # noqa: F401
 
 def message(subject, rcpts):
@@ -215,11 +214,7 @@ def test_kill9_cycles_repeat_only_what_was_in_flight(mxnet, ssl_ctx):
     accepted, kills = [], 0
     for cycle in range(10):
         d.start()
-        s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
-        s.ehlo()
-        s.starttls(context=ssl_ctx)
-        s.ehlo()
-        s.login(ALICE, USERS[ALICE])
+        s = smtplib_session(d, ssl_ctx, ALICE)
         for i in range(30):
             rcpt = f"c{cycle}m{i}@mx-a.test"
             s.sendmail(ALICE, [rcpt], message(f"c{cycle}m{i}", [rcpt]))

@@ -17,7 +17,6 @@ test servers must stay within a range.
 """
 import os
 import re
-import smtplib
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ import time
 import pytest
 
 from conftest import free_port
-from helpers import USERS, wait_until
+from helpers import smtplib_session, wait_until
 
 try:
     from aiosmtpd.controller import Controller
@@ -76,12 +75,8 @@ def message(i):
 
 def submit_many(d, ctx, first, n):
     """n messages over one authenticated session"""
-    s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=60)
+    s = smtplib_session(d, ctx, ALICE)
     try:
-        s.ehlo()
-        s.starttls(context=ctx)
-        s.ehlo()
-        s.login(ALICE, USERS[ALICE])
         for i in range(first, first + n):
             s.sendmail(ALICE, ["bob@elsewhere.test"], message(i))
         s.quit()
