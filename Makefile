@@ -25,7 +25,7 @@
 
 CC       ?= cc
 PKGS      = libevent libevent_openssl libevent_pthreads openssl libsasl2 \
-            libconfig opendkim libunbound
+            libconfig opendkim libunbound jansson
 # Evaluated once, on first use, after the deps target has run.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)

@@ -21,4 +21,15 @@ int	io_write_all(int fd, const void *p, size_t n);
  */
 int	io_pread_all(int fd, void *p, size_t n, off_t off);
 
+/*
+ * io_unix_listen - a listening unix stream socket at path (non-blocking,
+ * close-on-exec), mode, backlog; what names it in errors (e.g. "local
+ * socket"). Its directory is made (0755) if missing. A socket a daemon
+ * that died left there is replaced; one that answers belongs to a
+ * running daemon, and anything else at path is left alone: -1 with *err
+ * (newly allocated) saying which.
+ */
+int	io_unix_listen(const char *what, const char *path, mode_t mode,
+	    int backlog, char **err);
+
 #endif

@@ -71,6 +71,10 @@ static const struct config_key keys[] = {
 	{ "local_socket", K_STRING, 0, "/run/postern/sendmail.sock", 0, 0,
 	  NULL, "unix socket for `postern sendmail`; readable by everyone, "
 	  "callers are told apart by their uid" },
+	{ "control_socket", K_STRING, 0, "control", 0, 0, NULL,
+	  "unix socket of the admin commands (postern queue flush, hold, "
+	  "release, delete; postern limits); root and user only; "
+	  "relative: to state_dir" },
 
 	{ "listen", K_LIST, REQ | NONEMPTY, NULL, 0, 0, NULL,
 	  "sockets to accept mail on" },
@@ -1813,25 +1817,39 @@ build_senders(struct loader *ld)
 }
 
 /*
- * build_local - local_socket (relative: to state_dir, like every other
- * path; it must fit a sockaddr_un) and the local_senders grants of local
- * users
+ * socket_path - the unix socket path setting name (relative: to
+ * state_dir, like every other path; it must fit a sockaddr_un), newly
+ * allocated
+ */
+static char *
+socket_path(struct loader *ld, const config_setting_t *root,
+    const char *name)
+{
+	const config_setting_t *s;
+	struct sockaddr_un sun;
+	const char *v;
+	char *path;
+
+	v = get_string(ld, root, name, &s);
+	path = ld->c->state_dir ? path_join(ld->c->state_dir, v) : xstrdup(v);
+	if (strlen(path) >= sizeof(sun.sun_path))
+		problem_at(ld, s, "%s: %s is longer than a unix socket path "
+		    "may be (%zu bytes)", name, path, sizeof(sun.sun_path) - 1);
+	return path;
+}
+
+/*
+ * build_local - the unix sockets (local_socket, control_socket) and the
+ * local_senders grants of local users
  */
 static void
 build_local(struct loader *ld)
 {
-	const config_setting_t *root = config_root_setting(&ld->lc), *s;
-	struct sockaddr_un sun;
+	const config_setting_t *root = config_root_setting(&ld->lc);
 	struct config *c = ld->c;
-	const char *v;
 
-	v = get_string(ld, root, "local_socket", &s);
-	c->local_socket = c->state_dir ? path_join(c->state_dir, v) :
-	    xstrdup(v);
-	if (strlen(c->local_socket) >= sizeof(sun.sun_path))
-		problem_at(ld, s, "local_socket: %s is longer than a unix "
-		    "socket path may be (%zu bytes)", c->local_socket,
-		    sizeof(sun.sun_path) - 1);
+	c->local_socket = socket_path(ld, root, "local_socket");
+	c->control_socket = socket_path(ld, root, "control_socket");
 	build_grants(ld, "local_senders", "local_senders.user",
 	    "local_senders.addresses", add_local_sender);
 }
@@ -2437,6 +2455,7 @@ config_free(struct config *c)
 	}
 	free(c->senders);
 	free(c->local_socket);
+	free(c->control_socket);
 	for (i = 0; i < c->nlocal_senders; i++) {
 		free(c->local_senders[i].user);
 		free_strings(c->local_senders[i].addresses,

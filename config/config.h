@@ -212,6 +212,9 @@ struct config {
 	char			*local_socket;	/* absolute path of the unix
 						   socket of `postern
 						   sendmail` */
+	char			*control_socket;	/* absolute path of
+						   the admin commands'
+						   socket (daemon/control.h) */
 	struct local_sender	*local_senders;
 	size_t			 nlocal_senders;
 

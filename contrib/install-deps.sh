@@ -13,7 +13,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
-libunbound-dev
+libunbound-dev libjansson-dev
 libsasl2-modules libsasl2-modules-db sasl2-bin
 libcmocka-dev
 openssl ca-certificates

@@ -27,6 +27,7 @@
 #include <event2/util.h>
 
 #include "common/alloc.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "submit/auth.h"
 #include "submit/guard.h"
@@ -275,72 +276,6 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	log_warn("accept on %s:%d", la->lc->address, la->lc->port);
 }
 
-/*
- * local_socket - bind the local socket at path, mode 0666 (every local
- * user may connect; SO_PEERCRED tells them apart), its directory made
- * (0755) if missing. A socket left by a daemon that died is replaced; one
- * that answers belongs to a running daemon: -1 with *err.
- */
-static int
-local_socket(const char *path, char **err)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	char *dir, *slash;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		*err = xasprintf("local socket %s: path too long", path);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
-			*err = xasprintf("local socket directory %s: %s", dir,
-			    strerror(errno));
-			free(dir);
-			return -1;
-		}
-	}
-	free(dir);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1)
-		goto fail;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			*err = xasprintf("local socket %s: exists and is not a "
-			    "socket", path);
-			close(fd);
-			return -1;
-		}
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
-		    errno == EAGAIN) {
-			*err = xasprintf("local socket %s: in use by a running "
-			    "daemon", path);
-			close(fd);
-			return -1;
-		}
-		close(fd);
-		(void)unlink(path);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0)) == -1)
-			goto fail;
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(path, 0666) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
-		goto fail;
-	return fd;
-fail:
-	*err = xasprintf("local socket %s: %s", path, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	return -1;
-}
-
 /* listen_socket - bind one listener's socket; -1 with *err */
 static int
 listen_socket(const struct listen_config *lc, char **err)
@@ -486,7 +421,8 @@ server_open(struct server *srv, const struct config *cfg,
 			return -1;
 	if (cfg->nlocal_senders == 0)
 		return 0;
-	if ((fd = local_socket(cfg->local_socket, err)) == -1)
+	if ((fd = io_unix_listen("local socket", cfg->local_socket, 0666,
+	    LISTEN_BACKLOG, err)) == -1)
 		return -1;
 	for (i = 0; i < cfg->nlocal_senders; i++)
 		if (getpwnam(cfg->local_senders[i].user) == NULL)
