@@ -9,8 +9,7 @@
  *	postern check-config [-c FILE]			daemon/daemon.h
  *	postern users add|passwd|delete LOGIN [-c FILE]	submit/usercmd.h
  *	postern users list   [-c FILE]
- *	postern queue list   [-c FILE]			queue/queuecmd.h
- *	postern queue show ID [-c FILE]
+ *	postern queue list|show|flush|hold|release|delete ...	queue/queuecmd.h
  *	postern keys ...				keys/keycmd.h
  *	postern sendmail [options] [recipient ...]	submit/sendmail.h
  *	sendmail [options] [recipient ...]	(the binary under that name)
@@ -39,8 +38,13 @@ usage(void)
 	    "       postern check-config [-c FILE]\n"
 	    "       postern users add|passwd|delete LOGIN [-c FILE]\n"
 	    "       postern users list   [-c FILE]\n"
-	    "       postern queue list   [-c FILE]\n"
-	    "       postern queue show ID [--message] [-c FILE]\n"
+	    "       postern queue list [--json] [--sender ADDR] "
+	    "[--recipient ADDR|@DOMAIN]\n"
+	    "                          [--held|--deferred] [-c FILE]\n"
+	    "       postern queue show ID [--json|--message] [-c FILE]\n"
+	    "       postern queue flush [ID...] [-c FILE]\n"
+	    "       postern queue hold|release ID... [-c FILE]\n"
+	    "       postern queue delete [--bounce] ID... [-c FILE]\n"
 	    "       postern keys generate|dns|sign|verify ... (postern keys)\n"
 	    "       postern sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] "
 	    "[--] [recipient ...]\n"

@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "config/cmdline.h"
 #include "config/config.h"
+#include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/generation.h"
 #include "daemon/privsep.h"
@@ -44,6 +45,7 @@ struct daemon {
 	struct server		 srv;
 	struct metrics_http	*metrics;	/* NULL: metrics.port 0 */
 	struct sched		*sched;
+	struct control		*control;	/* the admin commands */
 	struct rotate		*rot;
 	struct stop		*stop;
 	struct event		*sigterm;
@@ -139,8 +141,9 @@ daemon_reload(evutil_socket_t sig, short what, void *arg)
 	stop_set_config(d->stop, g->cfg);
 	generation_add(&d->gens, g);
 	log_info("reloaded %s: %zu listener(s), %zu domain(s), %zu sender "
-	    "grant(s), %zu local user(s); relay settings, resolver, metrics "
-	    "and dkim_check_interval change at the next restart", d->path,
+	    "grant(s), %zu local user(s); relay settings, resolver, metrics, "
+	    "control_socket and dkim_check_interval change at the next "
+	    "restart", d->path,
 	    g->cfg->nlisten, g->cfg->ndomains, g->cfg->nsenders,
 	    g->cfg->nlocal_senders);
 }
@@ -244,6 +247,8 @@ daemon_start(const char *path, int debug)
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
+	if ((d->control = control_open(cfg, &err)) == NULL)
+		log_fatalx("%s", err);
 	/* As root: the relay's CA file may be readable by root only. */
 	if ((d->sched = sched_new(d->base, cfg, d->queue, d->inject, d->dns,
 	    keys, &err)) == NULL)
@@ -259,6 +264,9 @@ daemon_start(const char *path, int debug)
 		log_fatalx("cannot start the DKIM rotation checker");
 	if (sched_start(d->sched) == -1)
 		log_fatal("relay: cannot read the queue");
+	if (control_start(d->control, d->base, d->sched, &d->gens) == -1)
+		log_fatalx("cannot serve the control socket %s",
+		    cfg->control_socket);
 
 	/*
 	 * The wiring between the way in and the way out: every message that
@@ -285,6 +293,7 @@ daemon_run(struct daemon *d)
 void
 daemon_free(struct daemon *d)
 {
+	control_free(d->control);	/* no admin change from here on */
 	session_close_all();
 	server_close(&d->srv);
 	metrics_http_free(d->metrics);

@@ -35,6 +35,7 @@
 #define SEEN_ATTEMPTS	0x400	/* version 2 on */
 #define SEEN_NEXT	0x800	/* version 2 on */
 #define SEEN_DSN	0x1000	/* version 2 on */
+#define SEEN_HOLD	0x2000	/* version 3 on */
 #define SEEN_REQUIRED	(SEEN_ID | SEEN_TIME | SEEN_SENDER | SEEN_CLIENT | \
 			 SEEN_HELO | SEEN_BODY | SEEN_SMTPUTF8 | SEEN_SIZE)
 #define SEEN_V2		(SEEN_ATTEMPTS | SEEN_NEXT | SEEN_DSN)
@@ -212,7 +213,10 @@ envelope_format(const struct envelope *e, struct buf *b)
 		errno = EINVAL;
 		return -1;
 	}
-	if (buf_printf(b, "%s %d\n", ENVELOPE_MAGIC, ENVELOPE_VERSION) == -1 ||
+	/* version 3 only for what version 2 cannot say: a queue with
+	   nothing on hold stays readable by the release before */
+	if (buf_printf(b, "%s %d\n", ENVELOPE_MAGIC, e->held > 0 ?
+	    ENVELOPE_VERSION : 2) == -1 ||
 	    put_record(b, "id", e->id) == -1 ||
 	    buf_printf(b, "time %lld\n", (long long)e->time) == -1 ||
 	    put_record(b, "sender", e->sender) == -1 ||
@@ -242,7 +246,9 @@ envelope_format(const struct envelope *e, struct buf *b)
 	    buf_printf(b, "attempts %u\n", e->attempts) == -1) ||
 	    (e->next_attempt > 0 &&
 	    buf_printf(b, "next %lld\n", (long long)e->next_attempt) == -1) ||
-	    (e->dsn[0] != '\0' && put_record(b, "dsn", e->dsn) == -1))
+	    (e->dsn[0] != '\0' && put_record(b, "dsn", e->dsn) == -1) ||
+	    (e->held > 0 &&
+	    buf_printf(b, "hold %lld\n", (long long)e->held) == -1))
 		goto toobig;
 	for (i = 0; i < e->nrcpts; i++)
 		if (buf_puts(b, "rcpt ") == -1 ||
@@ -457,10 +463,14 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 		bit = SEEN_NEXT;
 	else if (key_is(k, klen, "dsn"))
 		bit = SEEN_DSN;
+	else if (key_is(k, klen, "hold"))
+		bit = SEEN_HOLD;
 	else
 		return "unknown record";
 	if ((bit & SEEN_V2) && ps->version < 2)
 		return "record not in envelope version 1";
+	if (bit == SEEN_HOLD && ps->version < 3)
+		return "record not in envelope version 1 or 2";
 	if (ps->seen & bit)
 		return "duplicate record";
 	ps->seen |= bit;
@@ -526,11 +536,17 @@ parse_record(const char *k, size_t klen, const char *v, size_t vlen,
 		if (!queue_id_valid(e->dsn))
 			return "bad dsn queue id";
 		return NULL;
+	case SEEN_HOLD:
+		if (parse_u64(v, vlen, INT64_MAX, &n) == -1 || n == 0 ||
+		    (time_t)n < 0 || (uint64_t)(time_t)n != n)
+			return "bad hold time";
+		e->held = (time_t)n;
+		return NULL;
 	}
 	return "unknown record";	/* not reached */
 }
 
-/* parse_magic - the first line: "postern-envelope VERSION", 1 or 2 */
+/* parse_magic - the first line: "postern-envelope VERSION", 1 to 3 */
 static const char *
 parse_magic(const char *line, size_t len, struct parse_state *ps)
 {

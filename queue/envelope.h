@@ -2,10 +2,12 @@
  * envelope - the small, typed, versioned record that goes with each queued
  * message (format documented in queue/QUEUE.md and envelope.c)
  *
- * envelope_format() writes it (always the current version, 2);
- * envelope_parse() reads it back and is the only reader: it accepts
- * versions 1 and 2 and rejects other versions, unknown record types (and
- * version-2 records in a version-1 file), values with control characters,
+ * envelope_format() writes it: version 3 when it holds what only version
+ * 3 can say (hold), else version 2, so that a queue with nothing on hold
+ * stays readable by the release before; envelope_parse() reads it back
+ * and is the only reader: it accepts versions 1 to 3 and rejects other
+ * versions, unknown record types (and records of a later version than
+ * the file's), values with control characters,
  * a missing end marker (truncation), and ids that are not [A-Za-z0-9].
  * Input to envelope_parse is untrusted (a damaged disk, an admin's
  * editor): it never crashes, it says what is wrong.
@@ -24,7 +26,7 @@
 
 #include "common/buf.h"
 
-#define ENVELOPE_VERSION	2	/* written; 1 is still read */
+#define ENVELOPE_VERSION	3	/* the newest; 1 and 2 are still read */
 #define QUEUE_ID_LEN		20	/* [0-9A-Za-z], time-ordered prefix */
 #define ENVELOPE_PREPEND_MAX	65536	/* bytes of prepended header fields */
 #define ENVELOPE_REPLY_MAX	1024	/* bytes of a recipient's reply text */
@@ -74,13 +76,17 @@ struct envelope {
 	char		 dsn[QUEUE_ID_LEN + 1];	/* queue id of the DSN sent
 					   for the failed recipients, so it
 					   is sent only once; "" if none */
+	time_t		 held;		/* when an admin put it on hold
+					   (`postern queue hold`: never
+					   attempted until released); 0:
+					   not held */
 	struct envelope_rcpt *rcpts;
 	size_t		 nrcpts;
 };
 
 /*
- * envelope_format - append the on-disk text of e to b, as version 2.
- * Refuses what envelope_parse would reject (invalid id, NULL
+ * envelope_format - append the on-disk text of e to b (version 2, or 3
+ * with held set). Refuses what envelope_parse would reject (invalid id, NULL
  * sender/client/helo, a control character such as CR, LF or NUL in a
  * value, no recipients, a negative time or next_attempt, a dsn that is
  * neither "" nor a valid id, a reply with a code other than 0 or 200-599,

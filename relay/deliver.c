@@ -1476,6 +1476,21 @@ dl_transport_down(struct transport *t, const struct envelope *e,
 	return until;
 }
 
+/* dl_transport_forget - transport forget: no site is down any more; a
+   probe in flight finds its site gone and, failing, marks it down anew */
+static void
+dl_transport_forget(struct transport *t)
+{
+	struct deliver *d = ((struct dl_transport *)t)->d;
+	struct dl_site *site;
+
+	while ((site = TAILQ_FIRST(&d->down)) != NULL) {
+		log_info("relay=%s destination forgotten as down (queue "
+		    "flush)", site->name);
+		dl_site_free(d, site);
+	}
+}
+
 /*
  * dl_transport_still_down - transport still_down: site number *wait is
  * down, and not due for its probe; for *wait 0, the smarthost when it
@@ -1537,6 +1552,7 @@ deliver_transport_new(struct event_base *base, const struct config *cfg,
 	dt->t.free = dl_transport_free;
 	dt->t.down = dl_transport_down;
 	dt->t.still_down = dl_transport_still_down;
+	dt->t.forget = dl_transport_forget;
 	d->t = &dt->t;
 	dt->d = d;
 	dt->q = q;

@@ -82,6 +82,18 @@ struct sched_msg {
 	char			 id[QUEUE_ID_LEN + 1];
 	uint8_t			 state;	/* enum sched_state */
 	bool			 dirty;	/* env differs from the disk's */
+	uint8_t			 admin;	/* 1 + the sched_admin_op in
+					   flight, with its waiter in
+					   s->waiters; 0: none */
+};
+
+/* An admin's change in flight (sched_admin), until the message settles */
+struct sched_waiter {
+	uint64_t		 serial;	/* the message */
+	uint64_t		 cookie;	/* the caller's */
+	sched_admin_cb		 cb;
+	const char		*error;		/* static; NULL: done */
+	char			 id[QUEUE_ID_LEN + 1];
 };
 
 struct sched {
@@ -112,6 +124,11 @@ struct sched {
 	uint64_t		 next_serial;
 	bool			 stopped;
 	bool			 draining;	/* sched_drain: no new attempt */
+	struct sched_waiter	*waiters;	/* admin changes in flight */
+	size_t			 nwaiters, waitcap;
+	struct sched_waiter	*settled;	/* their answers, owed */
+	size_t			 nsettled, settlecap;
+	struct event		*settle_ev;	/* delivers them */
 };
 
 /*
@@ -133,21 +150,25 @@ static struct sched	*sched_self;
 #define SC_DECIDE	(SC_BIT(SCHED_ST_BOUNCING) | SC_BIT(SCHED_ST_HELD) | \
 			    SC_BIT(SCHED_ST_REMOVING) | SC_BIT(SCHED_ST_IDLE))
 static const unsigned sched_next[] = {
-	[SCHED_ST_IDLE] =	SC_BIT(SCHED_ST_DELIVERING) | SC_DECIDE,
+	[SCHED_ST_IDLE] =	SC_BIT(SCHED_ST_DELIVERING) | SC_DECIDE |
+				    SC_BIT(SCHED_ST_WRITING) |
+				    SC_BIT(SCHED_ST_ONHOLD),
 	[SCHED_ST_DELIVERING] =	SC_BIT(SCHED_ST_WRITING) |
 				    SC_BIT(SCHED_ST_REMOVING) |
 				    SC_BIT(SCHED_ST_IDLE),
-	[SCHED_ST_WRITING] =	SC_DECIDE,
+	[SCHED_ST_WRITING] =	SC_DECIDE | SC_BIT(SCHED_ST_ONHOLD),
 	[SCHED_ST_BOUNCING] =	SC_BIT(SCHED_ST_WRITING) |
 				    SC_BIT(SCHED_ST_IDLE),
-	[SCHED_ST_HELD] =	SC_DECIDE,
+	[SCHED_ST_HELD] =	SC_DECIDE | SC_BIT(SCHED_ST_WRITING),
 	[SCHED_ST_REMOVING] =	SC_BIT(SCHED_ST_IDLE),
+	[SCHED_ST_ONHOLD] =	SC_DECIDE | SC_BIT(SCHED_ST_WRITING),
 };
 
 static void	sched_write(struct sched *, struct sched_msg *);
 static void	sched_finish(struct sched *, struct sched_msg *);
 static void	sched_kick(struct sched *);
 static void	sched_unwait(struct sched *, struct sched_msg *);
+static void	sched_settle(struct sched *, struct sched_msg *, bool gone);
 
 /* sched_strstate - a state's name for logs */
 const char *
@@ -160,13 +181,24 @@ sched_strstate(enum sched_state st)
 	case SCHED_ST_BOUNCING:		return "bouncing";
 	case SCHED_ST_HELD:		return "held";
 	case SCHED_ST_REMOVING:		return "removing";
+	case SCHED_ST_ONHOLD:		return "on hold";
 	}
 	return "?";
 }
 
-/* sched_resting - a state in the heap, with no envelope needed */
+/* sched_resting - a state with nothing in flight and no envelope
+   needed */
 static bool
 sched_resting(enum sched_state st)
+{
+	return st == SCHED_ST_IDLE || st == SCHED_ST_HELD ||
+	    st == SCHED_ST_ONHOLD;
+}
+
+/* sched_heaped - a resting state that comes due (the heap's): not on
+   hold, which waits for its release only */
+static bool
+sched_heaped(enum sched_state st)
 {
 	return st == SCHED_ST_IDLE || st == SCHED_ST_HELD;
 }
@@ -344,8 +376,9 @@ sched_unload(struct sched *s, struct sched_msg *m, bool force)
 /*
  * sched_enter_state - the one place a message's state changes; traced,
  * and checked against SCHED.md's transitions. The heap holds exactly
- * the resting messages (IDLE, HELD), and a message that comes to rest
- * lets go of its envelope.
+ * the resting messages that come due (IDLE, HELD), a message that comes
+ * to rest lets go of its envelope, and an admin's change waiting for it
+ * is settled.
  */
 static void
 sched_enter_state(struct sched *s, struct sched_msg *m, enum sched_state st)
@@ -364,17 +397,19 @@ sched_enter_state(struct sched *s, struct sched_msg *m, enum sched_state st)
 	s->nbusy -= sched_busy_state(old);
 	s->ndelivering += st == SCHED_ST_DELIVERING;
 	s->ndelivering -= old == SCHED_ST_DELIVERING;
-	if (sched_resting(old) && !sched_resting(st))
+	if (sched_heaped(old) && !sched_heaped(st))
 		sched_heap_remove(s, m);
-	else if (!sched_resting(old) && sched_resting(st))
+	else if (!sched_heaped(old) && sched_heaped(st))
 		sched_heap_push(s, m);
-	if (sched_resting(st))
+	if (sched_resting(st)) {
 		sched_unload(s, m, false);
+		sched_settle(s, m, false);
+	}
 	if (old == SCHED_ST_DELIVERING)
 		sched_unstarve(s);
 }
 
-/* sched_rest - m comes to rest in st (IDLE or HELD), due at due */
+/* sched_rest - m comes to rest in st (IDLE, HELD, ONHOLD), due at due */
 static void
 sched_rest(struct sched *s, struct sched_msg *m, enum sched_state st,
     time_t due)
@@ -497,6 +532,7 @@ sched_unlink_free(struct sched *s, struct sched_msg *m)
 	s->nmsgs--;
 	sched_unwait(s, m);
 	sched_unload(s, m, true);
+	sched_settle(s, m, true);
 	free(m);
 }
 
@@ -762,7 +798,10 @@ sched_removed(uint64_t cookie, int error, const char *id)
 		sched_later(s, m);
 		return;
 	}
-	log_info("id=%s removed: every recipient is final", id);
+	if (m->admin == 1 + SCHED_DELETE)
+		log_info("id=%s deleted from the queue", id);
+	else
+		log_info("id=%s removed: every recipient is final", id);
 	sched_forget(s, m);
 }
 
@@ -829,7 +868,9 @@ sched_finish(struct sched *s, struct sched_msg *m)
 	}
 	sched_counts(m, &pending, &failed);
 	if (failed > 0 && m->env->dsn[0] == '\0' && m->env->sender[0] != '\0') {
-		if (budget_bounce(s->cfg, m->env->sender, now, &reset) == -1) {
+		/* an admin's bounce is asked for: not counted, never held */
+		if (m->admin != 1 + SCHED_BOUNCE &&
+		    budget_bounce(s->cfg, m->env->sender, now, &reset) == -1) {
 			/* never in the past: the tick must not spin */
 			sched_hold(s, m, reset > now ? reset : now + 1);
 			return;
@@ -885,6 +926,10 @@ sched_written(uint64_t cookie, int error, const char *id)
 		return;
 	}
 	m->dirty = false;	/* the disk has it all now */
+	if (m->env->held > 0) {
+		sched_enter_state(s, m, SCHED_ST_ONHOLD);
+		return;
+	}
 	sched_counts(m, &pending, &failed);
 	if (pending == 0)
 		sched_finish(s, m);
@@ -985,6 +1030,294 @@ sched_up(void *arg)
 	sched_kick(s);
 }
 
+/* ---- an admin's changes (sched_admin) ---- */
+
+/* sched_deliver_settled - the settle event: every answer owed, in order */
+static void
+sched_deliver_settled(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	struct sched_waiter w;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	/* a callback may start another change: take the answers first */
+	for (i = 0; i < s->nsettled; i++) {
+		w = s->settled[i];
+		w.cb(w.cookie, w.id, w.error);
+	}
+	s->nsettled = 0;
+}
+
+/*
+ * sched_settle - m came to rest, or is gone: the admin's change waiting
+ * for it is done, or came to nothing (a disk error, logged where it
+ * happened); its answer goes out from the loop
+ */
+static void
+sched_settle(struct sched *s, struct sched_msg *m, bool gone)
+{
+	enum sched_admin_op op;
+	struct sched_waiter *w;
+	size_t i;
+
+	if (m->admin == 0)
+		return;
+	op = (enum sched_admin_op)(m->admin - 1);
+	m->admin = 0;
+	for (i = 0; i < s->nwaiters && s->waiters[i].serial != m->serial; i++)
+		;
+	if (i == s->nwaiters)
+		log_panic("id=%s: an admin's change without its waiter", m->id);
+	w = &s->waiters[i];
+	if (op == SCHED_HOLD && m->state != SCHED_ST_ONHOLD && !gone)
+		w->error = "not put on hold: its envelope could not be "
+		    "written (the daemon's log says why)";
+	else if (op == SCHED_RELEASE && m->state == SCHED_ST_ONHOLD && !gone)
+		w->error = "still on hold: its envelope could not be written "
+		    "(the daemon's log says why)";
+	else if ((op == SCHED_DELETE || op == SCHED_BOUNCE) && !gone)
+		w->error = op == SCHED_DELETE ? "not deleted: its removal "
+		    "failed (the daemon's log says why)" : "not deleted yet: "
+		    "its bounce or removal failed and is tried again (the "
+		    "daemon's log says why)";
+	else if (op == SCHED_HOLD && gone)
+		w->error = "gone from the queue before its hold was written";
+	if (s->nsettled == s->settlecap) {
+		s->settlecap = s->settlecap ? 2 * s->settlecap : 16;
+		s->settled = xreallocarray(s->settled, s->settlecap,
+		    sizeof(*s->settled));
+	}
+	s->settled[s->nsettled++] = *w;
+	s->waiters[i] = s->waiters[--s->nwaiters];
+	event_active(s->settle_ev, 0, 0);
+}
+
+/* sched_find_id - the message with queue id, or NULL (a walk: admins
+   name a few) */
+static struct sched_msg *
+sched_find_id(struct sched *s, const char *id)
+{
+	struct sched_msg *m;
+
+	for (m = s->head; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+/*
+ * sched_admin_check - why op cannot apply to m now (static text), or
+ * NULL. Loads m's envelope when op needs to know what is on disk (held
+ * or not); the caller unloads it if the request is refused.
+ */
+static const char *
+sched_admin_check(struct sched *s, struct sched_msg *m,
+    enum sched_admin_op op)
+{
+	const char *why;
+
+	switch ((enum sched_state)m->state) {
+	case SCHED_ST_DELIVERING:
+		return "being delivered right now; try again when the attempt "
+		    "is over";
+	case SCHED_ST_WRITING:
+	case SCHED_ST_BOUNCING:
+		return "its envelope is being written right now; try again "
+		    "in a moment";
+	case SCHED_ST_REMOVING:
+		return "being removed from the queue right now";
+	case SCHED_ST_IDLE:
+	case SCHED_ST_HELD:
+	case SCHED_ST_ONHOLD:
+		break;
+	}
+	if (op == SCHED_DELETE || (op == SCHED_FLUSH &&
+	    m->state != SCHED_ST_ONHOLD))
+		return NULL;
+	if (op == SCHED_FLUSH)
+		return "on hold: release it (postern queue release) to send it";
+	errno = 0;
+	if (sched_load(s, m, &why) == -1)
+		return why;
+	if (op == SCHED_RELEASE && m->env->held == 0)
+		return "not on hold";
+	return NULL;
+}
+
+/* sched_admin_wait - the change op to m is in flight: its waiter */
+static void
+sched_admin_wait(struct sched *s, struct sched_msg *m,
+    enum sched_admin_op op, sched_admin_cb cb, uint64_t cookie)
+{
+	struct sched_waiter *w;
+
+	if (s->nwaiters == s->waitcap) {
+		s->waitcap = s->waitcap ? 2 * s->waitcap : 16;
+		s->waiters = xreallocarray(s->waiters, s->waitcap,
+		    sizeof(*s->waiters));
+	}
+	w = &s->waiters[s->nwaiters++];
+	memset(w, 0, sizeof(*w));
+	w->serial = m->serial;
+	w->cookie = cookie;
+	w->cb = cb;
+	snprintf(w->id, sizeof(w->id), "%s", m->id);
+	m->admin = (uint8_t)(1 + op);
+}
+
+/*
+ * sched_admin_bounce - every pending recipient of m fails as deleted by
+ * the administrator; the usual finish then queues the bounce (outside
+ * limits.bounces_per_hour) and removes the message
+ */
+static void
+sched_admin_bounce(struct sched *s, struct sched_msg *m)
+{
+	struct envelope_rcpt *r;
+	size_t i;
+
+	for (i = 0; i < m->env->nrcpts; i++) {
+		r = &m->env->rcpts[i];
+		if (r->status != RCPT_PENDING)
+			continue;
+		r->status = RCPT_FAILED;
+		metrics_inc(M_RCPT_BOUNCED);
+		envelope_set_reply(r, 0, "5.0.0", "deleted from the queue by "
+		    "the administrator");
+		log_info("id=%s to=<%s> status=bounced (deleted from the queue "
+		    "by the administrator)", m->id, r->addr);
+	}
+	m->env->held = 0;
+	m->dirty = true;
+	sched_finish(s, m);
+}
+
+/* sched_admin_apply - start op on m (checked) */
+static void
+sched_admin_apply(struct sched *s, struct sched_msg *m,
+    enum sched_admin_op op, const char *who, time_t now)
+{
+	static const char *const verbs[] = {
+		[SCHED_FLUSH] = "flushed", [SCHED_HOLD] = "put on hold",
+		[SCHED_RELEASE] = "released", [SCHED_DELETE] = "deleted",
+		[SCHED_BOUNCE] = "deleted with a bounce",
+	};
+
+	log_info("id=%s %s by %s", m->id, verbs[op], who);
+	switch (op) {
+	case SCHED_FLUSH:
+		sched_unwait(s, m);
+		sched_set_due(s, m, now);
+		break;
+	case SCHED_HOLD:
+		sched_unwait(s, m);
+		if (m->env->held > 0) {		/* on disk already */
+			sched_rest(s, m, SCHED_ST_ONHOLD, m->due);
+			break;
+		}
+		m->env->held = now;
+		m->dirty = true;
+		sched_write(s, m);
+		break;
+	case SCHED_RELEASE:
+		m->env->held = 0;
+		m->env->next_attempt = 0;
+		m->due = now;
+		m->dirty = true;
+		sched_write(s, m);
+		break;
+	case SCHED_DELETE:
+		sched_unwait(s, m);
+		sched_enter_state(s, m, SCHED_ST_REMOVING);
+		if (queue_remove(s->q, m->id, sched_removed, m->serial) == -1) {
+			log_warn("id=%s: queue_remove", m->id);
+			sched_later(s, m);
+		}
+		break;
+	case SCHED_BOUNCE:
+		sched_unwait(s, m);
+		sched_admin_bounce(s, m);
+		break;
+	}
+}
+
+/* sched_admin - an admin's change to queued messages: checked, then
+   started */
+int
+sched_admin(struct sched *s, enum sched_admin_op op, const char *const *ids,
+    size_t n, const char *who, sched_admin_cb cb, uint64_t cookie,
+    char **err)
+{
+	struct sched_msg **ms, *m;
+	const char *why = NULL;
+	time_t now = s->now();
+	size_t i, k = 0, nm = 0;
+	int inflight = 0;
+
+	*err = NULL;
+	if (s->stopped || s->draining) {
+		*err = xstrdup("the daemon is stopping");
+		return -1;
+	}
+	ms = xcalloc(n ? n : 1, sizeof(*ms));
+	for (i = 0; i < n; i++) {
+		if (!queue_id_valid(ids[i])) {
+			*err = xasprintf("%s: not a queue id", ids[i]);
+			goto refuse;
+		}
+		if ((m = sched_find_id(s, ids[i])) == NULL) {
+			*err = xasprintf("%s: no such message in the queue",
+			    ids[i]);
+			goto refuse;
+		}
+		for (k = 0; k < nm && ms[k] != m; k++)
+			;
+		if (k < nm)
+			continue;	/* named twice */
+		ms[nm++] = m;
+		if ((why = sched_admin_check(s, m, op)) != NULL) {
+			*err = xasprintf("%s: %s", ids[i], why);
+			goto refuse;
+		}
+	}
+	if (op == SCHED_FLUSH) {
+		if (s->t->forget != NULL)
+			s->t->forget(s->t);
+		if (n == 0) {
+			log_info("queue flushed by %s: every message waiting "
+			    "for a retry is due now", who);
+			for (m = s->head; m != NULL; m = m->next)
+				if (m->state == SCHED_ST_IDLE) {
+					sched_unwait(s, m);
+					sched_set_due(s, m, now);
+				}
+		}
+	}
+	for (i = 0; i < nm; i++) {
+		m = ms[i];
+		/* the waiter first: a change may settle as it starts (a
+		   queue operation refused), and is answered from the loop */
+		if (!(op == SCHED_FLUSH || (op == SCHED_HOLD &&
+		    m->env->held > 0))) {
+			sched_admin_wait(s, m, op, cb, cookie);
+			inflight++;
+		}
+		sched_admin_apply(s, m, op, who, now);
+	}
+	free(ms);
+	sched_kick(s);
+	return inflight;
+
+refuse:
+	for (i = 0; i < nm; i++)
+		if (sched_resting((enum sched_state)ms[i]->state))
+			sched_unload(s, ms[i], false);
+	free(ms);
+	return -1;
+}
+
 /* ---- the timer ---- */
 
 /*
@@ -1026,6 +1359,13 @@ sched_tick(evutil_socket_t fd, short what, void *arg)
 		errno = 0;
 		if (sched_load(s, m, &why) == -1) {
 			sched_unreadable(s, m, why, now);
+			continue;
+		}
+		if (m->env->held > 0) {
+			/* held on disk, found as it came due (a restart
+			   indexes without reading envelopes) */
+			sched_unwait(s, m);
+			sched_rest(s, m, SCHED_ST_ONHOLD, m->due);
 			continue;
 		}
 		sched_counts(m, &pending, &failed);
@@ -1088,7 +1428,11 @@ sched_new_with(struct event_base *base, const struct config *cfg,
 	s->t->up_arg = s;
 	s->tick.tv_sec = ms / 1000;
 	s->tick.tv_usec = (ms % 1000) * 1000;
-	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL) {
+	if ((s->timer = evtimer_new(base, sched_tick, s)) == NULL ||
+	    (s->settle_ev = event_new(base, -1, 0, sched_deliver_settled,
+	    s)) == NULL) {
+		if (s->timer != NULL)
+			event_free(s->timer);
 		*err = xstrdup("sched: cannot create the timer");
 		s->t->free(s->t);
 		free(s);
@@ -1249,7 +1593,10 @@ sched_free(struct sched *s)
 		sched_unlink_free(s, s->head);
 	free(s->heap);
 	free(s->buckets);
+	free(s->waiters);	/* answers owed are dropped: so is the asker */
+	free(s->settled);
 	event_free(s->timer);
+	event_free(s->settle_ev);
 	if (sched_self == s)
 		sched_self = NULL;
 	budget_free();

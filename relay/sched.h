@@ -84,6 +84,8 @@ enum sched_state {
 	SCHED_ST_BOUNCING,	/* its DSN being committed */
 	SCHED_ST_HELD,		/* its DSN over limits.bounces_per_hour */
 	SCHED_ST_REMOVING,	/* its removal in flight */
+	SCHED_ST_ONHOLD,	/* an admin put it on hold (the envelope's
+				   hold): never attempted until released */
 };
 
 /*
@@ -173,6 +175,44 @@ int		 sched_msg_state(const struct sched *, const char *id,
 /* sched_strstate - a state's name for logs ("idle", "delivering", ...);
    static text */
 const char	*sched_strstate(enum sched_state);
+
+/*
+ * What an admin asks of queued messages (`postern queue`, through
+ * daemon/control.h), and who asked, for the log.
+ */
+enum sched_admin_op {
+	SCHED_FLUSH,	/* due now; destinations that are down forgotten */
+	SCHED_HOLD,	/* on hold (written to the envelope) */
+	SCHED_RELEASE,	/* off hold, due now */
+	SCHED_DELETE,	/* removed, no bounce */
+	SCHED_BOUNCE,	/* its pending recipients fail ("deleted by the
+			   administrator"), the bounce goes to its sender,
+			   then it is removed */
+};
+
+/* sched_admin_cb - the change op made to message id is settled: error
+   NULL (done) or why not (static, or valid during the call) */
+typedef void (*sched_admin_cb)(uint64_t cookie, const char *id,
+    const char *error);
+
+/*
+ * sched_admin - apply op to the messages ids[0..n) (SCHED_FLUSH with n
+ * 0: every message that waits for a retry). All or nothing: every id is
+ * checked first, and if one is not a queue id, not queued, being
+ * delivered or written right now, or not in a state op applies to
+ * (release: not on hold; flush: on hold), nothing changes: -1 with *err
+ * (newly allocated, "ID: why"). Otherwise the changes start, each
+ * logged with who ("uid 0 (root)"), and the return is how many of them
+ * are still in flight: cb(cookie, id, error) comes once for each, from
+ * the loop, never from inside this call. The others are done already:
+ * flush (due now: the tick starts the attempts), hold of a message on
+ * hold already. A hold, release or bounce is done once its envelope is
+ * durable; a delete once the file is gone (a bounce: once the DSN is
+ * queued and the message removed). An id given twice counts once.
+ */
+int		 sched_admin(struct sched *, enum sched_admin_op,
+		    const char *const *ids, size_t n, const char *who,
+		    sched_admin_cb cb, uint64_t cookie, char **err);
 
 /*
  * sched_stop - start no new attempt or disk operation; operations the

@@ -110,6 +110,10 @@ struct transport {
 	 */
 	time_t		(*still_down)(struct transport *, uint32_t *wait);
 
+	/* forget - an admin flushes the queue (`postern queue flush`):
+	   forget every destination that is down, so the next attempt to
+	   each is made (Postfix's flush does the same). May be NULL. */
+	void		(*forget)(struct transport *);
 	/* up_cb, up_arg - set by the scheduler before the first start();
 	   the transport calls up_cb from the loop (never from inside one
 	   of its methods) when a destination that was down answers again.

@@ -322,12 +322,14 @@ class Envelope:
 
 def parse_envelope(data):
     """Parse an envelope's text as the contract describes it: first line
-    "postern-envelope 2" (the version Postern writes), "key value"
-    records, last line "end"."""
+    "postern-envelope 2" (the version Postern writes), or 3 with a hold
+    record (a message on hold), "key value" records, last line "end"."""
     text = data.decode("utf-8")
     assert text.endswith("\n"), f"envelope does not end in a newline: {text!r}"
     lines = text[:-1].split("\n")
-    assert lines[0] == "postern-envelope 2", f"bad first line: {text!r}"
+    held = any(l.startswith("hold ") for l in lines)
+    assert lines[0] == f"postern-envelope {3 if held else 2}", \
+        f"bad first line: {text!r}"
     assert lines[-1] == "end", f"envelope lacks the end marker: {text!r}"
     records = []
     for line in lines[1:-1]:

@@ -661,7 +661,7 @@ test_parse_errors(void **state)
 		{ "hello\n", 0, "not a postern envelope" },
 		{ "postern-envelope\n", 0, "not a postern envelope" },
 		{ "Postern-envelope 1\n", 0, "not a postern envelope" },
-		{ "postern-envelope 3\n" "id " ID_A "\n" REST RCPT "end\n", 0,
+		{ "postern-envelope 4\n" "id " ID_A "\n" REST RCPT "end\n", 0,
 		    "unsupported envelope version" },
 		{ "postern-envelope 0\n" "id " ID_A "\n" REST RCPT "end\n", 0,
 		    "unsupported envelope version" },
@@ -1170,6 +1170,64 @@ test_add_rcpt(void **state)
 	assert_null(e.rcpts);
 }
 
+#define HEAD3	"postern-envelope 3\nid " ID_A "\n"
+
+/* test_hold_v3 - hold is a version-3 record: written only for a held
+   message (the rest stay version 2, readable by the release before),
+   read back, and refused in an older version or malformed */
+static void
+test_hold_v3(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *why;
+	} cases[] = {
+		{ HEAD2 REST "hold 5\n" RCPT "end\n",
+		    "record not in envelope version 1 or 2" },
+		{ "postern-envelope 1\nid " ID_A "\n" REST "hold 5\n" RCPT
+		    "end\n", "record not in envelope version 1 or 2" },
+		{ HEAD3 REST "hold\n" RCPT "end\n", "bad hold time" },
+		{ HEAD3 REST "hold 0\n" RCPT "end\n", "bad hold time" },
+		{ HEAD3 REST "hold -5\n" RCPT "end\n", "bad hold time" },
+		{ HEAD3 REST "hold 05\n" RCPT "end\n", "bad hold time" },
+		{ HEAD3 REST "hold 5\nhold 6\n" RCPT "end\n",
+		    "duplicate record" },
+	};
+	struct envelope e, back;
+	struct buf b;
+	const char *err = NULL;
+	char what[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(what, sizeof(what), "v3 case %zu", i);
+		expect_parse_error(what, cases[i].text, strlen(cases[i].text),
+		    cases[i].why);
+	}
+	/* a version-3 file without hold is fine too */
+	assert_int_equal(envelope_parse(HEAD3 REST RCPT "end\n",
+	    strlen(HEAD3 REST RCPT "end\n"), &e, &err), 0);
+	assert_int_equal(e.held, 0);
+
+	/* not held: written as version 2, no hold line */
+	buf_init(&b, 1 << 16);
+	assert_int_equal(envelope_format(&e, &b), 0);
+	assert_true(strncmp(b.data, "postern-envelope 2\n", 19) == 0);
+	assert_null(strstr(b.data, "hold"));
+	/* held: version 3, and read back */
+	e.held = 1765000000;
+	buf_reset(&b);
+	assert_int_equal(envelope_format(&e, &b), 0);
+	assert_true(strncmp(b.data, "postern-envelope 3\n", 19) == 0);
+	assert_non_null(strstr(b.data, "\nhold 1765000000\n"));
+	assert_int_equal(envelope_parse(b.data, b.len, &back, &err), 0);
+	assert_int_equal(back.held, 1765000000);
+	envelope_free(&back);
+	envelope_free(&e);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -1186,6 +1244,7 @@ main(void)
 		cmocka_unit_test(test_format_too_big),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_parse_errors_v2),
+		cmocka_unit_test(test_hold_v3),
 		cmocka_unit_test(test_parse_truncated),
 		cmocka_unit_test(test_parse_random_damage),
 		cmocka_unit_test(test_queue_id_valid),
