@@ -108,16 +108,6 @@ cmd_mailq(int argc, char **argv)
 	return rc;
 }
 
-/* cmd_newaliases - packages run it after install; Postern delivers no
-   local mail, so there is no aliases file to rebuild */
-static int
-cmd_newaliases(void)
-{
-	printf("newaliases: Postern has no aliases file (it delivers no "
-	    "local mail): nothing to do\n");
-	return 0;
-}
-
 /* usage_if - a command's exit status, or the usage for its -1 */
 static int
 usage_if(int rc)
@@ -141,7 +131,7 @@ main(int argc, char **argv)
 		if (strcmp(base, "mailq") == 0)
 			return cmd_mailq(argc, argv);
 		if (strcmp(base, "newaliases") == 0)
-			return cmd_newaliases();
+			return sendmail_newaliases();
 	}
 	if (argc < 2)
 		usage();

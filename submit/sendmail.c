@@ -29,6 +29,9 @@
  *   -B TYPE     7BIT or 8BITMIME (any other value: EX_USAGE): sent as
  *               BODY= when the daemon offers 8BITMIME
  *   -bm         read a message from standard input: what happens anyway
+ *   -bp         list the queue, as `mailq` and `postern queue list` do
+ *               (with -C FILE's state_dir); nothing is read from stdin
+ *   -bi, -I     newaliases: Postern has no aliases file; says so, exit 0
  *
  * Accepted and ignored, because they mean nothing here:
  *
@@ -50,8 +53,8 @@
  *   -n -G -U    no aliasing, gateway, initial submission: ignored (every
  *               message is an initial submission; there are no aliases)
  *
- * Refused with EX_USAGE and one line saying why: the other modes (-bp /
- * mailq, -q*, -bs, -bd, -bi and -I / newaliases, -bv, -bt ...), any -o
+ * Refused with EX_USAGE and one line saying why: the other modes (-q*,
+ * -bs, -bd, -bv, -bt ...), any -o
  * option not listed, and any unknown option. Strict rather than ignored:
  * a caller asking for a queue listing or SMTP on stdin must not have its
  * input taken for a message.
@@ -156,6 +159,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "common/address.h"
+#include "queue/queuecmd.h"
 #include "submit/sendmail.h"
 
 #define DEFAULT_SOCKET	"/run/postern/sendmail.sock"
@@ -207,10 +211,6 @@ static void
 mode_error(char mode, char *err, size_t errsz)
 {
 	switch (mode) {
-	case 'p':
-		snprintf(err, errsz, "-bp (mailq) is not supported: list the "
-		    "queue with `postern queue list`");
-		break;
 	case 's':
 		snprintf(err, errsz, "-bs (SMTP on standard input) is not "
 		    "supported");
@@ -219,17 +219,14 @@ mode_error(char mode, char *err, size_t errsz)
 		snprintf(err, errsz, "-bd (daemon mode) is not supported: the "
 		    "daemon is `postern serve`");
 		break;
-	case 'i':
-		snprintf(err, errsz, "-bi / -I (newaliases) is not supported: "
-		    "Postern has no aliases");
-		break;
 	case 'q':
 		snprintf(err, errsz, "-q (queue run) is not supported: the "
 		    "daemon runs its queue itself");
 		break;
 	default:
 		snprintf(err, errsz, "-b%c: mode not supported (only -bm: a "
-		    "message on standard input)", mode);
+		    "message on standard input; -bp: the queue; -bi: "
+		    "newaliases)", mode);
 		break;
 	}
 }
@@ -263,6 +260,7 @@ sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
 	int i;
 
 	memset(o, 0, sizeof(*o));
+	o->mode = 'm';
 	o->config = CONFIG_DEFAULT_PATH;
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0) {
@@ -282,9 +280,11 @@ sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
 				continue;
 			case 'v': case 'm': case 'n': case 'G': case 'U':
 				continue;	/* ignored */
-			case 'q':
 			case 'I':
-				mode_error(c == 'I' ? 'i' : 'q', err, errsz);
+				o->mode = 'i';
+				continue;
+			case 'q':
+				mode_error('q', err, errsz);
 				return EX_USAGE;
 			case 'b': case 'f': case 'r': case 'F': case 'C':
 			case 'B': case 'N': case 'R': case 'V': case 'X':
@@ -302,11 +302,13 @@ sendmail_parse_args(int argc, char **argv, struct sendmail_opts *o,
 			p = "";		/* the word is used up */
 			switch (c) {
 			case 'b':
-				if (strcmp(v, "m") != 0) {
+				if (strcmp(v, "m") != 0 && strcmp(v, "p") != 0 &&
+				    strcmp(v, "i") != 0) {
 					mode_error(v[0] != '\0' && v[1] == '\0' ?
 					    v[0] : '?', err, errsz);
 					return EX_USAGE;
 				}
+				o->mode = v[0];
 				break;
 			case 'f':
 			case 'r':
@@ -1361,6 +1363,28 @@ transact(struct txn *t, const struct sendmail_opts *o,
 	return 0;
 }
 
+/* sendmail_newaliases - there are no aliases to rebuild */
+int
+sendmail_newaliases(void)
+{
+	printf("newaliases: Postern has no aliases file (it delivers no "
+	    "local mail): nothing to do\n");
+	return 0;
+}
+
+/* sendmail_mailq - -bp: `postern queue list -c FILE`; operands are
+   refused, as mailq refuses them */
+static int
+sendmail_mailq(const struct sendmail_opts *o)
+{
+	char *words[] = { "list", "-c", (char *)o->config, NULL };
+
+	if (o->nrcpts > 0 || o->extract)
+		return fail(EX_USAGE, "-bp lists the queue: it takes no "
+		    "recipients and no -t");
+	return queue_main(3, words) == 0 ? 0 : EX_UNAVAILABLE;
+}
+
 /* sendmail_main - see sendmail.h */
 int
 sendmail_main(int argc, char **argv)
@@ -1383,6 +1407,10 @@ sendmail_main(int argc, char **argv)
 	log_set_quiet(1);
 	if ((status = sendmail_parse_args(argc, argv, &o, err, sizeof(err))))
 		return fail(status, "%s", err);
+	if (o.mode == 'i')
+		return sendmail_newaliases();
+	if (o.mode == 'p')
+		return sendmail_mailq(&o);
 	if (o.nrcpts == 0 && !o.extract)
 		return fail(EX_USAGE, "no recipients given (name them, or use "
 		    "-t to take them from the message)");

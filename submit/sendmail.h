@@ -43,9 +43,16 @@ struct sendmail_opts {
 	bool		  extract;	/* -t */
 	bool		  ignore_dots;	/* -i, -oi */
 	enum sendmail_body body;	/* -B */
+	char		  mode;		/* 'm' (a message, the default),
+					   'p' (-bp: list the queue), 'i'
+					   (-bi, -I: newaliases) */
 	char		**rcpts;	/* the operands (into argv) */
 	size_t		  nrcpts;
 };
+
+/* sendmail_newaliases - what `newaliases` (and sendmail -bi) does:
+   say there is nothing to do; exit status 0 */
+int	sendmail_newaliases(void);
 
 /*
  * sendmail_parse_args - the options and operands of argv[1..argc) into

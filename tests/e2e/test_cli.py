@@ -332,9 +332,14 @@ def test_queue_list_and_show(postern_factory, ssl_ctx):
     assert sorted(listed) == sorted(ids), r.stdout
     for l in lines:
         assert ALICE in l, l
-    # the binary as `mailq` prints exactly the same
+    # the binary as `mailq` prints exactly the same, and so does
+    # `sendmail -bp` (the sendmail(1) name for it)
     m = run_as(d.dir, "mailq", "-c", d.conf)
     assert (m.returncode, m.stdout, m.stderr) == (0, r.stdout, ""), m
+    m = run_as(d.dir, "sendmail", "-bp", "-C", d.conf)
+    assert (m.returncode, m.stdout, m.stderr) == (0, r.stdout, ""), m
+    m = run_as(d.dir, "sendmail", "-bp", "-C", d.conf, "bob@example.com")
+    assert m.returncode == 64 and "takes no recipients" in m.stderr, m
 
     for qid, marker in ids.items():
         r = run_postern(["queue", "show", qid], config=d.conf)
@@ -369,6 +374,10 @@ def test_mailq_and_newaliases_names(postern_factory):
     assert (r.returncode, r.stderr) == (0, ""), r
     assert r.stdout == ("newaliases: Postern has no aliases file (it "
                         "delivers no local mail): nothing to do\n")
+    # and sendmail -bi / -I, the same thing by its sendmail(1) names
+    for args in (["-bi"], ["-I"]):
+        s = run_as(d.dir, "sendmail", *args)
+        assert (s.returncode, s.stdout, s.stderr) == (0, r.stdout, ""), s
     # mailq: what queue list says, errors included (no queue yet here)
     r = run_as(d.dir, "mailq", "-c", d.conf)
     q = run_postern(["queue", "list"], config=d.conf)

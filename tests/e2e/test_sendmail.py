@@ -27,7 +27,7 @@ def _can_run_as(user):
         pwd.getpwnam(user)
     except KeyError:
         return f"no user {user}"
-    r = subprocess.run([POSTERN, "sendmail", "-bp"], user=user,
+    r = subprocess.run([POSTERN, "sendmail", "-bs"], user=user,
                        capture_output=True, timeout=30)
     if r.returncode != 64:
         return f"{user} cannot run {POSTERN}: {r.returncode} {r.stderr!r}"

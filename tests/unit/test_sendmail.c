@@ -91,11 +91,8 @@ static const struct args_case args_cases[] = {
 	  "unknown option -z") },
 	{ "-f without argument", { "-f", NULL }, USAGE(
 	  "option -f needs an argument") },
-	{ "mailq", { "-bp", NULL }, USAGE( "-bp (mailq) is not supported") },
 	{ "-bs", { "-bs", NULL }, USAGE( "-bs (SMTP on standard input)") },
 	{ "-bd", { "-bd", NULL }, USAGE( "-bd (daemon mode)") },
-	{ "-bi", { "-bi", NULL }, USAGE( "newaliases") },
-	{ "-I", { "-I", NULL }, USAGE( "newaliases") },
 	{ "-bv", { "-bv", NULL }, USAGE( "-bv: mode not supported") },
 	{ "-q", { "-q", NULL }, USAGE( "-q (queue run)") },
 	{ "-q30m", { "-q30m", NULL }, USAGE( "-q (queue run)") },
@@ -754,11 +751,51 @@ test_exit_status(void **state)
 			    cases[i].text), cases[i].want);
 }
 
+/* test_modes - -bp lists the queue, -bi and -I are newaliases, -bm
+   (and nothing) a message; other modes stay refused */
+static void
+test_modes(void **state)
+{
+	static const struct {
+		const char	*args[3];
+		char		 mode;
+	} cases[] = {
+		{ { "-bp", NULL }, 'p' },
+		{ { "-b", "p", NULL }, 'p' },
+		{ { "-bi", NULL }, 'i' },
+		{ { "-I", NULL }, 'i' },
+		{ { "-bm", NULL }, 'm' },
+		{ { "-t", NULL }, 'm' },
+	};
+	struct sendmail_opts o;
+	char *argv[5], err[256];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		argv[0] = "sendmail";
+		for (n = 0; cases[i].args[n] != NULL; n++)
+			argv[n + 1] = (char *)cases[i].args[n];
+		argv[n + 1] = NULL;
+		err[0] = '\0';
+		assert_int_equal(sendmail_parse_args((int)n + 1, argv, &o, err,
+		    sizeof(err)), 0);
+		assert_int_equal(o.mode, cases[i].mode);
+	}
+	argv[0] = "sendmail";
+	argv[1] = "-bz";
+	argv[2] = NULL;
+	assert_int_equal(sendmail_parse_args(2, argv, &o, err, sizeof(err)),
+	    EX_USAGE);
+	assert_non_null(strstr(err, "-bp: the queue"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_args),
+		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_rcpts),
 		cmocka_unit_test(test_parse_sender),
 		cmocka_unit_test(test_header_pass),
