@@ -18,7 +18,8 @@
  * remote 250 and the envelope update (a restarted scheduler retries
  * only what the disk still lists as pending); the bounce budget holding
  * a DSN until the sender's next window; drain; a next hop that is down
- * (one probe per back-off, no rewrite per message). Each checks the
+ * (one probe per back-off, no rewrite per message); an admin's hold,
+ * release, flush, delete and delete with a bounce (sched_admin). Each checks the
  * envelopes on disk (queue_load_envelope) and the DSNs queued.
  */
 #include <sys/stat.h>
@@ -1402,6 +1403,203 @@ test_backlog(void **state)
 	assert_int_equal(qs.updates, 0);
 }
 
+/* What sched_admin's callbacks said. */
+static struct {
+	unsigned	 calls;
+	unsigned	 errors;
+	uint64_t	 cookie;
+	char		 id[QUEUE_ID_LEN + 1];
+} admin_got;
+
+/* admin_cb - sched_admin's callback: counted */
+static void
+admin_cb(uint64_t cookie, const char *id, const char *error)
+{
+	admin_got.calls++;
+	admin_got.errors += error != NULL;
+	admin_got.cookie = cookie;
+	snprintf(admin_got.id, sizeof(admin_got.id), "%s", id);
+}
+
+/* nasked_for - how many attempts the fake was asked for id */
+static unsigned
+nasked_for(struct fx *f, const char *id)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < f->fk.nasked && i < MAX_ATTEMPTS; i++)
+		n += strcmp(f->fk.asked[i].id, id) == 0;
+	return n;
+}
+
+/* admin - sched_admin on one id; its return, or -1 with the reason
+   checked against why */
+static int
+admin(struct fx *f, enum sched_admin_op op, const char *id, const char *why)
+{
+	const char *ids[1] = { id };
+	char *err = NULL;
+	int n;
+
+	n = sched_admin(f->s, op, ids, id ? 1 : 0, "uid=0 (root)", admin_cb,
+	    42, &err);
+	if (why == NULL) {
+		if (n == -1)
+			fail_msg("sched_admin: %s", err);
+	} else {
+		assert_int_equal(n, -1);
+		assert_non_null(err);
+		if (strstr(err, why) == NULL)
+			fail_msg("sched_admin said \"%s\", not \"%s\"", err,
+			    why);
+	}
+	free(err);
+	return n;
+}
+
+/*
+ * test_admin_hold_release - hold is written to the envelope and keeps
+ * the message from every attempt (flush, its due time, a restart, which
+ * finds it held when it comes due); release sends it; refusals change
+ * nothing; the callback comes once per change in flight, from the loop
+ */
+static void
+test_admin_hold_release(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 451, "4.7.1", "later", false },
+		{ "bob@example.net", 250, "2.0.0", "ok", false },
+		{ "carol@example.net", 451, "4.7.1", "later", true },
+	};
+	static const char *const bob[] = { "bob@example.net", NULL };
+	static const char *const carol[] = { "carol@example.net", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	enum sched_state st;
+	char id[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 1];
+	time_t t0 = clock_now;
+
+	fx_config(f, 100, "");
+	fx_open(f, script, 3);
+	plant(f, bob, id);
+	plant(f, carol, other);
+	assert_int_equal(sched_start(f->s), 2);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 2);
+
+	memset(&admin_got, 0, sizeof(admin_got));
+	/* refused, nothing changes: unknown, malformed, not held */
+	admin(f, SCHED_HOLD, "AAAAAAAAAAAAAAAAAAAA", "no such message");
+	admin(f, SCHED_HOLD, "../x", "not a queue id");
+	admin(f, SCHED_RELEASE, id, "not on hold");
+	assert_int_equal(admin(f, SCHED_HOLD, id, NULL), 1);
+	assert_int_equal(admin_got.calls, 0);	/* never from inside */
+	settle(f);
+	assert_int_equal(admin_got.calls, 1);
+	assert_int_equal(admin_got.errors, 0);
+	assert_int_equal(admin_got.cookie, 42);
+	assert_string_equal(admin_got.id, id);
+	assert_int_equal(sched_msg_state(f->s, id, &st), 0);
+	assert_int_equal(st, SCHED_ST_ONHOLD);
+	assert_true(on_disk(f, id, &e));
+	assert_int_equal(e.held, t0);
+	envelope_free(&e);
+	/* held again: done at once, no callback owed */
+	assert_int_equal(admin(f, SCHED_HOLD, id, NULL), 0);
+	admin(f, SCHED_FLUSH, id, "on hold");
+
+	/* never due: not at its time, not flushed, not after a restart */
+	clock_now = t0 + 7200;
+	settle(f);
+	assert_int_equal(admin(f, SCHED_FLUSH, NULL, NULL), 0);
+	settle(f);
+	assert_true(f->fk.nasked > 2);		/* carol's, not bob's */
+	assert_int_equal(nasked_for(f, id), 1);
+	fx_close(f);
+	fx_open(f, script, 3);
+	assert_int_equal(sched_start(f->s), 2);
+	clock_now = t0 + 4 * 3600;
+	settle(f);
+	assert_int_equal(f->fk.nasked, 1);	/* the new fake's: carol */
+	assert_int_equal(nasked_for(f, id), 0);
+	assert_int_equal(sched_msg_state(f->s, id, &st), 0);
+	assert_int_equal(st, SCHED_ST_ONHOLD);
+
+	/* released: due now, sent */
+	memset(&admin_got, 0, sizeof(admin_got));
+	f->fk.used[0] = true;		/* bob's 451 was the first run's */
+	assert_int_equal(admin(f, SCHED_RELEASE, id, NULL), 1);
+	settle(f);
+	assert_int_equal(admin_got.calls, 1);
+	assert_int_equal(admin_got.errors, 0);
+	assert_int_equal(nasked_for(f, id), 1);
+	assert_false(on_disk(f, id, &e));
+}
+
+/*
+ * test_admin_delete - delete removes without a bounce; delete with a
+ * bounce fails the pending recipients and bounces once, outside the
+ * bounce budget; a message being delivered is refused
+ */
+static void
+test_admin_delete(void **state)
+{
+	static const struct reply script[] = {
+		{ "bob@example.net", 451, "4.7.1", "later", true },
+		KEEP_DSN,
+	};
+	static const char *const bob[] = { "bob@example.net", NULL };
+	static const char *const failed[] = { "bob@example.net", NULL };
+	static const char *const status[] = { "5.0.0", NULL };
+	struct fx *f = *state;
+	struct envelope e;
+	char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1], c[QUEUE_ID_LEN + 1];
+	char dsn[QUEUE_ID_LEN + 1];
+
+	fx_config(f, 1, "");		/* one bounce an hour */
+	fx_open(f, script, 2);
+	plant(f, bob, a);
+	plant(f, bob, b);
+	plant(f, bob, c);
+	assert_int_equal(sched_start(f->s), 3);
+	settle(f);
+	assert_int_equal(f->fk.nasked, 3);
+
+	memset(&admin_got, 0, sizeof(admin_got));
+	assert_int_equal(admin(f, SCHED_DELETE, a, NULL), 1);
+	settle(f);
+	assert_int_equal(admin_got.calls, 1);
+	assert_int_equal(admin_got.errors, 0);
+	assert_false(on_disk(f, a, &e));
+	assert_int_equal(ndsn(f), 0);
+
+	assert_int_equal(admin(f, SCHED_BOUNCE, b, NULL), 1);
+	settle(f);
+	assert_int_equal(admin_got.calls, 2);
+	assert_int_equal(admin_got.errors, 0);
+	assert_false(on_disk(f, b, &e));
+	snprintf(dsn, sizeof(dsn), "%s", the_dsn(f));
+	assert_dsn(f, dsn, failed, status, NULL);
+	/* the budget (1 an hour) is spent; an admin's bounce still goes */
+	assert_int_equal(admin(f, SCHED_BOUNCE, c, NULL), 1);
+	settle(f);
+	assert_int_equal(admin_got.calls, 3);
+	assert_int_equal(admin_got.errors, 0);
+	assert_int_equal(ndsn(f), 2);
+
+	/* being delivered: refused, and nothing changes */
+	plant(f, bob, a);
+	f->fk.stall = true;
+	sched_queued(f->s, a);
+	run(f, 50);
+	admin(f, SCHED_HOLD, a, "being delivered right now");
+	admin(f, SCHED_DELETE, a, "being delivered right now");
+	assert_true(on_disk(f, a, &e));
+	assert_int_equal(e.held, 0);
+	envelope_free(&e);
+}
+
 /* test_strstate - every state has its name */
 static void
 test_strstate(void **state)
@@ -1413,6 +1611,7 @@ test_strstate(void **state)
 	assert_string_equal(sched_strstate(SCHED_ST_WRITING), "writing");
 	assert_string_equal(sched_strstate(SCHED_ST_BOUNCING), "bouncing");
 	assert_string_equal(sched_strstate(SCHED_ST_HELD), "held");
+	assert_string_equal(sched_strstate(SCHED_ST_ONHOLD), "on hold");
 	assert_string_equal(sched_strstate(SCHED_ST_REMOVING), "removing");
 }
 
@@ -1441,6 +1640,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_gone_while_resting, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_hold_release, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_admin_delete, setup,
+		    teardown),
 		cmocka_unit_test(test_strstate),
 	};
 
