@@ -469,8 +469,11 @@ def main():
                           ID=qid).stdout
         expect(out.count("pass") >= 2, "keys verify --local did not pass")
 
-        step("the recipient's server comes up: the retry delivers")
+        step("the recipient's server comes up: a flush delivers")
         sink.start()
+        install_cmd("postern queue flush -c /etc/postern/postern.conf")
+        expect("control: uid=0 (root): queue.flush (all)" in journal(),
+               "the flush is not in the journal with who asked")
         wait_until(lambda: re.search(rf"id={qid} to=<you@example.net> "
                                      r".*status=sent", journal()),
                    "delivery", timeout=30)
