@@ -1,6 +1,7 @@
 # Postern - outbound submission relay.
 #
-#   make          build ./postern (installs missing Debian packages first)
+#   make          build ./postern and build/man/postern.conf.5 (installs
+#                 missing Debian packages first)
 #   make check    build and run every test suite, then again under
 #                 AddressSanitizer + UBSan (build-san/)
 #   make check-san  only the sanitized build and run
@@ -22,6 +23,12 @@
 # queue/, submit/, relay/ and daemon/ goes into build/libpostern.a, which
 # main.c and each tests/unit/test_*.c link against (ARCHITECTURE.md: the
 # folders and the order they may include each other in).
+#
+# The man pages are in man/: postern(8) and the sendmail, mailq and
+# newaliases pages are written by hand; postern.conf(5) is made at build
+# time, by $(BUILD)/man/mkconf5 (man/mkconf5.c, linked against the
+# library), from man/postern.conf.5.in and the settings table, into
+# $(BUILD)/man/postern.conf.5. `make man` makes only that.
 
 CC       ?= cc
 PKGS      = libevent libevent_openssl libevent_pthreads openssl libsasl2 \
@@ -55,21 +62,32 @@ OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libpostern.a
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+MAN_GEN   = $(BUILD)/man/mkconf5
+MAN_CONF  = $(BUILD)/man/postern.conf.5
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 .PHONY: all deps check check-san check-layers san-build unit e2e run bench \
-        bench-sessions bench-bigmsg bench-backlog clean
+        bench-sessions bench-bigmsg bench-backlog clean man
 
 all: deps
-	@$(MAKE) --no-print-directory postern
+	@$(MAKE) --no-print-directory postern man
 
 deps:
 	@contrib/install-deps.sh --if-missing
 
 $(BIN): $(BUILD)/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+man: $(MAN_CONF)
+
+$(MAN_GEN): $(BUILD)/man/mkconf5.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(MAN_CONF): $(MAN_GEN) man/postern.conf.5.in
+	$(MAN_GEN) man/postern.conf.5.in > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
 
 $(LIB): $(OBJS)
 	rm -f $@
@@ -93,7 +111,7 @@ san-build:
 	    $(SAN_TREE)/postern unit-build
 
 check: deps
-	@$(MAKE) --no-print-directory postern unit-build
+	@$(MAKE) --no-print-directory postern man unit-build
 	@$(MAKE) --no-print-directory san-build
 	@tests/run-all --san
 
@@ -133,7 +151,7 @@ run: deps
 clean:
 	rm -rf $(BUILD) $(SAN_TREE) postern
 
--include $(OBJS:.o=.d) $(BUILD)/main.d
+-include $(OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/man/mkconf5.d
 
 # ---------------------------------------------------------------------------
 # Fuzzing (libFuzzer; needs clang: apt-get install clang libclang-rt-14-dev)
