@@ -81,8 +81,9 @@ is_choice(const char *s, size_t n)
 }
 
 /* put_text - desc as a sentence (first letter capitalised unless the
-   first word is a value, as in "mx mode: ...", a full stop at the end) on text lines of at most TEXT_WIDTH bytes (a longer word
-   alone), with \& before a "." or "'" that would start a line */
+   first word is a value, as in "mx mode: ...", a full stop at the end)
+   on text lines of at most TEXT_WIDTH bytes (a longer word alone), with
+   \& before a "." or "'" that would start a line */
 static void
 put_text(const char *desc)
 {
