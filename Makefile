@@ -1,6 +1,7 @@
 # Postern - outbound submission relay.
 #
-#   make          build ./postern (installs missing Debian packages first)
+#   make          build ./postern and build/man/postern.conf.5 (installs
+#                 missing Debian packages first)
 #   make check    build and run every test suite, then again under
 #                 AddressSanitizer + UBSan (build-san/)
 #   make check-san  only the sanitized build and run
@@ -22,6 +23,12 @@
 # queue/, submit/, relay/ and daemon/ goes into build/libpostern.a, which
 # main.c and each tests/unit/test_*.c link against (ARCHITECTURE.md: the
 # folders and the order they may include each other in).
+#
+# The man pages are in man/: postern(8) and the sendmail, mailq and
+# newaliases pages are written by hand; postern.conf(5) is made at build
+# time, by $(BUILD)/man/mkconf5 (man/mkconf5.c, linked against the
+# library), from man/postern.conf.5.in and the settings table, into
+# $(BUILD)/man/postern.conf.5. `make man` makes only that.
 
 CC       ?= cc
 PKGS      = libevent libevent_openssl libevent_pthreads openssl libsasl2 \
@@ -55,21 +62,32 @@ OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libpostern.a
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+MAN_GEN   = $(BUILD)/man/mkconf5
+MAN_CONF  = $(BUILD)/man/postern.conf.5
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 .PHONY: all deps check check-san check-layers san-build unit e2e run bench \
-        bench-sessions bench-bigmsg bench-backlog clean
+        bench-sessions bench-bigmsg bench-backlog clean man
 
 all: deps
-	@$(MAKE) --no-print-directory postern
+	@$(MAKE) --no-print-directory postern man
 
 deps:
 	@contrib/install-deps.sh --if-missing
 
 $(BIN): $(BUILD)/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+man: $(MAN_CONF)
+
+$(MAN_GEN): $(BUILD)/man/mkconf5.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(MAN_CONF): $(MAN_GEN) man/postern.conf.5.in
+	$(MAN_GEN) man/postern.conf.5.in > $@.tmp || { rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
 
 $(LIB): $(OBJS)
 	rm -f $@
@@ -93,7 +111,7 @@ san-build:
 	    $(SAN_TREE)/postern unit-build
 
 check: deps
-	@$(MAKE) --no-print-directory postern unit-build
+	@$(MAKE) --no-print-directory postern man unit-build
 	@$(MAKE) --no-print-directory san-build
 	@tests/run-all --san
 
@@ -133,7 +151,7 @@ run: deps
 clean:
 	rm -rf $(BUILD) $(SAN_TREE) postern
 
--include $(OBJS:.o=.d) $(BUILD)/main.d
+-include $(OBJS:.o=.d) $(BUILD)/main.d $(BUILD)/man/mkconf5.d
 
 # ---------------------------------------------------------------------------
 # Fuzzing (libFuzzer; needs clang: apt-get install clang libclang-rt-14-dev)
@@ -216,6 +234,9 @@ $(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 #                        contrib/postern.service.in with the paths above
 #   $(PREFIX)/share/doc/postern/                    README.md, INSTALL and
 #                        examples/ (trac-smtp.ini, mail-clients.md)
+#   $(PREFIX)/share/man/man8/postern.8              0644, from man/
+#   $(PREFIX)/share/man/man5/postern.conf.5         0644, as make built it
+#                        ($(BUILD)/man/postern.conf.5); not compressed
 #
 # PREFIX defaults to /usr/local and SYSCONFDIR to $(PREFIX)/etc.
 #   make install SYSCONFDIR=/etc                  what INSTALL uses: the
@@ -231,13 +252,17 @@ $(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 #   make install-sendmail   $(PREFIX)/sbin/sendmail, mailq and newaliases
 #                           -> postern (symlinks, the names an MTA
 #                           provides; refused, linking none, if one of
-#                           them is there and not ours); make uninstall
-#                           removes those links too.
+#                           them is there and not ours), and their man
+#                           pages sendmail.8, mailq.8, newaliases.8 in
+#                           share/man/man8 (pointing to postern(8); refused
+#                           likewise); make uninstall removes those links
+#                           and pages too, only if they are ours.
 
 SYSCONFDIR ?= $(PREFIX)/etc
 SBINDIR     = $(PREFIX)/sbin
 UNITDIR     = $(PREFIX)/lib/systemd/system
 DOCDIR      = $(PREFIX)/share/doc/postern
+MANDIR      = $(PREFIX)/share/man
 DOC_FILES   = README.md INSTALL
 DOC_EXAMPLES = contrib/trac-smtp.ini contrib/trac-sendmail.ini \
                contrib/mail-clients.md
@@ -247,6 +272,9 @@ DOC_EXAMPLES = contrib/trac-smtp.ini contrib/trac-sendmail.ini \
 # Not after install: re-installing would rewrite the unit under a running
 # service (systemd then asks for daemon-reload).
 MTA_NAMES   = sendmail mailq newaliases
+# The first line of each of their pages (man/NAME.8) says this: how
+# install-sendmail and uninstall tell our pages from another MTA's.
+MTA_MAN_MARK = as Postern provides it
 
 install-sendmail:
 	@for n in $(MTA_NAMES); do \
@@ -256,18 +284,27 @@ install-sendmail:
 	        echo "$$l exists and is not Postern's: remove it first"; \
 	        exit 1; \
 	    fi; \
+	    p=$(DESTDIR)$(MANDIR)/man8/$$n.8; \
+	    if [ -e "$$p" ] && ! grep -qs "$(MTA_MAN_MARK)" "$$p"; then \
+	        echo "$$p exists and is not Postern's: remove it first"; \
+	        exit 1; \
+	    fi; \
 	done; \
 	if [ ! -x $(DESTDIR)$(SBINDIR)/postern ]; then \
 	    echo "$(DESTDIR)$(SBINDIR)/postern is not there: make install first"; \
 	    exit 1; \
 	fi; \
+	install -d $(DESTDIR)$(MANDIR)/man8 || exit 1; \
 	for n in $(MTA_NAMES); do \
 	    ln -sfn postern $(DESTDIR)$(SBINDIR)/$$n || exit 1; \
+	    install -m 0644 man/$$n.8 $(DESTDIR)$(MANDIR)/man8/$$n.8 || \
+	        exit 1; \
 	done
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/postern \
-	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
 	install -m 0755 postern $(DESTDIR)$(SBINDIR)/postern
 	install -m 0644 config/postern.conf.example \
 	    $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.example
@@ -277,16 +314,22 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/postern.service
 	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(DOC_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 man/postern.8 $(DESTDIR)$(MANDIR)/man8/postern.8
+	install -m 0644 $(MAN_CONF) $(DESTDIR)$(MANDIR)/man5/postern.conf.5
 
 uninstall:
 	@for n in $(MTA_NAMES); do \
 	    l=$(DESTDIR)$(SBINDIR)/$$n; \
 	    if [ -L "$$l" ] && [ "$$(readlink "$$l")" = postern ]; then \
 	        rm -f "$$l"; fi; \
+	    p=$(DESTDIR)$(MANDIR)/man8/$$n.8; \
+	    if grep -qs "$(MTA_MAN_MARK)" "$$p"; then rm -f "$$p"; fi; \
 	done
 	rm -f $(DESTDIR)$(SBINDIR)/postern \
 	    $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf.example \
 	    $(DESTDIR)$(UNITDIR)/postern.service \
+	    $(DESTDIR)$(MANDIR)/man8/postern.8 \
+	    $(DESTDIR)$(MANDIR)/man5/postern.conf.5 \
 	    $(addprefix $(DESTDIR)$(DOCDIR)/,$(DOC_FILES)) \
 	    $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(DOC_EXAMPLES)))
 	@for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \

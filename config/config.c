@@ -518,9 +518,9 @@ wanted_type(const struct config_key *k)
 	return "?";
 }
 
-/* format_duration - seconds as "90s", "10m", "1h", "1d" (exact units) */
-static char *
-format_duration(int64_t secs, char *out, size_t outsz)
+/* config_format_duration - see config.h */
+char *
+config_format_duration(int64_t secs, char *out, size_t outsz)
 {
 	if (secs != 0 && secs % 86400 == 0)
 		snprintf(out, outsz, "%lldd", (long long)(secs / 86400));
@@ -707,9 +707,9 @@ check_value(struct loader *ld, const struct config_key *k,
 			return 0;
 		if (k->type == K_DURATION)
 			problem_at(ld, s, "%s: %s is out of range (%s..%s)",
-			    k->name, format_duration(v, val, sizeof(val)),
-			    format_duration(k->min, lo, sizeof(lo)),
-			    format_duration(k->max, hi, sizeof(hi)));
+			    k->name, config_format_duration(v, val, sizeof(val)),
+			    config_format_duration(k->min, lo, sizeof(lo)),
+			    config_format_duration(k->max, hi, sizeof(hi)));
 		else
 			problem_at(ld, s, "%s: %lld is out of range "
 			    "(%lld..%lld)", k->name, (long long)v,

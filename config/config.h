@@ -259,6 +259,14 @@ void		 config_errors_free(struct config_errors *);
  */
 int		 config_parse_duration(const char *, unsigned *secs);
 
+/*
+ * config_format_duration - seconds in the largest unit that divides them
+ * exactly: "90s", "10m", "1h", "1d" (0: "0s"), as error messages and
+ * postern.conf(5) show bounds. Writes into out (truncated to outsz) and
+ * returns it.
+ */
+char		*config_format_duration(int64_t secs, char *out, size_t outsz);
+
 /* config_domain_hosted - true if domain (any case) is a hosted domain */
 bool		 config_domain_hosted(const struct config *, const char *domain);
 

@@ -10,6 +10,7 @@ set -eu
 # tests/e2e/test_metrics.py.
 # adduser, iproute2 (ip), util-linux (unshare, runuser): the INSTALL
 # walk-through, tests/e2e/walkthrough.py (usually there already).
+# mandoc: `mandoc -T lint` checks the man pages (tests/e2e/test_man.py).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -22,6 +23,7 @@ libmail-dkim-perl dnsmasq-base python3-dnspython
 python3-prometheus-client
 systemd
 adduser iproute2 util-linux
+mandoc
 "
 
 missing=""
@@ -50,5 +52,6 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# --no-remove: a package that would need another removed fails instead.
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+$SUDO apt-get install -y -qq --no-install-recommends --no-remove $missing

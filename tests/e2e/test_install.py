@@ -93,6 +93,12 @@ def expected_files(prefix, sysconfdir):
     }
     for f in DOCS:
         files[f"{doc}/{f}"] = (0o644, os.path.join(ROOT, f))
+    # the man pages: postern(8) as written, postern.conf(5) as make built
+    # it (tests/e2e/test_man.py checks what they say)
+    files[prefix + "/share/man/man8/postern.8"] = \
+        (0o644, os.path.join(ROOT, "man", "postern.8"))
+    files[prefix + "/share/man/man5/postern.conf.5"] = \
+        (0o644, os.path.join(ROOT, "build", "man", "postern.conf.5"))
     for f in EXAMPLES:
         files[f"{doc}/examples/{os.path.basename(f)}"] = \
             (0o644, os.path.join(ROOT, f))
@@ -319,19 +325,25 @@ def test_uninstall_removes_everything(installed):
 
 def test_install_sendmail(installed):
     """make install-sendmail (opt-in) links PREFIX/sbin/sendmail, mailq
-    and newaliases to postern, which then behaves as each; it refuses to
-    replace one that is not ours (linking none); make uninstall removes
-    the links."""
+    and newaliases to postern, which then behaves as each, and installs
+    their man pages; it refuses to replace one that is not ours (linking
+    none); make uninstall removes the links and the pages."""
     dest, prefix, sysconfdir, _ = installed
     link = dest + prefix + "/sbin/sendmail"
     links = [dest + prefix + "/sbin/" + n
              for n in ("sendmail", "mailq", "newaliases")]
-    for l in links:
+    pages = {dest + prefix + f"/share/man/man8/{n}.8":
+             os.path.join(ROOT, "man", f"{n}.8")
+             for n in ("sendmail", "mailq", "newaliases")}
+    for l in links + list(pages):
         assert not os.path.lexists(l)       # not by make install
     r = make("install-sendmail", dest, prefix, sysconfdir)
     assert r.returncode == 0, r.stdout
     for l in links:
         assert os.readlink(l) == "postern", l
+    for page, source in pages.items():
+        assert stat.S_IMODE(os.stat(page).st_mode) == 0o644, page
+        assert filecmp.cmp(page, source, shallow=False), page
     r = subprocess.run([link, "-bp"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 64 and r.stderr.startswith("sendmail: "), r
@@ -345,8 +357,22 @@ def test_install_sendmail(installed):
     assert r.returncode == 0, r.stdout
     r = make("uninstall", dest, prefix, sysconfdir)
     assert r.returncode == 0, r.stdout
-    for l in links:
+    for l in links + list(pages):
         assert not os.path.lexists(l), l
+    # another MTA's sendmail.8: refused, and uninstall leaves it
+    page = dest + prefix + "/share/man/man8/sendmail.8"
+    r = make("install", dest, prefix, sysconfdir)
+    assert r.returncode == 0, r.stdout
+    with open(page, "w") as f:
+        f.write(".TH SENDMAIL 8\n")
+    r = make("install-sendmail", dest, prefix, sysconfdir)
+    assert r.returncode != 0 and page + " exists and is not Postern's" \
+        in r.stdout, r.stdout
+    assert not os.path.lexists(link)
+    r = make("uninstall", dest, prefix, sysconfdir)
+    with open(page) as f:
+        assert f.read() == ".TH SENDMAIL 8\n"
+    os.unlink(page)
     # another MTA's mailq: nothing is linked, and uninstall leaves it
     os.makedirs(os.path.dirname(link), exist_ok=True)
     with open(links[1], "w") as f:

@@ -216,7 +216,7 @@ def test_real_table_order():
     lines = [l.split("#")[0].split() for l in block.splitlines()]
     assert [l for l in lines if l] == [
         ["common"], ["config"], ["keys"], ["queue"], ["submit", "relay"],
-        ["daemon"], ["main.c"], ["outside:", "tests"]]
+        ["daemon"], ["main.c"], ["outside:", "tests", "man"]]
 
 
 def test_promise_tests_exist():
