@@ -344,7 +344,7 @@ def test_install_sendmail(installed):
     for page, source in pages.items():
         assert stat.S_IMODE(os.stat(page).st_mode) == 0o644, page
         assert filecmp.cmp(page, source, shallow=False), page
-    r = subprocess.run([link, "-bp"], capture_output=True, text=True,
+    r = subprocess.run([link, "-bs"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 64 and r.stderr.startswith("sendmail: "), r
     r = subprocess.run([links[2]], capture_output=True, text=True,
