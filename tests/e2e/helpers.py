@@ -716,6 +716,20 @@ class Dnsmasq:
             self.log.close()
 
 
+def plain_records(d):
+    """{name: value} of what `postern keys dns --plain` prints for d's
+    configuration (the records a test's DNS server should serve)."""
+    from conftest import run_postern    # conftest imports this module
+    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        name, typ, value = line.split(" ", 2)
+        assert typ == "TXT", line
+        out[name] = value
+    return out
+
+
 # -- submitting and waiting ----------------------------------------------
 
 def smtplib_session(d, ctx, login="alice@example.test"):

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import run_postern
 from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, final_message,
-                     free_udp_port, submit_smtplib)
+                     free_udp_port, plain_records, submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -50,13 +50,7 @@ def dns_setup(postern_factory, workdir):
     port = free_udp_port()
     d = postern_factory(start=False,
                         extra=f'resolver = "127.0.0.1@{port}";')
-    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    records = {}
-    for line in r.stdout.splitlines():
-        name, typ, value = line.split(" ", 2)
-        assert typ == "TXT", line
-        records[name] = value
+    records = plain_records(d)
     # what conftest installed is what keys dns printed
     for name, value in d.dkim_records.items():
         assert records[name] == value, name

@@ -27,7 +27,7 @@ import pytest
 from conftest import POSTERN, ROOT, run_postern
 from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, dkimpy_results,
                      final_message, free_udp_port, mail_dkim_results,
-                     submit_smtplib)
+                     plain_records, submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -35,17 +35,6 @@ ALICE = "alice@example.test"
 pytestmark = pytest.mark.skipif(
     not os.access(DNSMASQ, os.X_OK),
     reason=f"{DNSMASQ} missing (apt-get install dnsmasq-base)")
-
-
-def plain_records(d):
-    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = {}
-    for line in r.stdout.splitlines():
-        name, typ, value = line.split(" ", 2)
-        assert typ == "TXT", line
-        out[name] = value
-    return out
 
 
 def status(d):
