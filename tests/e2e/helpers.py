@@ -730,6 +730,24 @@ def plain_records(d):
     return out
 
 
+def plant_retiring(d, domain, selector="r0", source="r1"):
+    """Give domain a retiring rsa-sha256 selector known only to the
+    rotation state file (as after `keys rotate` and the switch), its key a
+    copy of source's; returns the key's path."""
+    keydir = os.path.join(d.state_dir, "keys", domain)
+    path = os.path.join(keydir, f"{selector}.key")
+    with open(os.path.join(keydir, f"{source}.key"), "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+    with open(os.path.join(keydir, "state"), "w") as f:
+        f.write("postern-dkim-state 1\n"
+                f"selector {selector} rsa-sha256 retiring 1700000000 "
+                f"{path}\nend\n")
+    return path
+
+
 # -- submitting and waiting ----------------------------------------------
 
 def smtplib_session(d, ctx, login="alice@example.test"):

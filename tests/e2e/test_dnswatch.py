@@ -13,7 +13,8 @@ reload. A record bad at the first check is reported once; good ones are
 not. An SPF record that authorizes more than ours, or a DMARC policy the
 admin tightened, is no drift. A DNS server that refuses (REFUSED), or no
 server at all (the queries fail), is a temporary failure, not a drift: the
-gauge keeps its value and nothing is logged.
+gauge keeps its value and nothing is logged. A retiring selector is
+watched as long as the daemon knows it (until `keys remove`).
 """
 import os
 import signal
@@ -21,8 +22,9 @@ import time
 
 import pytest
 
+from conftest import run_postern
 from helpers import (DNSMASQ, Dnsmasq, free_udp_port, plain_records,
-                     wait_until)
+                     plant_retiring, wait_until)
 from test_metrics import HAVE_PARSER, scrape, with_metrics
 
 DOMAIN = "example.test"
@@ -262,3 +264,30 @@ def test_temporary_failure_is_not_drift(watch):
     w.serve()
     w.wait_gauges(ALL_OK, "SPF fixed")
     w.wait_line(f"SPF record at {DOMAIN} matches again")
+
+
+def test_retiring_selector_watched_until_removed(watch):
+    """A retiring selector (its key file still there) is watched too; once
+    `keys remove` forgets it, it is no longer, and the gauge is 1 again
+    without a word."""
+    w = watch
+    plant_retiring(w.d, DOMAIN)
+    R0 = f"r0._domainkey.{DOMAIN}"
+    w.records = plain_records(w.d)
+    assert R0 in w.records
+    w.server.start(w.records)
+    w.d.start()
+    w.wait_gauges(ALL_OK, "all published, r0 too")
+
+    w.server.start({k: v for k, v in w.records.items() if k != R0})
+    w.wait_gauges({"spf": 1, "dkim": 0, "dmarc": 1}, "r0 removed from DNS")
+    w.wait_line(f"DKIM record of retiring selector r0 at {R0} drifted: not "
+                "published (NXDOMAIN); mail signed with it that is still "
+                "in transit fails DKIM (once none is, `postern keys "
+                "remove` it)")
+
+    r = run_postern(["keys", "remove", DOMAIN, "r0"], config=w.d.conf)
+    assert r.returncode == 0, r.stderr
+    w.wait_gauges(ALL_OK, "r0 forgotten")
+    w.settle(2)
+    assert len(w.lines("")) == 1, w.lines("")
