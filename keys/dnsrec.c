@@ -124,20 +124,18 @@ dnsrec_tagged(const char *value, const char *tag, bool semicolon)
 	return c == '\0' || c == ' ' || c == '\t' || (semicolon && c == ';');
 }
 
-/* dnsrec_only - the one record of txts with the tag: its index, or -1
-   with *count the number found */
-static long
-dnsrec_only(char *const *txts, size_t n, const char *tag, bool semicolon,
-    size_t *count)
+/* dnsrec_tagged_count - how many records of txts have the tag; *first
+   gets the index of the first one (unchanged when none) */
+static size_t
+dnsrec_tagged_count(char *const *txts, size_t n, const char *tag,
+    bool semicolon, size_t *first)
 {
-	size_t i;
-	long at = -1;
+	size_t i, count = 0;
 
-	*count = 0;
 	for (i = 0; i < n; i++)
-		if (dnsrec_tagged(txts[i], tag, semicolon) && (*count)++ == 0)
-			at = (long)i;
-	return *count == 1 ? at : -1;
+		if (dnsrec_tagged(txts[i], tag, semicolon) && count++ == 0)
+			*first = i;
+	return count;
 }
 
 /*
@@ -237,15 +235,14 @@ dnsrec_spf_judge(enum dns_status st, char *const *txts, size_t n,
 {
 	char m[DNSREC_TERM_MAX];
 	const char *rec, *p = want;
-	size_t count;
-	long at;
+	size_t count, at = 0;
 
 	if (dnsrec_not_ok(st, r) != DNSREC_OK)
 		return r->verdict;
-	if ((at = dnsrec_only(txts, n, "v=spf1", false, &count)) == -1)
+	if ((count = dnsrec_tagged_count(txts, n, "v=spf1", false, &at)) != 1)
 		return count == 0 ?
 		    dnsrec_set(r, DNSREC_MISSING, NULL, "no v=spf1 record") :
-		    dnsrec_set(r, DNSREC_DIFFERENT, txts[0], "%zu v=spf1 "
+		    dnsrec_set(r, DNSREC_DIFFERENT, txts[at], "%zu v=spf1 "
 		    "records (receivers treat that as an error: merge them "
 		    "into one)", count);
 	rec = txts[at];
@@ -302,15 +299,15 @@ enum dnsrec_verdict
 dnsrec_dmarc_judge(enum dns_status st, char *const *txts, size_t n,
     struct dnsrec_result *r)
 {
-	size_t count;
-	long at;
+	size_t count, at = 0;
 
 	if (dnsrec_not_ok(st, r) != DNSREC_OK)
 		return r->verdict;
-	if ((at = dnsrec_only(txts, n, "v=DMARC1", true, &count)) == -1)
+	if ((count = dnsrec_tagged_count(txts, n, "v=DMARC1", true, &at)) !=
+	    1)
 		return count == 0 ?
 		    dnsrec_set(r, DNSREC_MISSING, NULL, "no v=DMARC1 record") :
-		    dnsrec_set(r, DNSREC_DIFFERENT, txts[0], "%zu v=DMARC1 "
+		    dnsrec_set(r, DNSREC_DIFFERENT, txts[at], "%zu v=DMARC1 "
 		    "records (receivers then apply no policy at all)", count);
 	if (!dnsrec_dmarc_policy(txts[at]))
 		return dnsrec_set(r, DNSREC_DIFFERENT, txts[at], "no valid "
