@@ -182,6 +182,16 @@ struct hist {
 
 static _Atomic uint64_t	counters[M_NCOUNTERS];	/* any thread */
 static double		gauge_values[MG_NGAUGES];
+
+/* postern_dns_record_ok's series, in the order first set */
+#define DNS_RECORD_GAUGE	"postern_dns_record_ok"
+struct dns_record_series {
+	char	*domain;
+	char	*record;
+	int	 ok;
+};
+static struct dns_record_series	*dns_records;
+static size_t			 ndns_records;
 static struct hist	hists[MH_NHISTOGRAMS];
 
 struct metrics_http {
@@ -265,6 +275,44 @@ metrics_age(time_t t)
 	return d > 0 ? d : 0;
 }
 
+/* metrics_dns_record_set - one series of the drift gauge */
+void
+metrics_dns_record_set(const char *domain, const char *record, int ok)
+{
+	struct dns_record_series *e;
+	size_t i;
+
+	for (i = 0; i < ndns_records; i++) {
+		e = &dns_records[i];
+		if (strcmp(e->domain, domain) == 0 &&
+		    strcmp(e->record, record) == 0) {
+			e->ok = ok != 0;
+			return;
+		}
+	}
+	dns_records = xreallocarray(dns_records, ndns_records + 1,
+	    sizeof(*dns_records));
+	e = &dns_records[ndns_records++];
+	e->domain = xstrdup(domain);
+	e->record = xstrdup(record);
+	e->ok = ok != 0;
+}
+
+/* metrics_dns_record_clear - no series of the drift gauge */
+void
+metrics_dns_record_clear(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndns_records; i++) {
+		free(dns_records[i].domain);
+		free(dns_records[i].record);
+	}
+	free(dns_records);
+	dns_records = NULL;
+	ndns_records = 0;
+}
+
 /* metrics_reset - back to zero */
 void
 metrics_reset(void)
@@ -275,6 +323,7 @@ metrics_reset(void)
 		atomic_store(&counters[i], 0);
 	memset(gauge_values, 0, sizeof(gauge_values));
 	memset(hists, 0, sizeof(hists));
+	metrics_dns_record_clear();
 }
 
 /* metrics_escape - s for a label value (label) or a HELP line */
@@ -371,6 +420,29 @@ render_histogram(struct buf *out, enum metric_histogram h)
 	return 0;
 }
 
+/* render_dns_records - the drift gauge: HELP and TYPE always, then a
+   series per domain and record checked so far */
+static int
+render_dns_records(struct buf *out)
+{
+	size_t i;
+
+	if (render_head(out, DNS_RECORD_GAUGE, "gauge", "1 when the "
+	    "domain's published record (record: spf, dkim for every active "
+	    "and retiring selector, dmarc) matches what `postern keys dns` "
+	    "prints, 0 when it drifted; checked every dkim_check_interval.")
+	    == -1)
+		return -1;
+	for (i = 0; i < ndns_records; i++)
+		if (buf_puts(out, DNS_RECORD_GAUGE "{domain=\"") == -1 ||
+		    metrics_escape(out, dns_records[i].domain, 1) == -1 ||
+		    buf_puts(out, "\",record=\"") == -1 ||
+		    metrics_escape(out, dns_records[i].record, 1) == -1 ||
+		    buf_printf(out, "\"} %d\n", dns_records[i].ok) == -1)
+			return -1;
+	return 0;
+}
+
 /* metrics_render - the whole exposition */
 int
 metrics_render(struct buf *out)
@@ -387,6 +459,8 @@ metrics_render(struct buf *out)
 		    buf_printf(out, "%s ", gauges[g].name) == -1 ||
 		    render_value(out, gauge_values[g]) == -1)
 			return -1;
+	if (render_dns_records(out) == -1)
+		return -1;
 	for (h = 0; h < MH_NHISTOGRAMS; h++)
 		if (render_histogram(out, (enum metric_histogram)h) == -1)
 			return -1;

@@ -6,7 +6,9 @@
  * each rendered under one or more metric families with a fixed label
  * value (metrics.c's table); the gauges are set just before rendering by
  * the caller's refresh callback (sessions, queue size and age, asked from
- * their owners at scrape time); the two histograms have fixed buckets.
+ * their owners at scrape time), except the DNS drift gauge, one series
+ * per hosted domain and record, set by the watcher as its answers come;
+ * the two histograms have fixed buckets.
  * Counters only grow and start at zero when the daemon starts.
  *
  * Threads: the counters may be counted from any thread (relaxed atomic
@@ -109,6 +111,18 @@ void		 metrics_add(enum metric, uint64_t);
 uint64_t	 metrics_get(enum metric);
 void		 metrics_gauge_set(enum metric_gauge, double);
 void		 metrics_observe(enum metric_histogram, double seconds);
+
+/*
+ * The DNS drift watch's gauge (keys/dnswatch.h):
+ * postern_dns_record_ok{domain="D",record="spf|dkim|dmarc"}, 1 when the
+ * published record matches, 0 when it drifted. A series exists from its
+ * first set on; metrics_dns_record_clear() removes every series (a new
+ * watcher after a reload sets its own again). Loop thread only. The
+ * strings are copied.
+ */
+void		 metrics_dns_record_set(const char *domain, const char *record,
+		    int ok);
+void		 metrics_dns_record_clear(void);
 
 /* metrics_now - a monotonic clock in seconds, for latencies */
 double		 metrics_now(void);

@@ -61,7 +61,8 @@ static const struct config_key keys[] = {
 	  "/etc/resolv.conf" },
 	{ "dkim_check_interval", K_DURATION, 0, "1h", 1, 86400, NULL,
 	  "how often pending DKIM selectors (postern keys rotate) are "
-	  "looked up in DNS" },
+	  "looked up in DNS, and the published SPF, DKIM and DMARC records "
+	  "compared with postern keys dns (the drift watch)" },
 	{ "stop_timeout", K_DURATION, 0, "30s", 1, 3600, NULL,
 	  "on SIGTERM, how long transactions and deliveries in progress may "
 	  "take to finish" },

@@ -29,6 +29,7 @@
 #include "keys/dkim.h"
 #include "keys/keyring.h"
 #include "keys/rotate.h"
+#include "keys/dnswatch.h"
 #include "queue/inject.h"
 #include "queue/queue.h"
 #include "relay/sched.h"
@@ -47,6 +48,7 @@ struct daemon {
 	struct sched		*sched;
 	struct control		*control;	/* the admin commands */
 	struct rotate		*rot;
+	struct dnswatch		*watch;
 	struct stop		*stop;
 	struct event		*sigterm;
 	struct event		*sigint;
@@ -114,6 +116,7 @@ daemon_reload(evutil_socket_t sig, short what, void *arg)
 	const struct config *old = d->gens.current->cfg;
 	struct generation *g;
 	struct rotate *rot;
+	struct dnswatch *watch;
 	const char *why;
 	char *err = NULL;
 
@@ -137,6 +140,11 @@ daemon_reload(evutil_socket_t sig, short what, void *arg)
 	    old->dkim_check_interval)) != NULL) {
 		rotate_free(d->rot);
 		d->rot = rot;
+	}
+	if ((watch = dnswatch_start(d->base, g->keys, d->dns,
+	    old->dkim_check_interval, d->watch)) != NULL) {
+		dnswatch_free(d->watch);
+		d->watch = watch;
 	}
 	stop_set_config(d->stop, g->cfg);
 	generation_add(&d->gens, g);
@@ -262,6 +270,9 @@ daemon_start(const char *path, int debug)
 	if ((d->rot = rotate_start(d->base, keys, d->dns,
 	    cfg->dkim_check_interval)) == NULL)
 		log_fatalx("cannot start the DKIM rotation checker");
+	if ((d->watch = dnswatch_start(d->base, keys, d->dns,
+	    cfg->dkim_check_interval, NULL)) == NULL)
+		log_fatalx("cannot start the DNS drift watch");
 	if (sched_start(d->sched) == -1)
 		log_fatal("relay: cannot read the queue");
 	if (control_start(d->control, d->base, d->sched, &d->gens) == -1)
@@ -303,6 +314,7 @@ daemon_free(struct daemon *d)
 	inject_free(d->inject);
 	sched_free(d->sched);
 	rotate_free(d->rot);
+	dnswatch_free(d->watch);
 	dns_free(d->dns);
 	event_free(d->sigterm);
 	event_free(d->sigint);

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "keys/dkim.h"
+#include "keys/dnsrec.h"
 #include "keys/keycmd.h"
 #include "keys/keyfile.h"
 #include "keys/keyring.h"
@@ -91,7 +92,9 @@ static const char keycmd_usage_text[] =
     "...)\" or\n"
     "  \"NAME: temporary DNS failure\"; exit 0 only if every DKIM record "
     "matches\n"
-    "  (SPF and DMARC differences are warnings).\n"
+    "  (SPF and DMARC differences are warnings). The daemon checks the "
+    "same way every\n"
+    "  dkim_check_interval (gauge postern_dns_record_ok).\n"
     "sign: prints the message (stdin, LF or CRLF line ends) with CRLF "
     "line ends after\n"
     "  one DKIM-Signature per configured key of DOMAIN (rsa-sha256 "
@@ -807,34 +810,6 @@ out:
 
 /* ---- keys dns ---- */
 
-/*
- * keycmd_spf - the suggested SPF record: the relay's public addresses
- * (relay.addresses) or else its host name's A/AAAA records, plus the
- * smarthost provider's mechanism (relay.smarthost.spf) in smarthost mode
- */
-static char *
-keycmd_spf(const struct config *cfg)
-{
-	const struct relay_config *rc = &cfg->relay;
-	struct buf b;
-	char *v;
-	size_t i;
-
-	buf_init(&b, 4096);
-	(void)buf_puts(&b, "v=spf1");
-	for (i = 0; i < rc->naddresses; i++)
-		(void)buf_printf(&b, " %s:%s", strchr(rc->addresses[i], ':') ?
-		    "ip6" : "ip4", rc->addresses[i]);
-	if (rc->naddresses == 0)
-		(void)buf_printf(&b, " a:%s", cfg->hostname);
-	if (rc->mode == RELAY_SMARTHOST && rc->smarthost.spf != NULL)
-		(void)buf_printf(&b, " %s", rc->smarthost.spf);
-	(void)buf_puts(&b, " -all");
-	v = xstrdup(b.data);
-	buf_free(&b);
-	return v;
-}
-
 /* keycmd_spf_comment - what keycmd_spf's record says, for `keys dns` */
 static char *
 keycmd_spf_comment(const struct config *cfg, const char *domain)
@@ -857,36 +832,37 @@ keycmd_spf_comment(const struct config *cfg, const char *domain)
 	    "existing one", cfg->hostname, via, domain);
 }
 
-/* keycmd_has_prefix - value starts with the version tag pfx (any case),
-   followed by a space or the end (SPF) or anything (DMARC's ';') */
-static bool
-keycmd_has_prefix(const char *value, const char *pfx, bool spf)
-{
-	size_t n = strlen(pfx);
-
-	if (strncasecmp(value, pfx, n) != 0)
-		return false;
-	return !spf || value[n] == '\0' || value[n] == ' ';
-}
-
 /*
- * keycmd_dns_lookup - dns_txt_sync name; on anything but DNS_OK print
- * "NAME: MISSING" or "NAME: temporary DNS failure" and return -1.
+ * keycmd_dns_judged - print "NAME: " and the verdict of one record, as
+ * keys/dnsrec.c judged it: "temporary DNS failure", or "MISSING" alone
+ * when the name had no TXT answer; "ok", and with show_ok "ok
+ * (published: VALUE[; okdetail])"; "MISSING (WHY[; suggested: ...])";
+ * "DIFFERENT (published: VALUE; WHY[; suggested: ...])". Returns the
+ * verdict.
  */
-static int
-keycmd_dns_lookup(struct dns *dns, const char *name, char ***txts,
-    size_t *n)
+static enum dnsrec_verdict
+keycmd_dns_judged(const char *name, enum dns_status st,
+    const struct dnsrec_result *r, bool show_ok, const char *okdetail,
+    const char *suggested)
 {
-	enum dns_status st;
+	const char *sp = suggested ? "; suggested: " : "", *sv = suggested ?
+	    suggested : "";
 
-	(void)dns_txt_sync(dns, name, txts, n, &st);
-	if (st == DNS_OK)
-		return 0;
-	if (st == DNS_TEMPFAIL)
+	if (r->verdict == DNSREC_TEMPFAIL)
 		printf("%s: temporary DNS failure\n", name);
-	else
+	else if (st != DNS_OK)
 		printf("%s: MISSING\n", name);
-	return -1;
+	else if (r->verdict == DNSREC_OK && !show_ok)
+		printf("%s: ok\n", name);
+	else if (r->verdict == DNSREC_OK)
+		printf("%s: ok (published: %s%s%s)\n", name, r->published,
+		    okdetail ? "; " : "", okdetail ? okdetail : "");
+	else if (r->verdict == DNSREC_MISSING)
+		printf("%s: MISSING (%s%s%s)\n", name, r->why, sp, sv);
+	else
+		printf("%s: DIFFERENT (published: %s; %s%s%s)\n", name,
+		    r->published, r->why, sp, sv);
+	return r->verdict;
 }
 
 /* keycmd_has_no_keys - say so (naming the fix) if d has no selectors */
@@ -903,18 +879,21 @@ keycmd_has_no_keys(const struct config *cfg, const struct domain_config *d,
 
 /*
  * keycmd_dns_check - `keys dns --check`: look every record `keys dns`
- * prints up through cfg's resolver and say per record whether it is
- * published. Returns 0 if every DKIM record matches, else 1.
+ * prints up through cfg's resolver and say per record whether it matches
+ * (keys/dnsrec.h's rules, the daemon's drift watch's too). Returns 0 if
+ * every DKIM record matches, else 1.
  */
 static int
 keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 {
 	struct keysels sels = { NULL, 0 };
 	const struct domain_config *d;
+	struct dnsrec_result r;
+	enum dns_status st;
 	struct keyfile *kf;
 	struct dns *dns;
-	char *err = NULL, *name, *want, **txts;
-	size_t i, j, k, n, found, match;
+	char *err = NULL, *name, *want, **txts, *note;
+	size_t i, j, n;
 	int rc = 0;
 
 	if ((dns = dns_new(cfg->resolver, &err)) == NULL) {
@@ -936,70 +915,35 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 			}
 			name = keyfile_txt_name(kf);
 			want = keyfile_txt(kf);
-			if (keycmd_dns_lookup(dns, name, &txts, &n) == -1)
+			(void)dns_txt_sync(dns, name, &txts, &n, &st);
+			(void)dnsrec_dkim_judge(st, txts, n, want, &r);
+			if (keycmd_dns_judged(name, st, &r, false, NULL,
+			    NULL) != DNSREC_OK)
 				rc = 1;
-			else {
-				for (k = 0; k < n; k++)
-					if (keyfile_txt_same(txts[k], want))
-						break;
-				if (k < n)
-					printf("%s: ok\n", name);
-				else {
-					printf("%s: DIFFERENT (published: "
-					    "%s)\n", name, txts[0]);
-					rc = 1;
-				}
-				dns_txts_free(txts, n);
-			}
+			dns_txts_free(txts, n);
 			free(want);
 			free(name);
 			keyfile_free(kf);
 		}
 		keysels_free(&sels);
 
-		/* SPF: one "v=spf1" record at the domain (RFC 7208 4.5). */
-		want = keycmd_spf(cfg);
-		if (keycmd_dns_lookup(dns, d->name, &txts, &n) == 0) {
-			for (k = found = match = 0; k < n; k++)
-				if (keycmd_has_prefix(txts[k], "v=spf1",
-				    true)) {
-					if (found++ == 0)
-						match = k;
-				}
-			if (found == 0)
-				printf("%s: MISSING (no v=spf1 record; "
-				    "suggested: %s)\n", d->name, want);
-			else if (found > 1)
-				printf("%s: DIFFERENT (%zu v=spf1 records: "
-				    "receivers treat that as an error, merge "
-				    "them; first published: %s)\n", d->name,
-				    found, txts[match]);
-			else if (strcasecmp(txts[match], want) == 0)
-				printf("%s: ok (published: %s; matches the "
-				    "suggestion)\n", d->name, txts[match]);
-			else
-				printf("%s: ok (published: %s; differs from "
-				    "the suggestion: %s)\n", d->name,
-				    txts[match], want);
-			dns_txts_free(txts, n);
-		}
+		want = dnsrec_spf(cfg);
+		(void)dns_txt_sync(dns, d->name, &txts, &n, &st);
+		(void)dnsrec_spf_judge(st, txts, n, want, &r);
+		note = r.verdict == DNSREC_OK && r.published != NULL &&
+		    strcasecmp(r.published, want) != 0 ? xasprintf("differs "
+		    "from the suggestion: %s", want) : xstrdup("matches the "
+		    "suggestion");
+		(void)keycmd_dns_judged(d->name, st, &r, true, note, want);
+		free(note);
+		dns_txts_free(txts, n);
 		free(want);
 
-		/* DMARC: a "v=DMARC1" record at _dmarc.DOMAIN. */
-		name = xasprintf("_dmarc.%s", d->name);
-		if (keycmd_dns_lookup(dns, name, &txts, &n) == 0) {
-			for (k = 0; k < n; k++)
-				if (keycmd_has_prefix(txts[k], "v=DMARC1",
-				    false))
-					break;
-			if (k < n)
-				printf("%s: ok (published: %s)\n", name,
-				    txts[k]);
-			else
-				printf("%s: MISSING (no v=DMARC1 record)\n",
-				    name);
-			dns_txts_free(txts, n);
-		}
+		name = dnsrec_dmarc_name(d->name);
+		(void)dns_txt_sync(dns, name, &txts, &n, &st);
+		(void)dnsrec_dmarc_judge(st, txts, n, &r);
+		(void)keycmd_dns_judged(name, st, &r, true, NULL, NULL);
+		dns_txts_free(txts, n);
 		free(name);
 	}
 	dns_free(dns);
@@ -1061,15 +1005,14 @@ keycmd_dns(struct keyopts *o)
 		}
 		keysels_free(&sels);
 
-		value = keycmd_spf(cfg);
+		value = dnsrec_spf(cfg);
 		comment = keycmd_spf_comment(cfg, d->name);
 		keycmd_record(stdout, plain, comment, d->name, value);
 		free(comment);
 		free(value);
 
-		name = xasprintf("_dmarc.%s", d->name);
-		value = xasprintf("v=DMARC1; p=none; "
-		    "rua=mailto:dmarc-reports@%s", d->name);
+		name = dnsrec_dmarc_name(d->name);
+		value = dnsrec_dmarc(d->name);
 		keycmd_record(stdout, plain, "DMARC: set rua= to a mailbox "
 		    "you read (aggregate reports arrive there); p=none only "
 		    "reports: move to p=quarantine, then p=reject, once the "

@@ -15,6 +15,7 @@
 struct keyring_loaded {
 	char		*path;
 	struct keyfile	*kf;
+	int		 cached;	/* dkim_key_cache'd: it signs */
 };
 
 struct keyring_domain {
@@ -27,6 +28,9 @@ struct keyring_domain {
 	size_t			 nactive;
 	const struct keyfile	**pending;
 	size_t			 npending;
+	const struct keyfile	**published;	/* active, then retiring */
+	enum keystate		*pubstate;
+	size_t			 npublished;
 	struct dkim_headers	 headers;
 };
 
@@ -147,29 +151,39 @@ keyring_check(const struct config *cfg, const struct domain_config *d,
 	return 0;
 }
 
-/* keyring_key - load (once) the key of selector e of kd */
+/* keyring_key - load (once) the key of selector e of kd; a key that
+   signs (not a retiring one, loaded only for its DNS record) is cached
+   for signing */
 static const struct keyfile *
 keyring_key(struct keyring_domain *kd, const struct keysel *e, char **err)
 {
 	struct keyring_loaded *l;
 	struct keyfile *kf;
 	size_t i;
+	int sign = e->state != KEY_RETIRING;
 
 	*err = NULL;
 	for (i = 0; i < kd->nloaded; i++) {
 		l = &kd->loaded[i];
 		if (strcmp(l->path, e->key) == 0 &&
 		    strcmp(l->kf->selector, e->selector) == 0 &&
-		    l->kf->alg == e->alg)
+		    l->kf->alg == e->alg) {
+			if (sign && !l->cached) {
+				dkim_key_cache(l->kf);
+				l->cached = 1;
+			}
 			return l->kf;
+		}
 	}
 	if ((kf = keyfile_load(e->key, kd->d->name, e->selector, e->alg,
 	    err)) == NULL)
 		return NULL;
-	dkim_key_cache(kf);	/* parsed once, not per message */
+	if (sign)
+		dkim_key_cache(kf);	/* parsed once, not per message */
 	kd->loaded = xreallocarray(kd->loaded, kd->nloaded + 1,
 	    sizeof(*kd->loaded));
 	kd->loaded[kd->nloaded].path = xstrdup(e->key);
+	kd->loaded[kd->nloaded].cached = sign;
 	kd->loaded[kd->nloaded++].kf = kf;
 	return kf;
 }
@@ -185,26 +199,56 @@ keyring_where(const struct keyring *kr, const struct keyring_domain *kd,
 	return xasprintf("%s", kd->statefile);
 }
 
+/* keyring_set_published - kd's published list: its active keys (already
+   set), then the retiring ones */
+static void
+keyring_set_published(struct keyring_domain *kd,
+    const struct keyfile *const *retiring, size_t nretiring)
+{
+	size_t i, n = kd->nactive + nretiring;
+
+	free(kd->published);
+	free(kd->pubstate);
+	kd->published = xcalloc(n ? n : 1, sizeof(*kd->published));
+	kd->pubstate = xcalloc(n ? n : 1, sizeof(*kd->pubstate));
+	for (i = 0; i < n; i++) {
+		kd->published[i] = i < kd->nactive ? kd->active[i] :
+		    retiring[i - kd->nactive];
+		kd->pubstate[i] = i < kd->nactive ? KEY_ACTIVE : KEY_RETIRING;
+	}
+	kd->npublished = n;
+}
+
 /*
  * keyring_apply - load the keys of kd's active and pending selectors in
  * s and, if every active key loaded, make s the domain's selectors.
  * Returns 0, or -1 with the problems in errs (kd is unchanged, except
  * for keys loaded). Pending keys that fail are reported in errs too
- * when strict (at start), else logged and skipped.
+ * when strict (at start), else logged and skipped. Retiring keys are
+ * loaded for keyring_published() only when they still load; one that
+ * does not is no error (the admin may have deleted it already).
  */
 static int
 keyring_apply(struct keyring *kr, struct keyring_domain *kd,
     struct keysels *s, int strict, struct config_errors *errs)
 {
 	const struct keyfile *kf, *active[2];
-	const struct keyfile **pending;
-	size_t i, nactive = 0, npending = 0, before = errs->n;
+	const struct keyfile **pending, **retiring;
+	size_t i, nactive = 0, npending = 0, nretiring = 0, before = errs->n;
 	char *err, *where;
 
 	pending = xcalloc(s->n ? s->n : 1, sizeof(*pending));
+	retiring = xcalloc(s->n ? s->n : 1, sizeof(*retiring));
 	for (i = 0; i < s->n; i++) {
-		if (s->v[i].state == KEY_RETIRING)
+		if (s->v[i].state == KEY_RETIRING) {
+			if ((kf = keyring_key(kd, &s->v[i], &err)) != NULL)
+				retiring[nretiring++] = kf;
+			else
+				log_debug("dkim: %s: retiring selector %s: %s",
+				    kd->d->name, s->v[i].selector, err);
+			free(err);
 			continue;
+		}
 		if ((kf = keyring_key(kd, &s->v[i], &err)) == NULL) {
 			where = keyring_where(kr, kd, &s->v[i]);
 			if (s->v[i].state == KEY_ACTIVE || strict)
@@ -225,6 +269,7 @@ keyring_apply(struct keyring *kr, struct keyring_domain *kd,
 	}
 	if (errs->n > before) {
 		free(pending);
+		free(retiring);
 		return -1;
 	}
 	/* keyring_check allowed one key per algorithm: RSA goes first. */
@@ -238,6 +283,8 @@ keyring_apply(struct keyring *kr, struct keyring_domain *kd,
 	free(kd->pending);
 	kd->pending = pending;
 	kd->npending = npending;
+	keyring_set_published(kd, retiring, nretiring);
+	free(retiring);
 	keysels_free(&kd->sels);
 	kd->sels = *s;
 	memset(s, 0, sizeof(*s));
@@ -311,12 +358,15 @@ keyring_free(struct keyring *kr)
 	for (i = 0; i < kr->ndomains; i++) {
 		kd = &kr->domains[i];
 		for (j = 0; j < kd->nloaded; j++) {
-			dkim_key_uncache(kd->loaded[j].kf);
+			if (kd->loaded[j].cached)
+				dkim_key_uncache(kd->loaded[j].kf);
 			keyfile_free(kd->loaded[j].kf);
 			free(kd->loaded[j].path);
 		}
 		free(kd->loaded);
 		free(kd->pending);
+		free(kd->published);
+		free(kd->pubstate);
 		keysels_free(&kd->sels);
 		free(kd->statefile);
 	}
@@ -474,4 +524,25 @@ out:
 	keysels_free(&s);
 	keystate_unlock(lock);
 	return rc;
+}
+
+/* keyring_published - the j-th key whose record DNS should serve now */
+const struct keyfile *
+keyring_published(const struct keyring *kr, size_t i, size_t j,
+    enum keystate *state)
+{
+	const struct keyring_domain *kd = &kr->domains[i];
+
+	if (j >= kd->npublished)
+		return NULL;
+	if (state != NULL)
+		*state = kd->pubstate[j];
+	return kd->published[j];
+}
+
+/* keyring_config - the configuration the keyring was loaded from */
+const struct config *
+keyring_config(const struct keyring *kr)
+{
+	return kr->cfg;
 }

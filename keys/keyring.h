@@ -15,8 +15,10 @@
  * pending selector (keys/keyfile.c refuses a missing, unreadable, loose,
  * weak or mistyped key, naming the file) and checks each domain's header
  * lists; every problem is appended to errs and NULL is returned, so the
- * daemon refuses to start. Retiring selectors are not loaded: they no
- * longer sign, and the admin may already have deleted their files.
+ * daemon refuses to start. Retiring selectors never sign; their keys
+ * are loaded only when the files are still there, for the DNS drift
+ * watch (keyring_published), and a missing one is no error: the admin
+ * may already have deleted it.
  *
  * Rotation at run time (keys/rotate.c, on the loop thread only):
  * keyring_refresh() re-reads a domain's state file, loading the keys of
@@ -85,6 +87,22 @@ size_t		 keyring_refresh(struct keyring *, size_t i);
 /* keyring_pending - the j-th loaded pending key of domain i, or NULL */
 const struct keyfile *keyring_pending(const struct keyring *, size_t i,
 		    size_t j);
+
+/*
+ * keyring_published - the j-th key of domain i whose record DNS should
+ * serve now (for the drift watch): the active keys, then the retiring
+ * ones whose files still load (mail signed with them may be in transit);
+ * pending keys are rotate.c's business. NULL past the end; *state (when
+ * not NULL) gets KEY_ACTIVE or KEY_RETIRING. The pointer stays valid
+ * until keyring_free(); the list changes at keyring_refresh() and
+ * keyring_promote().
+ */
+const struct keyfile *keyring_published(const struct keyring *, size_t i,
+		    size_t j, enum keystate *state);
+
+/* keyring_config - the configuration the keyring was loaded with (what
+   `postern keys dns` reads too: hostname, relay addresses) */
+const struct config *keyring_config(const struct keyring *);
 
 /*
  * keyring_promote - make selector (pending, of domain i) active and the

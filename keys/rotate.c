@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "keys/dnsrec.h"
 #include "keys/keyfile.h"
 #include "keys/keyring.h"
 #include "keys/rotate.h"
@@ -69,33 +70,32 @@ rotate_answer(void *arg, enum dns_status st, char **txts, size_t n)
 {
 	struct rotate_check *c = arg;
 	const char *domain = keyring_domain(c->r->kr, c->domain);
+	struct dnsrec_result r;
 	char *err = NULL;
-	size_t i;
 
 	c->id = 0;
-	if (st != DNS_OK) {
-		if (st == DNS_TEMPFAIL)
-			log_warnx("dkim: %s: pending selector %s: %s: DNS "
-			    "temporary failure; trying again later", domain,
-			    c->selector, c->name);
-		else
-			log_info("dkim: %s: pending selector %s: %s is not "
-			    "published yet (%s); not signing with it",
-			    domain, c->selector, c->name,
-			    dns_status_name(st));
+	switch (dnsrec_dkim_judge(st, txts, n, c->want, &r)) {
+	case DNSREC_TEMPFAIL:
+		log_warnx("dkim: %s: pending selector %s: %s: DNS "
+		    "temporary failure; trying again later", domain,
+		    c->selector, c->name);
 		rotate_check_free(c);
 		return;
-	}
-	for (i = 0; i < n; i++)
-		if (!keyfile_txt_same(txts[i], c->want))
-			break;
-	if (i < n) {
+	case DNSREC_MISSING:
+		log_info("dkim: %s: pending selector %s: %s is not "
+		    "published yet (%s); not signing with it",
+		    domain, c->selector, c->name, dns_status_name(st));
+		rotate_check_free(c);
+		return;
+	case DNSREC_DIFFERENT:
 		log_warnx("dkim: %s: pending selector %s: %s publishes %s; "
 		    "not signing with it until it serves exactly the record "
 		    "`postern keys dns` prints", domain, c->selector, c->name,
 		    n > 1 ? "more than one record" : "a different key");
 		rotate_check_free(c);
 		return;
+	case DNSREC_OK:
+		break;
 	}
 	if (keyring_promote(c->r->kr, c->domain, c->selector, &err) == -1) {
 		log_warnx("dkim: %s: pending selector %s is published, but "

@@ -10,7 +10,7 @@
  * (keyring_refresh: new pending selectors are picked up without a
  * restart) and looks up SELECTOR._domainkey.DOMAIN asynchronously on the
  * loop. When every TXT record there is exactly the selector's key
- * (keyfile_txt_same), keyring_promote() makes it active and the old
+ * (dnsrec_dkim_judge), keyring_promote() makes it active and the old
  * selector of its algorithm retiring, on disk, and it signs from the
  * next message on. Every check is logged: not published yet, a
  * different key published (never switched to), temporary DNS failure

@@ -718,6 +718,38 @@ class Dnsmasq:
             self.log.close()
 
 
+def plain_records(d):
+    """{name: value} of what `postern keys dns --plain` prints for d's
+    configuration (the records a test's DNS server should serve)."""
+    from conftest import run_postern    # conftest imports this module
+    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        name, typ, value = line.split(" ", 2)
+        assert typ == "TXT", line
+        out[name] = value
+    return out
+
+
+def plant_retiring(d, domain, selector="r0", source="r1"):
+    """Give domain a retiring rsa-sha256 selector known only to the
+    rotation state file (as after `keys rotate` and the switch), its key a
+    copy of source's; returns the key's path."""
+    keydir = os.path.join(d.state_dir, "keys", domain)
+    path = os.path.join(keydir, f"{selector}.key")
+    with open(os.path.join(keydir, f"{source}.key"), "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+    with open(os.path.join(keydir, "state"), "w") as f:
+        f.write("postern-dkim-state 1\n"
+                f"selector {selector} rsa-sha256 retiring 1700000000 "
+                f"{path}\nend\n")
+    return path
+
+
 # -- submitting and waiting ----------------------------------------------
 
 def smtplib_session(d, ctx, login="alice@example.test"):

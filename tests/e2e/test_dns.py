@@ -6,6 +6,8 @@ prints, and the configuration says `resolver = "127.0.0.1@PORT";`.
 - `keys dns --check` (common/dns.c over libunbound) says ok for every
   DKIM record and exits 0; a changed or missing DKIM record is DIFFERENT
   or MISSING and exits 1; a server that refuses is a temporary failure.
+  SPF and DMARC follow keys/dnsrec.h's rules (an SPF record that lost
+  our mechanism is DIFFERENT) but only warn: the exit status stays 0.
 - A message submitted through the daemon verifies with dkimpy, whose
   public keys come from that DNS server through dnspython (rsa-sha256 and
   ed25519-sha256 signatures both).
@@ -20,7 +22,7 @@ import pytest
 
 from conftest import run_postern
 from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, final_message,
-                     free_udp_port, submit_smtplib)
+                     free_udp_port, plain_records, submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -48,13 +50,7 @@ def dns_setup(postern_factory, workdir):
     port = free_udp_port()
     d = postern_factory(start=False,
                         extra=f'resolver = "127.0.0.1@{port}";')
-    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    records = {}
-    for line in r.stdout.splitlines():
-        name, typ, value = line.split(" ", 2)
-        assert typ == "TXT", line
-        records[name] = value
+    records = plain_records(d)
     # what conftest installed is what keys dns printed
     for name, value in d.dkim_records.items():
         assert records[name] == value, name
@@ -101,14 +97,23 @@ def test_check_whitespace_and_tag_order_ignored(dns_setup):
     p = tags["p"]
     spaced = " ".join(p[i:i + 60] for i in range(0, len(p), 60))
     recs[rsa] = f"p={spaced} ;  k = rsa ;v=DKIM1"
-    # SPF that differs from the suggestion is only a warning
-    recs[DOMAIN] = "v=spf1 mx -all"
+    # SPF that authorizes more than the suggestion is ok; one that lost
+    # our mechanism is DIFFERENT, only a warning (keys/dnsrec.h's rules)
+    ours = records[DOMAIN].split()[1]
+    recs[DOMAIN] = f"v=spf1 mx {ours.upper()} ~all"
     server.start(recs)
     rc, lines, r = check(d)
     assert rc == 0, r.stdout + r.stderr
     assert lines[rsa] == "ok"
-    assert lines[DOMAIN].startswith("ok (published: v=spf1 mx -all; "
+    assert lines[DOMAIN].startswith(f"ok (published: {recs[DOMAIN]}; "
                                     "differs from the suggestion: v=spf1 ")
+    recs[DOMAIN] = "v=spf1 mx -all"
+    server.start(recs)
+    rc, lines, r = check(d)
+    assert rc == 0, r.stdout + r.stderr
+    assert lines[DOMAIN] == (f"DIFFERENT (published: v=spf1 mx -all; does "
+                             f"not authorize {ours}; suggested: "
+                             f"{records[DOMAIN]})")
     # a wrong key type with the same p= is not the same record
     recs[rsa] = f"v=DKIM1; k=ed25519; p={p}"
     server.start(recs)
@@ -129,7 +134,8 @@ def test_check_changed_and_missing(dns_setup):
     server.start(recs)
     rc, lines, r = check(d)
     assert rc == 1, r.stdout + r.stderr
-    assert lines[rsa] == f"DIFFERENT (published: {recs[rsa]})"
+    assert lines[rsa] == (f"DIFFERENT (published: {recs[rsa]}; a "
+                          "different key published)")
     assert lines[ed] == "MISSING"
     assert lines[f"_dmarc.{DOMAIN}"] == "MISSING"
     assert lines[DOMAIN].startswith("ok (published: v=spf1")

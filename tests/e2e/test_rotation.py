@@ -27,7 +27,7 @@ import pytest
 from conftest import POSTERN, ROOT, run_postern
 from helpers import (DNSMASQ, Dnsmasq, dkim_signatures, dkimpy_results,
                      final_message, free_udp_port, mail_dkim_results,
-                     submit_smtplib)
+                     plain_records, plant_retiring, submit_smtplib)
 
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
@@ -35,17 +35,6 @@ ALICE = "alice@example.test"
 pytestmark = pytest.mark.skipif(
     not os.access(DNSMASQ, os.X_OK),
     reason=f"{DNSMASQ} missing (apt-get install dnsmasq-base)")
-
-
-def plain_records(d):
-    r = run_postern(["keys", "dns", "--plain"], config=d.conf)
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = {}
-    for line in r.stdout.splitlines():
-        name, typ, value = line.split(" ", 2)
-        assert typ == "TXT", line
-        out[name] = value
-    return out
 
 
 def status(d):
@@ -225,17 +214,7 @@ def test_remove_retiring(postern_factory):
     """A retiring selector only in the state file is forgotten and its key
     deleted; keys dns stops printing it."""
     d = postern_factory(start=False)
-    keydir = os.path.join(d.state_dir, "keys", DOMAIN)
-    old = os.path.join(keydir, "r0.key")
-    with open(os.path.join(keydir, "r1.key"), "rb") as f:
-        data = f.read()
-    with open(old, "wb") as f:
-        f.write(data)
-    os.chmod(old, 0o600)
-    with open(os.path.join(keydir, "state"), "w") as f:
-        f.write("postern-dkim-state 1\n"
-                f"selector r0 rsa-sha256 retiring 1700000000 {old}\n"
-                "end\n")
+    old = plant_retiring(d, DOMAIN)
     assert status(d)["r0"] == ("rsa-sha256", "retiring")
     assert f"r0._domainkey.{DOMAIN}" in plain_records(d)
     r = run_postern(["keys", "remove", DOMAIN, "r0"], config=d.conf)

@@ -160,6 +160,41 @@ test_gauges(void **state)
 	free(t);
 }
 
+/* test_dns_records - the drift gauge: no series until set, one per
+   domain and record, updated in place, escaped, cleared */
+static void
+test_dns_records(void **state)
+{
+	char *t;
+
+	(void)state;
+	t = render();
+	assert_true(has_line(t, "# TYPE postern_dns_record_ok gauge"));
+	assert_null(strstr(t, "postern_dns_record_ok{"));
+	free(t);
+	metrics_dns_record_set("example.org", "spf", 1);
+	metrics_dns_record_set("example.org", "dkim", 1);
+	metrics_dns_record_set("example.org", "spf", 0);
+	metrics_dns_record_set("we\"ird.test", "dmarc", 7);
+	t = render();
+	assert_true(has_line(t,
+	    "postern_dns_record_ok{domain=\"example.org\",record=\"spf\"} 0"));
+	assert_true(has_line(t,
+	    "postern_dns_record_ok{domain=\"example.org\",record=\"dkim\"} 1"));
+	assert_true(has_line(t, "postern_dns_record_ok{domain="
+	    "\"we\\\"ird.test\",record=\"dmarc\"} 1"));
+	free(t);
+	metrics_dns_record_clear();
+	t = render();
+	assert_null(strstr(t, "postern_dns_record_ok{"));
+	free(t);
+	metrics_dns_record_set("example.org", "spf", 1);
+	metrics_reset();
+	t = render();
+	assert_null(strstr(t, "postern_dns_record_ok{"));
+	free(t);
+}
+
 /* test_histogram - cumulative buckets, values on a bound fall in it,
    +Inf counts everything, sum and count */
 static void
@@ -221,6 +256,7 @@ main(void)
 		cmocka_unit_test_setup(test_escape, setup),
 		cmocka_unit_test_setup(test_counters, setup),
 		cmocka_unit_test_setup(test_gauges, setup),
+		cmocka_unit_test_setup(test_dns_records, setup),
 		cmocka_unit_test_setup(test_histogram, setup),
 		cmocka_unit_test_setup(test_bounded, setup),
 	};
