@@ -9,6 +9,8 @@
  *	postern check-config [-c FILE]			daemon/daemon.h
  *	postern users add|passwd|delete LOGIN [-c FILE]	submit/usercmd.h
  *	postern users list   [-c FILE]
+ *	postern limits show [--json] [-c FILE]		submit/limitscmd.h
+ *	postern limits unlock IP|LOGIN [-c FILE]
  *	postern queue list   [-c FILE]			queue/queuecmd.h
  *	postern queue show ID [-c FILE]
  *	postern keys ...				keys/keycmd.h
@@ -28,6 +30,7 @@
 #include "daemon/daemon.h"
 #include "keys/keycmd.h"
 #include "queue/queuecmd.h"
+#include "submit/limitscmd.h"
 #include "submit/sendmail.h"
 #include "submit/usercmd.h"
 
@@ -39,6 +42,8 @@ usage(void)
 	    "       postern check-config [-c FILE]\n"
 	    "       postern users add|passwd|delete LOGIN [-c FILE]\n"
 	    "       postern users list   [-c FILE]\n"
+	    "       postern limits show [--json] [-c FILE]\n"
+	    "       postern limits unlock IP|LOGIN [-c FILE]\n"
 	    "       postern queue list   [-c FILE]\n"
 	    "       postern queue show ID [--message] [-c FILE]\n"
 	    "       postern keys generate|dns|sign|verify ... (postern keys)\n"
@@ -150,6 +155,8 @@ main(int argc, char **argv)
 		return cmd_check_config(argc - 2, argv + 2);
 	if (strcmp(cmd, "users") == 0)
 		return usage_if(users_main(argc - 2, argv + 2));
+	if (strcmp(cmd, "limits") == 0)
+		return usage_if(limits_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "queue") == 0)
 		return usage_if(queue_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "keys") == 0)

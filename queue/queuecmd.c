@@ -120,16 +120,9 @@ queue_main(int argc, char **argv)
 	struct config *cfg;
 	struct queue *q;
 	char *err = NULL;
-	int message_only = 0, n, rc = 1;
+	int message_only, n, rc = 1;
 
-	for (int i = 0; i < argc; i++)
-		if (strcmp(argv[i], "--message") == 0) {
-			message_only = 1;
-			memmove(&argv[i], &argv[i + 1],
-			    (size_t)(argc - i - 1) * sizeof(*argv));
-			argc--;
-			break;
-		}
+	message_only = cmdline_flag(&argc, argv, "--message");
 	n = cmdline_args(argc, argv, &path, NULL, words, 2);
 	/* a usage error whether or not the queue exists */
 	if (n <= 0 || !((strcmp(words[0], "list") == 0 && n == 1) ||
