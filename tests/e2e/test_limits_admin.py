@@ -9,6 +9,7 @@ limits.exempt_networks to none: 127.0.0.1 is then an address like any
 other, and the one the clients come from.
 """
 import json
+import os
 import re
 import smtplib
 import subprocess
@@ -23,6 +24,18 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # daemons become `nobody`, who may use the control socket), with no
 # passwd entry.
 OUTSIDER = "4242"
+
+
+def daemon(postern_factory, **kw):
+    """A started daemon with these limits, once its control socket is
+    served: the fixture's readiness is the TCP listeners', and the
+    socket may come a moment later (the daemon logs "ready" after
+    opening everything)."""
+    d = postern_factory(limits=limits(**kw))
+    path = os.path.join(d.state_dir, "control")
+    wait_until(lambda: "ready hostname=" in d.log() and os.path.exists(path),
+               "the control socket", d)
+    return d
 
 
 def limits(**kw):
@@ -95,8 +108,8 @@ def test_ip_lockout_show_and_unlock(postern_factory, ssl_ctx):
     text); unlock lifts it at once (AUTH 235 right after), show no longer
     lists it, and a second unlock says it was not locked out. Each request
     is logged by the daemon."""
-    d = postern_factory(limits=limits(auth_failures_per_ip=3,
-                                      auth_failures_per_login=100))
+    d = daemon(postern_factory, auth_failures_per_ip=3,
+               auth_failures_per_login=100)
     fail_auth(d, ssl_ctx, "mallory@example.test", 3)
     try:
         smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30)
@@ -150,8 +163,8 @@ def test_login_lockout_show_and_unlock(postern_factory, ssl_ctx):
     """Wrong passwords for alice lock the login out (454 even with the
     right password); show lists kind login; unlock ALICE (any case) lifts
     it and alice authenticates at once."""
-    d = postern_factory(limits=limits(auth_failures_per_ip=100,
-                                      auth_failures_per_login=3))
+    d = daemon(postern_factory, auth_failures_per_ip=100,
+               auth_failures_per_login=3)
     fail_auth(d, ssl_ctx, ALICE, 3)
     s = client(d, ssl_ctx)
     assert auth_plain(s, ALICE, USERS[ALICE]) == 454
@@ -183,7 +196,7 @@ def test_near_limit_after_messages(postern_factory, ssl_ctx):
     """4 messages of limits.user_messages_per_hour = 5 (80 %): alice is
     near her limit, with the setting's name and the hour's end; 3 of 5
     would not be."""
-    d = postern_factory(limits=limits(user_messages_per_hour=5))
+    d = daemon(postern_factory, user_messages_per_hour=5)
     # all in one hour (the windows are aligned to the hour)
     if time.time() % 3600 > 3540:
         time.sleep(3600 - time.time() % 3600 + 1)
@@ -211,7 +224,7 @@ def test_near_limit_after_messages(postern_factory, ssl_ctx):
 def test_bad_argument_refused_before_connecting(postern_factory):
     """unlock with something neither an address nor a login: one line,
     exit 1, and the daemon never hears of it."""
-    d = postern_factory(limits=limits())
+    d = daemon(postern_factory)
     line = one_line_error(limits_cmd(d, "unlock", "not/an/ip@@"))
     assert "not/an/ip@@" in line and "neither an IP address nor a login" \
         in line, line
@@ -223,7 +236,7 @@ def test_bad_argument_refused_before_connecting(postern_factory):
 
 def test_daemon_not_running(postern_factory):
     """With the daemon stopped, show and unlock say so: exit 1."""
-    d = postern_factory(limits=limits())
+    d = daemon(postern_factory)
     d.stop()
     for args in (("show", "--json"), ("show",), ("unlock", "127.0.0.1")):
         line = one_line_error(limits_cmd(d, *args))
@@ -233,7 +246,7 @@ def test_daemon_not_running(postern_factory):
 def test_outsider_refused(postern_factory):
     """Someone who is neither root nor the daemon's user, and can read
     the configuration, is refused with a clear error."""
-    d = postern_factory(limits=limits())
+    d = daemon(postern_factory)
     r = subprocess.run(["setpriv", f"--reuid={OUTSIDER}",
                         f"--regid={OUTSIDER}", "--clear-groups", POSTERN,
                         "limits", "show", "-c", d.conf],
