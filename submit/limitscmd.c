@@ -135,7 +135,16 @@ limits_main(int argc, char **argv)
 		goto out;
 	rc = 0;
 	json_object_del(ans, "ok");
-	if (kind != NULL) {
+	/* an answer of another shape (a daemon of another version) is said
+	   to be one, never taken for "nothing locked" */
+	if (kind != NULL ? !json_is_integer(json_object_get(ans, "unlocked")) :
+	    !json_is_array(json_object_get(ans, "lockouts")) ||
+	    !json_is_array(json_object_get(ans, "near"))) {
+		fprintf(stderr, "postern: the daemon's answer to %s is not "
+		    "what this postern expects (submit/limits.h)\n",
+		    kind != NULL ? "limits.unlock" : "limits.show");
+		rc = 1;
+	} else if (kind != NULL) {
 		if (limitscmd_int(ans, "unlocked") > 0)
 			printf("unlocked %s\n", words[1]);
 		else

@@ -18,7 +18,7 @@
  * both). A WHAT that is neither an IP address nor a login is refused
  * before anything is loaded or connected (limits_what). Errors go to
  * stderr as one line "postern: ..." (exit 1): the daemon is not running,
- * permission denied, its refusal. Nothing here is used by the daemon.
+ * permission denied, its refusal, an answer not of limits.h's shape. Nothing here is used by the daemon.
  */
 #ifndef POSTERN_LIMITSCMD_H
 #define POSTERN_LIMITSCMD_H
