@@ -9,6 +9,8 @@
  *	postern check-config [-c FILE]			daemon/daemon.h
  *	postern users add|passwd|delete LOGIN [-c FILE]	submit/usercmd.h
  *	postern users list   [-c FILE]
+ *	postern limits show [--json] [-c FILE]		submit/limitscmd.h
+ *	postern limits unlock IP|LOGIN [-c FILE]
  *	postern queue list|show|flush|hold|release|delete ...	queue/queuecmd.h
  *	postern keys ...				keys/keycmd.h
  *	postern sendmail [options] [recipient ...]	submit/sendmail.h
@@ -27,6 +29,7 @@
 #include "daemon/daemon.h"
 #include "keys/keycmd.h"
 #include "queue/queuecmd.h"
+#include "submit/limitscmd.h"
 #include "submit/sendmail.h"
 #include "submit/usercmd.h"
 
@@ -38,6 +41,8 @@ usage(void)
 	    "       postern check-config [-c FILE]\n"
 	    "       postern users add|passwd|delete LOGIN [-c FILE]\n"
 	    "       postern users list   [-c FILE]\n"
+	    "       postern limits show [--json] [-c FILE]\n"
+	    "       postern limits unlock IP|LOGIN [-c FILE]\n"
 	    "       postern queue list [--json] [--sender ADDR] "
 	    "[--recipient ADDR|@DOMAIN]\n"
 	    "                          [--held|--deferred] [-c FILE]\n"
@@ -144,6 +149,8 @@ main(int argc, char **argv)
 		return cmd_check_config(argc - 2, argv + 2);
 	if (strcmp(cmd, "users") == 0)
 		return usage_if(users_main(argc - 2, argv + 2));
+	if (strcmp(cmd, "limits") == 0)
+		return usage_if(limits_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "queue") == 0)
 		return usage_if(queue_main(argc - 2, argv + 2));
 	if (strcmp(cmd, "keys") == 0)

@@ -109,8 +109,18 @@ uint64_t
 counter_add(struct counters *c, const char *key, unsigned window,
     uint64_t n, time_t now, time_t *reset)
 {
-	struct counter_entry *e = counter_entry(c, key, window, now);
+	struct counter_entry *e;
+	size_t h;
+	time_t start = now - now % (time_t)window;
 
+	if (n == 0) {
+		/* a read: no entry made, none reset */
+		if (reset != NULL)
+			*reset = start + (time_t)window;
+		e = counter_find(c, key, window, &h);
+		return e != NULL && e->start == start ? e->count : 0;
+	}
+	e = counter_entry(c, key, window, now);
 	e->count += n;
 	if (reset != NULL)
 		*reset = e->start + (time_t)window;
@@ -165,6 +175,66 @@ counter_locked(struct counters *c, const char *key, time_t now)
 	if ((e = counter_find(c, key, 0, &h)) == NULL || e->start <= now)
 		return 0;
 	return e->start;
+}
+
+/* counter_drop - unlink and free key's entry of this window length (0:
+   its lock); 1 and *start (may be NULL) its start if there was one */
+static int
+counter_drop(struct counters *c, const char *key, unsigned window,
+    time_t *start)
+{
+	struct counter_entry **pp, *e;
+
+	for (pp = &c->bucket[counter_hash(key, window)]; (e = *pp) != NULL;
+	    pp = &e->next)
+		if (e->window == window && strcmp(e->key, key) == 0) {
+			if (start != NULL)
+				*start = e->start;
+			*pp = e->next;
+			free(e->key);
+			free(e);
+			return 1;
+		}
+	return 0;
+}
+
+/* counter_unlock - lift and forget key's lock */
+time_t
+counter_unlock(struct counters *c, const char *key, time_t now)
+{
+	time_t end;
+
+	if (!counter_drop(c, key, 0, &end) || end <= now)
+		return 0;
+	return end;
+}
+
+/* counter_forget - drop key's count in windows of this length */
+void
+counter_forget(struct counters *c, const char *key, unsigned window)
+{
+	if (window > 0)
+		(void)counter_drop(c, key, window, NULL);
+}
+
+/* counter_each - every live count and lock */
+void
+counter_each(struct counters *c, time_t now, void (*fn)(const char *,
+    unsigned, uint64_t, time_t, void *), void *arg)
+{
+	struct counter_entry *e;
+	size_t i;
+
+	for (i = 0; i < COUNTER_BUCKETS; i++)
+		for (e = c->bucket[i]; e != NULL; e = e->next) {
+			if (e->window == 0) {
+				if (e->start > now)
+					fn(e->key, 0, e->count, e->start, arg);
+			} else if (e->count > 0 && e->start <= now &&
+			    now < e->start + (time_t)e->window)
+				fn(e->key, e->window, e->count,
+				    e->start + (time_t)e->window, arg);
+		}
 }
 
 /* counter_sweep - drop ended windows, summarizing refusals */

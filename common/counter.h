@@ -1,8 +1,9 @@
 /*
  * counter - rate counters over fixed windows, keyed by strings
  *
- * The interface is narrow on purpose (add, peek, sweep) so that the store
- * can later move to a shared service when several relays behind one name
+ * The interface is narrow on purpose (add, peek, lock, unlock, sweep, and
+ * a walk over what is live for the admin's view) so that the store can
+ * later move to a shared service when several relays behind one name
  * must enforce one limit: nothing outside this file knows how counts are
  * kept. Today they live in one hash table in memory, lost on restart
  * (a restart forgives; it never refuses more than configured).
@@ -17,7 +18,9 @@
  *
  * Locks are the other kind of entry: counter_lock shuts key out for a
  * while, twice as long as last time if key's previous lock ended less
- * than max seconds before (the lockout after repeated failed logins).
+ * than max seconds before (the lockout after repeated failed logins);
+ * counter_unlock lifts a lock and forgets it, so the next one is a first
+ * one again.
  *
  * Memory: one entry per (key, window) seen in the current window, and
  * one per lock until max seconds after it ends; the sweep drops the
@@ -37,7 +40,9 @@ void		 counters_free(struct counters *);
 /*
  * counter_add - add n to key's count in its current window of length
  * window (seconds, > 0) at time now; returns the new count. *reset (may
- * be NULL) gets the time the window ends. n 0 only reads.
+ * be NULL) gets the time the window ends. n 0 only reads: it neither
+ * makes an entry nor changes one (so it may be called from counter_each's
+ * fn).
  */
 uint64_t	 counter_add(struct counters *, const char *key,
 		    unsigned window, uint64_t n, time_t now, time_t *reset);
@@ -66,6 +71,33 @@ void		 counter_key(char *key, size_t len, const char *prefix,
 /* counter_locked - the end of key's lock if it holds at now, else 0 */
 time_t		 counter_locked(struct counters *, const char *key,
 		    time_t now);
+
+/*
+ * counter_unlock - lift key's lock and forget it (the next lock on key
+ * is a first one, base seconds long). Returns the end the lock had if it
+ * held at now, else 0 (nothing held; a remembered, ended lock is
+ * forgotten all the same).
+ */
+time_t		 counter_unlock(struct counters *, const char *key,
+		    time_t now);
+
+/* counter_forget - drop key's count in windows of length window (> 0),
+   refusals included; the next counter_add starts from 0 */
+void		 counter_forget(struct counters *, const char *key,
+		    unsigned window);
+
+/*
+ * counter_each - call fn for every entry live at now: each count whose
+ * window holds now (window its length, count the count, end the
+ * window's end) and each lock that holds at now (window 0, count which
+ * lock in a row it is, end the lock's end). Counts of 0 are skipped;
+ * the order is the store's. fn must not add, lock, unlock, forget or
+ * sweep (reading, counter_add with n 0 and counter_locked, is fine);
+ * key is valid during the call only.
+ */
+void		 counter_each(struct counters *, time_t now,
+		    void (*fn)(const char *key, unsigned window,
+		    uint64_t count, time_t end, void *arg), void *arg);
 
 /*
  * counter_sweep - drop entries whose window ended before now (and locks

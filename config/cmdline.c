@@ -33,14 +33,31 @@ cmdline_args(int argc, char **argv, const char **cfgpath, int *debug,
 	return (int)n;
 }
 
-/* cmdline_config - load or print every error and exit 1 */
-struct config *
-cmdline_config(const char *path)
+/* cmdline_flag - take flag out of argv */
+int
+cmdline_flag(int *argc, char **argv, const char *flag)
+{
+	int i;
+
+	for (i = 0; i < *argc; i++)
+		if (strcmp(argv[i], flag) == 0) {
+			memmove(&argv[i], &argv[i + 1],
+			    (size_t)(*argc - i - 1) * sizeof(*argv));
+			(*argc)--;
+			return 1;
+		}
+	return 0;
+}
+
+/* cmdline_load - load(path) or print every error and exit 1 */
+static struct config *
+cmdline_load(const char *path, struct config *(*load)(const char *,
+    struct config_errors *))
 {
 	struct config_errors errs = { NULL, 0 };
 	struct config *cfg;
 
-	if ((cfg = config_load(path, &errs)) == NULL) {
+	if ((cfg = load(path, &errs)) == NULL) {
 		if (errs.n == 0)
 			fprintf(stderr, "%s: cannot load configuration\n",
 			    path);
@@ -48,6 +65,20 @@ cmdline_config(const char *path)
 		exit(1);
 	}
 	return cfg;
+}
+
+/* cmdline_config - load or print every error and exit 1 */
+struct config *
+cmdline_config(const char *path)
+{
+	return cmdline_load(path, config_load);
+}
+
+/* cmdline_config_client - the same for a client of the daemon */
+struct config *
+cmdline_config_client(const char *path)
+{
+	return cmdline_load(path, config_load_client);
 }
 
 /* cmdline_errors - to stderr, then forget them */

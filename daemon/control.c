@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -29,6 +30,7 @@
 #include "daemon/control.h"
 #include "daemon/generation.h"
 #include "relay/sched.h"
+#include "submit/limits.h"
 
 #define CTL_READ_TIMEOUT	10	/* seconds for the request line */
 #define CTL_BACKLOG		16
@@ -244,6 +246,37 @@ ctl_queue(struct ctl_conn *cc, const json_t *req, enum sched_admin_op op)
 		ctl_done(cc);
 }
 
+/* ctl_limits - limits.show, limits.unlock: the configuration in force */
+static void
+ctl_limits(struct ctl_conn *cc, const json_t *req, bool unlock)
+{
+	const struct config *cfg = cc->c->gens->current->cfg;
+	const char *what;
+	json_t *ans;
+	char *err = NULL;
+	int n;
+
+	if (!unlock) {
+		log_info("control: %s: limits.show", cc->who);
+		ans = limits_show(cfg, time(NULL));
+		json_object_set_new(ans, "ok", json_true());
+		ctl_send(cc, ans);
+		return;
+	}
+	if ((what = json_string_value(json_object_get(req, "what"))) ==
+	    NULL) {
+		ctl_refuse(cc, "\"what\" is missing: an IP address or a login");
+		return;
+	}
+	log_info("control: %s: limits.unlock %.300s", cc->who, what);
+	if ((n = limits_unlock(cfg, what, time(NULL), &err)) == -1) {
+		ctl_refuse(cc, err);
+		free(err);
+		return;
+	}
+	ctl_send(cc, json_pack("{s:b, s:i}", "ok", 1, "unlocked", n));
+}
+
 /* ctl_request - one request line: parse and carry out */
 static void
 ctl_request(struct ctl_conn *cc, const char *line, size_t len)
@@ -281,8 +314,12 @@ ctl_request(struct ctl_conn *cc, const char *line, size_t len)
 			json_decref(req);
 			return;
 		}
+	if (strcmp(cmd, "limits.show") == 0 || strcmp(cmd, "limits.unlock") ==
+	    0)
+		ctl_limits(cc, req, strcmp(cmd, "limits.unlock") == 0);
+	else
+		ctl_refuse(cc, "unknown command");
 	json_decref(req);
-	ctl_refuse(cc, "unknown command");
 }
 
 /* ctl_read - the request line, once it is whole */

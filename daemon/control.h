@@ -21,9 +21,12 @@
  *	queue.hold	"ids": [ID, ...]	-> "ids"
  *	queue.release	"ids": [ID, ...]	-> "ids"
  *	queue.delete	"ids": [ID, ...], ["bounce": true]	-> "ids"
+ *	limits.show				-> limits_show()'s members
+ *	limits.unlock	"what": IP or LOGIN	-> "unlocked": N
  *
  * The queue commands are the scheduler's (relay/sched.h: sched_admin):
- * all or nothing, answered once every change is durable. Anything else (not JSON, an unknown command, a
+ * all or nothing, answered once every change is durable; the limits are
+ * submit/limits.h's, with the configuration in force. Anything else (not JSON, an unknown command, a
  * missing or mistyped member) gets an error naming what is wrong.
  *
  * Loop thread only. The answer to a request whose changes are still in

@@ -242,6 +242,10 @@ daemon_start(const char *path, int debug)
 		log_fatalx("%s", err);
 	if (dns_attach(d->dns, d->base) == -1)
 		log_fatalx("dns: cannot attach the resolver to the loop");
+	/* before the listeners: once a client can connect, so can an
+	   admin (the socket queues requests until the loop runs) */
+	if ((d->control = control_open(cfg, &err)) == NULL)
+		log_fatalx("%s", err);
 	if (server_open(&d->srv, cfg, d->base, d->queue, &err) == -1)
 		log_fatalx("%s", err);
 	d->inject = inject_new(d->queue);
@@ -255,8 +259,6 @@ daemon_start(const char *path, int debug)
 	if (access(cfg->sasldb, R_OK) == -1)
 		log_warnx("sasldb %s: %s; add users with `postern users add`",
 		    cfg->sasldb, strerror(errno));
-	if ((d->control = control_open(cfg, &err)) == NULL)
-		log_fatalx("%s", err);
 	/* As root: the relay's CA file may be readable by root only. */
 	if ((d->sched = sched_new(d->base, cfg, d->queue, d->inject, d->dns,
 	    keys, &err)) == NULL)

@@ -4,7 +4,9 @@
  * daemon_start() brings the daemon up, in this order: logging, the
  * configuration and its DKIM keys (refusing to run as root without
  * `user`), the event loop, the queue (made if missing, then recovered),
- * the resolver, the listeners (submit/server.h), the metrics listener,
+ * the resolver, the control socket (daemon/control.h: bound now,
+ * served once the scheduler has started), the listeners
+ * (submit/server.h), the metrics listener,
  * the scheduler (relay/sched.h; as root, since the relay's CA file may be
  * readable by root only), the privilege drop (daemon/privsep.h), the
  * queue's committer thread, the DKIM rotation checker, the scheduler's

@@ -773,11 +773,8 @@ auth_admin_close(struct auth_admin *a)
 	auth_opts_clear(&a->opts);
 }
 
-/*
- * auth_login_valid - a login we are willing to store: printable ASCII,
- * no space, at most one '@' with something on both sides.
- */
-static int
+/* auth_login_valid - see auth.h */
+int
 auth_login_valid(const char *login)
 {
 	const char *at;

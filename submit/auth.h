@@ -104,6 +104,13 @@ int	auth_user_delete(const struct config *, const char *login,
 	    const char **err);
 bool	auth_user_exists(const struct config *, const char *login);
 
+/*
+ * auth_login_valid - 1 if login is one auth_user_set would store:
+ * printable ASCII, no space, at most 255 bytes, at most one '@' with
+ * something on both sides; else 0
+ */
+int	auth_login_valid(const char *login);
+
 /* auth_user_list - call fn for each login in the sasldb; 0 or -1 */
 int	auth_user_list(const struct config *, void (*fn)(const char *login,
 	    void *), void *arg, const char **err);

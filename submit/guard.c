@@ -145,7 +145,106 @@ guard_auth_failed(const struct config *cfg, const char *ip, bool exempt,
 		    "limits.auth_failures_per_login", now);
 }
 
-/* guard_free - forget everything */
+/* What guard_each's walk over the counters needs. */
+struct guard_walk {
+	const struct config	*cfg;
+	struct counters		*c;
+	time_t			 now;
+	limits_fn		*fn;
+	void			*arg;
+};
+
+/* guard_strip - what follows prefix (and a space) in key, or NULL */
+static const char *
+guard_strip(const char *key, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(key, prefix, n) == 0 && key[n] == ' ' ? key + n + 1 :
+	    NULL;
+}
+
+/* guard_walked - one live entry of the guard's store, reported as what
+   it means */
+static void
+guard_walked(const char *key, unsigned window, uint64_t count, time_t end,
+    void *arg)
+{
+	struct guard_walk *w = arg;
+	const struct limits_config *l = &w->cfg->limits;
+	struct limits_entry e = { .count = count, .end = end };
+	char other[GUARD_KEY_MAX];
+	const char *name;
+	bool ip;
+
+	if (window == 0) {
+		if ((name = guard_strip(key, "lock ip")) != NULL)
+			e.kind = "ip";
+		else if ((name = guard_strip(key, "lock login")) != NULL)
+			e.kind = "login";
+		else
+			return;
+		guard_key(other, sizeof(other), e.kind[0] == 'i' ?
+		    "authfail ip" : "authfail login", name);
+		e.count = counter_add(w->c, other, l->auth_failure_window, 0,
+		    w->now, NULL);
+	} else if ((name = guard_strip(key, "conn")) != NULL) {
+		if (window != 60 || l->connection_rate_per_ip == 0)
+			return;
+		e.kind = "ip";
+		e.setting = "limits.connection_rate_per_ip";
+		e.max = l->connection_rate_per_ip;
+	} else {
+		if ((name = guard_strip(key, "authfail ip")) != NULL)
+			e.kind = "ip";
+		else if ((name = guard_strip(key, "authfail login")) != NULL)
+			e.kind = "login";
+		else
+			return;
+		ip = e.kind[0] == 'i';
+		e.max = ip ? l->auth_failures_per_ip : l->auth_failures_per_login;
+		if (window != l->auth_failure_window || e.max == 0)
+			return;
+		guard_key(other, sizeof(other), ip ? "lock ip" : "lock login",
+		    name);
+		if (counter_locked(w->c, other, w->now) != 0)
+			return;
+		e.setting = ip ? "limits.auth_failures_per_ip" :
+		    "limits.auth_failures_per_login";
+		e.count = count % e.max;
+	}
+	if (strcmp(e.kind, "ip") == 0 && config_exempt(w->cfg, name))
+		return;
+	e.key = name;
+	w->fn(&e, w->arg);
+}
+
+/* guard_each - report every live lockout and count */
+void
+guard_each(const struct config *cfg, time_t now, limits_fn *fn, void *arg)
+{
+	struct guard_walk w = { cfg, counter_store(&guard, now), now, fn,
+	    arg };
+
+	counter_each(w.c, now, guard_walked, &w);
+}
+
+/* guard_unlock - lift a lockout, forget the failures behind it */
+time_t
+guard_unlock(const struct config *cfg, const char *kind, const char *name,
+    time_t now)
+{
+	struct counters *c = counter_store(&guard, now);
+	char key[GUARD_KEY_MAX], prefix[32];
+
+	snprintf(prefix, sizeof(prefix), "authfail %s", kind);
+	guard_key(key, sizeof(key), prefix, name);
+	counter_forget(c, key, cfg->limits.auth_failure_window);
+	snprintf(prefix, sizeof(prefix), "lock %s", kind);
+	guard_key(key, sizeof(key), prefix, name);
+	return counter_unlock(c, key, now);
+}
+
 void
 guard_free(void)
 {

@@ -35,6 +35,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "submit/limits.h"
 #include "submit/reply.h"
 
 /*
@@ -64,6 +65,29 @@ enum reply_id	 guard_auth_locked(const char *ip, bool exempt,
  */
 void		 guard_auth_failed(const struct config *, const char *ip,
 		    bool exempt, const char *login, time_t now);
+
+/*
+ * guard_each - what the guard holds at now, for `postern limits show`
+ * (submit/limits.h): each lockout that holds (kind "ip" or "login",
+ * setting NULL, count the failures in the current
+ * limits.auth_failure_window), each address's new connections this
+ * minute (limits.connection_rate_per_ip), and the AUTH failures toward
+ * the next lockout of each address and login that is not locked out
+ * (limits.auth_failures_per_ip, _per_login: those since the last
+ * lockout, failures modulo the limit). Counts whose limit is 0 and
+ * addresses in limits.exempt_networks are left out.
+ */
+void		 guard_each(const struct config *, time_t now, limits_fn *fn,
+		    void *arg);
+
+/*
+ * guard_unlock - lift the lockout of kind ("ip" or "login") name (as
+ * counted: the address as inet_ntop writes it, a login in any case);
+ * forget its failures in the current window and its lockout history.
+ * Returns the end the lockout had if it held at now, else 0.
+ */
+time_t		 guard_unlock(const struct config *, const char *kind,
+		    const char *name, time_t now);
 
 /* guard_free - forget every count and lock (shutdown, tests) */
 void		 guard_free(void);

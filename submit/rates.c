@@ -85,32 +85,63 @@ rates_over(const struct rate *r, const char *who, size_t extra, time_t now,
 	return 1;
 }
 
+/* The limits of rates_table, in its order. */
+enum { RATE_MSGS_HOUR, RATE_MSGS_DAY, RATE_RCPTS_HOUR, RATE_RCPTS_DAY,
+	RATE_N };
+
+/* rates_one - a limit: the senders entry's own if it sets one (own >= 0,
+   named by setting), else the default def (named by def_setting) */
+static struct rate
+rates_one(const char *what, const char *setting, const char *def_setting,
+    const char *prefix, long own, unsigned def, unsigned window,
+    const char *per, enum reply_id id)
+{
+	return (struct rate){ what, own >= 0 ? setting : def_setting, prefix,
+	    rates_pick(own, def), window, per, id };
+}
+
+/*
+ * rates_table - the four limits login (NULL: not a login) is held to:
+ * its senders entry's own where it sets them, else limits.user_*
+ */
+static void
+rates_table(const struct config *cfg, const char *login,
+    struct rate r[RATE_N])
+{
+	const struct limits_config *l = &cfg->limits;
+	const struct sender_grant *g = rates_grant(cfg, login);
+
+	r[RATE_MSGS_HOUR] = rates_one("messages", "senders.messages_per_hour",
+	    "limits.user_messages_per_hour", "msgs/h",
+	    g ? g->messages_per_hour : -1, l->user_messages_per_hour,
+	    l->rate_window, "hour", REPLY_RATE_MESSAGES_HOUR);
+	r[RATE_MSGS_DAY] = rates_one("messages", "senders.messages_per_day",
+	    "limits.user_messages_per_day", "msgs/d",
+	    g ? g->messages_per_day : -1, l->user_messages_per_day,
+	    24 * l->rate_window, "day", REPLY_RATE_MESSAGES_DAY);
+	r[RATE_RCPTS_HOUR] = rates_one("recipients",
+	    "senders.recipients_per_hour", "limits.user_recipients_per_hour",
+	    "rcpts/h", g ? g->recipients_per_hour : -1,
+	    l->user_recipients_per_hour, l->rate_window, "hour",
+	    REPLY_RATE_RCPTS_HOUR);
+	r[RATE_RCPTS_DAY] = rates_one("recipients",
+	    "senders.recipients_per_day", "limits.user_recipients_per_day",
+	    "rcpts/d", g ? g->recipients_per_day : -1,
+	    l->user_recipients_per_day, 24 * l->rate_window, "day",
+	    REPLY_RATE_RCPTS_DAY);
+}
+
 /* rates_mail - messages per hour and per day of who */
 enum reply_id
 rates_mail(const struct config *cfg, const struct principal *p,
     const char *sender, time_t now, struct rates_refusal *out)
 {
-	const struct limits_config *l = &cfg->limits;
-	const struct sender_grant *g = rates_grant(cfg,
-	    principal_login_name(p));
-	const struct rate r[] = {
-		{ "messages", g && g->messages_per_hour >= 0 ?
-		    "senders.messages_per_hour" :
-		    "limits.user_messages_per_hour", "msgs/h",
-		    rates_pick(g ? g->messages_per_hour : -1,
-		    l->user_messages_per_hour), l->rate_window, "hour",
-		    REPLY_RATE_MESSAGES_HOUR },
-		{ "messages", g && g->messages_per_day >= 0 ?
-		    "senders.messages_per_day" :
-		    "limits.user_messages_per_day", "msgs/d",
-		    rates_pick(g ? g->messages_per_day : -1,
-		    l->user_messages_per_day), 24 * l->rate_window, "day",
-		    REPLY_RATE_MESSAGES_DAY },
-	};
+	struct rate r[RATE_N];
 	size_t i;
 
+	rates_table(cfg, principal_login_name(p), r);
 	principal_rate_key(p, sender, out->who, sizeof(out->who));
-	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+	for (i = RATE_MSGS_HOUR; i <= RATE_MSGS_DAY; i++)
 		if (rates_over(&r[i], out->who, 0, now, out))
 			return r[i].id;
 	return REPLY_NONE;
@@ -123,30 +154,16 @@ rates_rcpt(const struct config *cfg, const struct principal *p,
     struct rates_refusal *out)
 {
 	const struct limits_config *l = &cfg->limits;
-	const struct sender_grant *g = rates_grant(cfg,
-	    principal_login_name(p));
-	const struct rate r[] = {
-		{ "recipients", g && g->recipients_per_hour >= 0 ?
-		    "senders.recipients_per_hour" :
-		    "limits.user_recipients_per_hour", "rcpts/h",
-		    rates_pick(g ? g->recipients_per_hour : -1,
-		    l->user_recipients_per_hour), l->rate_window, "hour",
-		    REPLY_RATE_RCPTS_HOUR },
-		{ "recipients", g && g->recipients_per_day >= 0 ?
-		    "senders.recipients_per_day" :
-		    "limits.user_recipients_per_day", "rcpts/d",
-		    rates_pick(g ? g->recipients_per_day : -1,
-		    l->user_recipients_per_day), 24 * l->rate_window, "day",
-		    REPLY_RATE_RCPTS_DAY },
-	};
 	struct counters *c = counter_store(&rates, now);
+	struct rate r[RATE_N];
 	char key[600];
 	uint64_t count;
 	time_t reset;
 	size_t i;
 
+	rates_table(cfg, principal_login_name(p), r);
 	principal_rate_key(p, sender, out->who, sizeof(out->who));
-	for (i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+	for (i = RATE_RCPTS_HOUR; i <= RATE_RCPTS_DAY; i++)
 		if (rates_over(&r[i], out->who, n, now, out))
 			return r[i].id;
 	if (l->recipient_messages_per_hour == 0)
@@ -192,6 +209,69 @@ rates_accepted(const struct config *cfg, const struct principal *p,
 		rates_to_key(key, sizeof(key), rcpts[i]);
 		(void)counter_add(c, key, l->rate_window, 1, now, NULL);
 	}
+}
+
+/* What rates_each's walk over the counters needs. */
+struct rates_walk {
+	const struct config	*cfg;
+	limits_fn		*fn;
+	void			*arg;
+};
+
+/* rates_walked - one live count of the store, reported with its limit */
+static void
+rates_walked(const char *key, unsigned window, uint64_t count, time_t end,
+    void *arg)
+{
+	struct rates_walk *w = arg;
+	const struct limits_config *l = &w->cfg->limits;
+	struct limits_entry e = { .count = count, .end = end };
+	struct rate r[RATE_N];
+	const char *who = strchr(key, ' ');
+	size_t i, n;
+
+	if (who == NULL || window == 0)
+		return;
+	n = (size_t)(who++ - key);
+	if (n == 2 && strncmp(key, "to", 2) == 0) {
+		if (window != l->rate_window)
+			return;
+		e.kind = "recipient";
+		e.key = who;
+		e.setting = "limits.recipient_messages_per_hour";
+		e.max = l->recipient_messages_per_hour;
+	} else {
+		/* whose: principal_rate_key's "local ACCOUNT", "sender
+		   ADDR" or a login */
+		if (strncmp(who, "local ", 6) == 0)
+			e.kind = "local", e.key = who + 6;
+		else if (strncmp(who, "sender ", 7) == 0)
+			e.kind = "sender", e.key = who + 7;
+		else
+			e.kind = "login", e.key = who;
+		rates_table(w->cfg, strcmp(e.kind, "login") == 0 ? e.key :
+		    NULL, r);
+		for (i = 0; i < RATE_N; i++)
+			if (strlen(r[i].prefix) == n &&
+			    strncmp(r[i].prefix, key, n) == 0 &&
+			    r[i].window == window)
+				break;
+		if (i == RATE_N)
+			return;
+		e.setting = r[i].setting;
+		e.max = r[i].limit;
+	}
+	if (e.max > 0)
+		w->fn(&e, w->arg);
+}
+
+/* rates_each - report every live count that has a limit */
+void
+rates_each(const struct config *cfg, time_t now, limits_fn *fn, void *arg)
+{
+	struct rates_walk w = { cfg, fn, arg };
+
+	counter_each(counter_store(&rates, now), now, rates_walked, &w);
 }
 
 /* rates_free - forget everything */

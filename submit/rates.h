@@ -41,6 +41,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "config/principal.h"
+#include "submit/limits.h"
 #include "submit/reply.h"
 
 /* the counts' key for a principal: principal_rate_key's text */
@@ -86,6 +87,18 @@ enum reply_id	 rates_rcpt(const struct config *, const struct principal *p,
 void		 rates_accepted(const struct config *, const struct principal *p,
 		    const char *sender, char *const *rcpts, size_t n,
 		    time_t now);
+
+/*
+ * rates_each - what the rate limits count at now, for `postern limits
+ * show` (submit/limits.h): each login's ("login"), local account's
+ * ("local") and trusted sender's ("sender") messages and recipients per
+ * hour and per day, with the limit that applies to it (its senders
+ * entry's own, or limits.user_*), and each recipient address's messages
+ * this hour ("recipient", limits.recipient_messages_per_hour). Counts
+ * whose limit is 0 are left out.
+ */
+void		 rates_each(const struct config *, time_t now, limits_fn *fn,
+		    void *arg);
 
 /* rates_free - forget every count (shutdown, tests) */
 void		 rates_free(void);

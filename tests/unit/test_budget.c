@@ -21,62 +21,12 @@
 #include "config/config.h"
 #include "relay/budget.h"
 #include "submit/rates.h"
+#include "capture_log.h"
 
 #define HOUR	3600
 #define T0	((time_t)7200)		/* a window starts here */
 
 static struct config	 cfg;
-static char		 logpath[] = "/tmp/test_budget.XXXXXX";
-static int		 saved_stderr = -1;
-
-/* capture - send stderr (the log) to a fresh file */
-static void
-capture(void)
-{
-	int fd;
-
-	assert_true((fd = mkstemp(logpath)) >= 0);
-	fflush(stderr);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-/* captured - stderr back; the log written meanwhile (caller frees) */
-static char *
-captured(void)
-{
-	char *s = calloc(1, 1 << 16);
-	ssize_t n;
-	int fd;
-
-	assert_non_null(s);
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	assert_true((fd = open(logpath, O_RDONLY)) >= 0);
-	assert_true((n = read(fd, s, (1 << 16) - 1)) >= 0);
-	close(fd);
-	unlink(logpath);
-	strcpy(logpath, "/tmp/test_budget.XXXXXX");
-	return s;
-}
-
-/* occurrences - how often needle is in hay */
-static int
-occurrences(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	while ((hay = strstr(hay, needle)) != NULL) {
-		n++;
-		hay += strlen(needle);
-	}
-	return n;
-}
-
 static int
 setup(void **state)
 {
@@ -91,8 +41,7 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	if (saved_stderr != -1)		/* a test failed while capturing */
-		free(captured());
+	capture_reset();		/* a test failed while capturing */
 	budget_free();
 	rates_free();
 	return 0;

@@ -1,13 +1,15 @@
 /*
  * test_counter - common/counter.c: counts per key and window, aligned
- * windows that reset, refusal counts and the sweep's summaries, with
- * times chosen by the test (no clock involved).
+ * windows that reset, refusal counts and the sweep's summaries, locks,
+ * the walk over what is live (counter_each), unlocking and forgetting,
+ * with times chosen by the test (no clock involved).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -176,6 +178,136 @@ test_locks(void **state)
 	counters_free(c);
 }
 
+/* test_read_makes_nothing - counter_add with n 0 reads: no entry made
+   (the sweep has nothing to drop, the walk nothing to show), none reset */
+static void
+test_read_makes_nothing(void **state)
+{
+	struct counters *c = counters_new();
+	time_t reset = 0;
+
+	(void)state;
+	assert_int_equal(counter_add(c, "r", 60, 0, 100, &reset), 0);
+	assert_int_equal(reset, 120);
+	nseen = 0;
+	(void)counter_refused(c, "old", 60, 100);	/* 60..120 */
+	/* a read in a later window leaves the old one for the sweep */
+	assert_int_equal(counter_add(c, "old", 60, 0, 130, NULL), 0);
+	counter_sweep(c, 130, summary, NULL);
+	assert_int_equal(nseen, 1);
+	assert_string_equal(seen, "old 0 1");
+	counters_free(c);
+}
+
+/* What counter_each showed, one line per entry, sorted by the test. */
+static char	 walk[16][96];
+static int	 nwalk;
+
+static void
+walked(const char *key, unsigned window, uint64_t count, time_t end,
+    void *arg)
+{
+	assert_ptr_equal(arg, &nwalk);
+	assert_true(nwalk < 16);
+	snprintf(walk[nwalk++], sizeof(walk[0]), "%s w=%u n=%llu end=%lld",
+	    key, window, (unsigned long long)count, (long long)end);
+}
+
+static int
+walk_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* walk_at - the live entries at now, sorted */
+static void
+walk_at(struct counters *c, time_t now)
+{
+	nwalk = 0;
+	counter_each(c, now, walked, &nwalk);
+	qsort(walk, (size_t)nwalk, sizeof(walk[0]), walk_cmp);
+}
+
+/* test_each - counts in a window that holds, locks that hold; not ended
+   windows, not ended locks, not counts of 0 */
+static void
+test_each(void **state)
+{
+	struct counters *c = counters_new();
+
+	(void)state;
+	(void)counter_add(c, "a", 3600, 3, 7200, NULL);
+	(void)counter_add(c, "a", 86400, 4, 7200, NULL);
+	(void)counter_add(c, "b", 60, 1, 7100, NULL);	/* 7080..7140 */
+	(void)counter_refused(c, "zero", 3600, 7200);	/* count 0 */
+	(void)counter_lock(c, "lock x", 60, 600, 7000, NULL);	/* to 7060 */
+	(void)counter_lock(c, "lock y", 600, 600, 7200, NULL);
+	(void)counter_lock(c, "lock y", 600, 600, 7300, NULL);	/* strike 2 */
+	walk_at(c, 7200);
+	assert_int_equal(nwalk, 3);
+	assert_string_equal(walk[0], "a w=3600 n=3 end=10800");
+	assert_string_equal(walk[1], "a w=86400 n=4 end=86400");
+	assert_string_equal(walk[2], "lock y w=0 n=2 end=7900");
+	/* the hour is over; the day and the lock go on */
+	walk_at(c, 10800);
+	assert_int_equal(nwalk, 1);
+	assert_string_equal(walk[0], "a w=86400 n=4 end=86400");
+	walk_at(c, 7899);
+	assert_int_equal(nwalk, 3);
+	counters_free(c);
+	c = counters_new();
+	walk_at(c, 0);
+	assert_int_equal(nwalk, 0);
+	counters_free(c);
+}
+
+/* test_unlock_and_forget - a lifted lock no longer holds and is
+   forgotten (the next is a first one); an ended or missing lock gives 0;
+   a forgotten count starts from 0, other windows of the key untouched */
+static void
+test_unlock_and_forget(void **state)
+{
+	struct counters *c = counters_new();
+	unsigned strike;
+
+	(void)state;
+	assert_int_equal(counter_lock(c, "lock ip a", 60, 600, 1000, NULL),
+	    1060);
+	assert_int_equal(counter_lock(c, "lock ip a", 60, 600, 1100,
+	    &strike), 1220);
+	assert_int_equal(strike, 2);
+	assert_int_equal(counter_unlock(c, "lock ip a", 1110), 1220);
+	assert_int_equal(counter_locked(c, "lock ip a", 1110), 0);
+	assert_int_equal(counter_unlock(c, "lock ip a", 1110), 0);
+	/* forgotten: the next lock is base long, strike 1 */
+	assert_int_equal(counter_lock(c, "lock ip a", 60, 600, 1120,
+	    &strike), 1180);
+	assert_int_equal(strike, 1);
+	/* an ended lock: 0, and forgotten too */
+	assert_int_equal(counter_unlock(c, "lock ip a", 1180), 0);
+	assert_int_equal(counter_lock(c, "lock ip a", 60, 600, 1200,
+	    &strike), 1260);
+	assert_int_equal(strike, 1);
+	assert_int_equal(counter_unlock(c, "nothing", 0), 0);
+	/* a count, not a lock: unlock leaves it */
+	(void)counter_add(c, "authfail ip a", 3600, 4, 1200, NULL);
+	(void)counter_add(c, "authfail ip a", 86400, 9, 1200, NULL);
+	assert_int_equal(counter_unlock(c, "authfail ip a", 1200), 0);
+	assert_int_equal(counter_add(c, "authfail ip a", 3600, 0, 1200,
+	    NULL), 4);
+	counter_forget(c, "authfail ip a", 3600);
+	assert_int_equal(counter_add(c, "authfail ip a", 3600, 0, 1200,
+	    NULL), 0);
+	assert_int_equal(counter_add(c, "authfail ip a", 86400, 0, 1200,
+	    NULL), 9);
+	assert_int_equal(counter_add(c, "authfail ip a", 3600, 1, 1200,
+	    NULL), 1);
+	counter_forget(c, "nothing", 60);	/* harmless */
+	counter_forget(c, "authfail ip a", 0);	/* 0 is no window */
+	assert_int_equal(counter_locked(c, "lock ip a", 1200), 1260);
+	counters_free(c);
+}
+
 int
 main(void)
 {
@@ -185,6 +317,9 @@ main(void)
 		cmocka_unit_test(test_store),
 		cmocka_unit_test(test_many_keys),
 		cmocka_unit_test(test_locks),
+		cmocka_unit_test(test_read_makes_nothing),
+		cmocka_unit_test(test_each),
+		cmocka_unit_test(test_unlock_and_forget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,11 +33,10 @@
 #include "keys/dkim.h"
 #include "keys/keycache.h"
 #include "keys/keyfile.h"
+#include "capture_log.h"
 
 static char		 dir[] = "/tmp/test_keycache.XXXXXX";
 static struct keyfile	*key_a, *key_b, *key_e;
-static int		 saved_stderr = -1;
-static char		 logpath[PATH_MAX];
 
 /* load - generate a key of alg as selector sel and load it */
 static struct keyfile *
@@ -104,39 +103,6 @@ teardown(void **state)
 	keycache_fault(KEYCACHE_FAULT_NONE);
 	assert_int_equal(keycache_size(), 0);
 	return 0;
-}
-
-/* capture - the log (stderr) into a file */
-static void
-capture(void)
-{
-	int fd;
-
-	snprintf(logpath, sizeof(logpath), "%s/log.XXXXXX", dir);
-	assert_true((fd = mkstemp(logpath)) >= 0);
-	fflush(stderr);
-	assert_true((saved_stderr = dup(STDERR_FILENO)) >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-/* captured - stderr back; what was logged (caller frees) */
-static char *
-captured(void)
-{
-	char *s = xcalloc(1, 1 << 16);
-	ssize_t n;
-	int fd;
-
-	fflush(stderr);
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	assert_true((fd = open(logpath, O_RDONLY)) >= 0);
-	assert_true((n = read(fd, s, (1 << 16) - 1)) >= 0);
-	close(fd);
-	unlink(logpath);
-	return s;
 }
 
 /* sign - the DKIM-Signature of a fixed message with k, new memory;
