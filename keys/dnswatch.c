@@ -13,6 +13,7 @@
 #include "common/dns.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "config/config.h"
 #include "keys/dnsrec.h"
 #include "keys/dnswatch.h"
 #include "keys/keyfile.h"
@@ -50,6 +51,7 @@ struct dnswatch {
 	struct timeval		 interval;
 	struct watch_rec	**recs;
 	size_t			 nrecs;
+	bool			 off;	/* relay.mode "directory" */
 };
 
 /* watch_rec_free - cancel r's lookup and free it (not unlinked) */
@@ -295,8 +297,14 @@ dnswatch_start(struct event_base *base, struct keyring *kr, struct dns *dns,
 	w->kr = kr;
 	w->dns = dns;
 	w->interval.tv_sec = interval > 0 ? interval : 1;
+	/* relay.mode "directory": no mail leaves this host, so no receiver
+	   ever reads these records (the development instance) */
+	w->off = keyring_config(kr)->relay.mode == RELAY_DIRECTORY;
+	if (w->off && prev == NULL)
+		log_info("dns: no drift watch: relay.mode is \"directory\", "
+		    "no mail leaves this host");
 	if ((w->timer = evtimer_new(base, watch_tick, w)) == NULL ||
-	    evtimer_add(w->timer, &now) == -1) {
+	    (!w->off && evtimer_add(w->timer, &now) == -1)) {
 		if (w->timer != NULL)
 			event_free(w->timer);
 		free(w);

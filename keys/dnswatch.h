@@ -28,6 +28,10 @@
  *    the record keeps its previous state and gauge value, and only a
  *    debug line is logged. NXDOMAIN and NODATA are: the record is gone.
  *
+ * In relay.mode "directory" (the development instance) nothing leaves
+ * the host and no receiver reads the records: the watch is off, and
+ * says so once at start.
+ *
  * After a reload, dnswatch_start(..., prev) takes over prev's records
  * and what it knew of them, so a record that stays bad is not reported
  * again; records of domains and selectors no longer hosted are dropped,
