@@ -142,6 +142,9 @@ def test_make_run_script(devtree):
         log = open(out_path).read()
         assert not re.search(r"(?m)^\S*\s*(warning|error|fatal)\b", log) \
             and "Permission denied" not in log, log
+        # records nobody reads (nothing leaves in directory mode) are not
+        # watched for drift
+        assert 'dns: no drift watch: relay.mode is "directory"' in log, log
         new = os.path.join(var, "mail", "new")
         deadline = time.time() + 15
         while len(os.listdir(new)) < 2:
