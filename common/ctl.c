@@ -14,7 +14,6 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/ctl.h"
-#include "common/io.h"
 
 /* ctl_line - compact JSON and a newline */
 char *
@@ -117,6 +116,25 @@ ctl_read_line(int fd, struct buf *b, time_t deadline, char **err)
 	}
 }
 
+/* ctl_send_all - write n bytes of p to fd without SIGPIPE (the daemon
+   may close first: -1 with EPIPE); 0, or -1 with errno */
+static int
+ctl_send_all(int fd, const char *p, size_t n)
+{
+	ssize_t r;
+
+	while (n > 0) {
+		if ((r = send(fd, p, n, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 /* ctl_call - one request, one answer */
 json_t *
 ctl_call(const char *path, const json_t *req, char **err)
@@ -138,12 +156,15 @@ ctl_call(const char *path, const json_t *req, char **err)
 		free(line);
 		return NULL;
 	}
-	if (io_write_all(fd, line, len) == -1) {
+	if (ctl_send_all(fd, line, len) == -1 && errno != EPIPE &&
+	    errno != ECONNRESET) {
 		*err = xasprintf("writing to the daemon: %s", strerror(errno));
 		free(line);
 		close(fd);
 		return NULL;
 	}
+	/* a daemon that refuses the caller answers and closes before it
+	   reads: its answer is still there to read */
 	free(line);
 	buf_init(&b, CTL_LINE_MAX);
 	if (ctl_read_line(fd, &b, time(NULL) + CTL_TIMEOUT, err) == -1) {
