@@ -622,15 +622,15 @@ def session_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def tls_files(session_dir):
+def self_signed(directory, days=2, prefix=""):
     """A self-signed certificate for relay.example.test (also valid for
-    localhost, 127.0.0.1 and ::1, so clients can verify it by address)."""
-    cert = os.path.join(session_dir, "cert.pem")
-    key = os.path.join(session_dir, "key.pem")
+    localhost, 127.0.0.1 and ::1, so clients can verify it by address),
+    valid for days: (cert, key) in directory, the key mode 0600."""
+    cert = os.path.join(directory, f"{prefix}cert.pem")
+    key = os.path.join(directory, f"{prefix}key.pem")
     p = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2",
+         "-keyout", key, "-out", cert, "-days", str(days),
          "-subj", f"/CN={HOSTNAME}",
          "-addext",
          f"subjectAltName=DNS:{HOSTNAME},DNS:localhost,IP:127.0.0.1,IP:::1"],
@@ -638,6 +638,12 @@ def tls_files(session_dir):
     assert p.returncode == 0, p.stdout
     os.chmod(key, 0o600)
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls_files(session_dir):
+    """The session's self-signed certificate (self_signed), for 2 days."""
+    return self_signed(session_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,15 +11,19 @@ refused client must be refused by the server, for the expected reason:
 the weak clients lower OpenSSL's security level so that they really offer
 TLS 1.1 or the CBC suite, and the test checks the server's alert.
 """
+import json
 import os
 import re
+import shutil
 import signal
 import ssl
+import subprocess
+import time
 import warnings
 
 import pytest
 
-from conftest import run_postern
+from conftest import run_postern, self_signed
 from helpers import SMTP, client_context, expect, wait_until
 
 LISTENERS = ("smtps", "submission")
@@ -188,3 +192,96 @@ def test_policy_follows_reload(postern_factory, tls_files):
     assert "tls.ciphers: OpenSSL selects no" in d.log()
     assert handshake(d, "smtps", cbc) == ("TLSv1.2", "ECDHE-RSA-AES128-SHA")
 
+
+
+# -- testssl.sh ---------------------------------------------------------------
+
+# Debian installs it as testssl; upstream's name is testssl.sh.
+TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
+
+# What testssl.sh is asked for: protocols (-p), cipher categories (-s),
+# the server's preferences and order (-P), certificate and defaults (-S),
+# every vulnerability check (-U). No DNS (the test certificate's name is
+# in no DNS). About a minute per listener on loopback.
+TESTSSL_ARGS = ["--quiet", "--color", "0", "--warnings", "off",
+                "--nodns", "none", "--connect-timeout", "10",
+                "--openssl-timeout", "10", "-p", "-s", "-P", "-S", "-U"]
+
+# Findings that are about the test certificate being self-signed, and no
+# CA's: a certificate from a CA does not have them. Nothing else is exempt.
+EXEMPT = {
+    # CRITICAL "failed (self signed).": no CA in the trust store issued it
+    "cert_chain_of_trust",
+    # HIGH "Neither CRL nor OCSP URI provided": only a CA writes those
+    # into the certificates it issues
+    "cert_revocation",
+}
+
+# Findings that must be there, so that a scan which skipped a check (or
+# stopped early) cannot pass for one that found nothing.
+EXPECTED = ("heartbleed", "CCS", "ROBOT", "secure_renego",
+            "secure_client_renego", "CRIME_TLS", "POODLE_SSL",
+            "fallback_SCSV", "SWEET32", "FREAK", "DROWN", "LOGJAM", "BEAST",
+            "LUCKY13", "RC4", "cipherlist_NULL", "cipherlist_aNULL",
+            "cipherlist_EXPORT", "cipherlist_LOW", "cipherlist_3DES_IDEA",
+            "cipherlist_AVERAGE", "cipher_order", "cert_trust",
+            "cert_chain_of_trust", "cert_expirationStatus")
+
+
+def weakness(entry):
+    """Does a testssl finding report a weakness?"""
+    finding = entry.get("finding", "")
+    return (entry.get("severity") in ("HIGH", "CRITICAL") or
+            re.search(r"(?<!not )\bVULNERABLE\b", finding, re.I) is not None
+            or "NOT ok" in finding)
+
+
+@pytest.fixture(scope="module")
+def testssl_cert(tmp_path_factory):
+    """A self-signed certificate valid for 90 days, as one from Let's
+    Encrypt is: the session's is valid for 2, which testssl.sh rightly
+    calls expiring."""
+    return self_signed(str(tmp_path_factory.mktemp("testssl")), days=90)
+
+
+@pytest.mark.skipif(TESTSSL is None,
+                    reason="testssl.sh is not installed (Debian package "
+                    "testssl.sh; contrib/install-deps.sh installs it): "
+                    "the listeners' TLS policy is NOT graded")
+@pytest.mark.parametrize("listener", LISTENERS)
+def test_testssl(postern_factory, workdir, testssl_cert, listener):
+    """testssl.sh grades the listener (465 at connect, 587 with -t smtp):
+    TLS 1.2 and 1.3 only, no finding VULNERABLE, NOT ok, HIGH or
+    CRITICAL but the self-signed certificate's (EXEMPT)."""
+    d = postern_factory(start=False)
+    d.cert, d.key = testssl_cert
+    d.write_config()
+    d.start()
+    out = os.path.join(workdir, f"testssl-{listener}.json")
+    cmd = [TESTSSL] + TESTSSL_ARGS + ["--jsonfile", out]
+    if listener == "submission":
+        cmd += ["-t", "smtp"]
+    cmd.append(f"{d.address(listener)}:{d.port(listener)}")
+    start = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=300, cwd=workdir)
+    print(f"testssl.sh {listener}: {time.monotonic() - start:.0f} s")
+    assert os.path.exists(out), p.stdout[-5000:]
+    with open(out) as f:
+        findings = json.load(f)
+    by_id = {e["id"]: e for e in findings}
+    report = "\n".join(f'{e["id"]} {e["severity"]} {e["finding"]}'
+                       for e in findings)
+    assert not [e for e in findings if e["severity"] == "FATAL" or
+                e["id"] == "scanProblem"], report + "\n" + p.stdout[-3000:]
+    for proto in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert by_id[proto]["finding"] == "not offered", report
+    for proto in ("TLS1_2", "TLS1_3"):
+        assert by_id[proto]["finding"].startswith("offered"), report
+    missing = [i for i in EXPECTED if i not in by_id]
+    assert not missing, f"no finding {missing}:\n{report}"
+    # the exemptions still say what they are exempt for
+    assert "self signed" in by_id["cert_chain_of_trust"]["finding"], report
+    bad = [f'{e["id"]} {e["severity"]} {e["finding"]}' for e in findings
+           if weakness(e) and e["id"] not in EXEMPT]
+    assert not bad, "\n".join(bad) + "\n--- all findings:\n" + report
