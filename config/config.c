@@ -32,6 +32,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/tlspolicy.h"
 #include "config/config.h"
 #include "config/config_table.h"
 
@@ -93,11 +94,26 @@ static const struct config_key keys[] = {
 	  "offer AUTH without TLS; loopback addresses only" },
 
 	{ "tls", K_GROUP, 0, NULL, 0, 0, NULL,
-	  "server certificate for starttls and implicit listeners" },
+	  "certificate, key and TLS policy of the starttls and implicit "
+	  "listeners" },
 	{ "tls.certificate", K_STRING, 0, NULL, 0, 0, NULL,
 	  "PEM certificate chain; required if a listener uses TLS" },
 	{ "tls.key", K_STRING, 0, NULL, 0, 0, NULL,
 	  "PEM private key; required if a listener uses TLS" },
+	{ "tls.min_version", K_ENUM, 0, "1.2", 0, 0, "1.2|1.3",
+	  "oldest TLS version the listeners accept" },
+	{ "tls.ciphers", K_STRING, 0,
+	  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305", 0, 0,
+	  NULL,
+	  "OpenSSL cipher list for TLS 1.2, in the server's order of "
+	  "preference; default: ECDHE key exchange with AEAD ciphers only "
+	  "(Mozilla's \"intermediate\" list without DHE)" },
+	{ "tls.ciphersuites", K_STRING, 0,
+	  "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+	  "TLS_CHACHA20_POLY1305_SHA256", 0, 0, NULL,
+	  "OpenSSL ciphersuites for TLS 1.3 (name:name:...)" },
 
 	{ "auth", K_GROUP, 0, NULL, 0, 0, NULL,
 	  "SMTP AUTH" },
@@ -1585,18 +1601,66 @@ tls_file(struct loader *ld, const config_setting_t *g, const char *name)
 	return path;
 }
 
-/* build_tls - certificate and key, only if some listener uses TLS */
+/*
+ * build_tls_policy - tls.min_version, tls.ciphers and tls.ciphersuites,
+ * tried on a scratch OpenSSL context (not by clients, which never serve
+ * TLS), so that a list OpenSSL refuses is an error at its line, found by
+ * check-config and by a reload, not a daemon that cannot start.
+ */
+static void
+build_tls_policy(struct loader *ld, const config_setting_t *g)
+{
+	const config_setting_t *cs, *ss;
+	struct tls_policy p;
+	SSL_CTX *ctx;
+	char *why = NULL;
+
+	p.min_version = strcmp(get_string(ld, g, "tls.min_version", NULL),
+	    "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+	p.ciphers = get_string(ld, g, "tls.ciphers", &cs);
+	p.ciphersuites = get_string(ld, g, "tls.ciphersuites", &ss);
+	ld->c->tls_min_version = p.min_version;
+	ld->c->tls_ciphers = xstrdup(p.ciphers);
+	ld->c->tls_ciphersuites = xstrdup(p.ciphersuites);
+	if (ld->client)
+		return;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		problem_at(ld, g, "tls: cannot create a TLS context to check "
+		    "the ciphers with");
+		return;
+	}
+	switch (tlspolicy_apply(ctx, &p, &why)) {
+	case TLSPOLICY_OK:
+		break;
+	case TLSPOLICY_CIPHERS:
+		problem_at(ld, cs != NULL ? cs : g, "tls.ciphers: %s", why);
+		break;
+	case TLSPOLICY_CIPHERSUITES:
+		problem_at(ld, ss != NULL ? ss : g, "tls.ciphersuites: %s",
+		    why);
+		break;
+	case TLSPOLICY_OTHER:
+		problem_at(ld, g, "tls: %s", why);
+		break;
+	}
+	free(why);
+	SSL_CTX_free(ctx);
+}
+
+/* build_tls - the policy; certificate and key only if some listener uses
+   TLS */
 static void
 build_tls(struct loader *ld)
 {
 	const config_setting_t *g;
 
-	if (ld->tls_line == 0)
-		return;
 	g = top(ld, "tls");
 	if (g == NULL &&
 	    config_setting_get_member(config_root_setting(&ld->lc), "tls"))
 		return;		/* wrong type, already reported */
+	build_tls_policy(ld, g);
+	if (ld->tls_line == 0)
+		return;
 	ld->c->tls_certificate = tls_file(ld, g, "tls.certificate");
 	ld->c->tls_key = tls_file(ld, g, "tls.key");
 }
@@ -2434,6 +2498,8 @@ config_free(struct config *c)
 	free(c->listen);
 	free(c->tls_certificate);
 	free(c->tls_key);
+	free(c->tls_ciphers);
+	free(c->tls_ciphersuites);
 	free_strings(c->auth_mechanisms, c->nauth_mechanisms);
 	free(c->sasldb);
 	for (i = 0; i < c->ndomains; i++) {

@@ -198,6 +198,11 @@ struct config {
 
 	char			*tls_certificate;	/* NULL if no listener uses TLS */
 	char			*tls_key;
+	char			*tls_ciphers;		/* TLS 1.2 cipher list,
+						   checked by OpenSSL */
+	char			*tls_ciphersuites;	/* TLS 1.3 */
+	int			 tls_min_version;	/* TLS1_2_VERSION or
+						   TLS1_3_VERSION */
 
 	char			**auth_mechanisms;	/* upper case, never CRAM/DIGEST-MD5 */
 	size_t			 nauth_mechanisms;

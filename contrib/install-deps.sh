@@ -11,6 +11,8 @@ set -eu
 # adduser, iproute2 (ip), util-linux (unshare, runuser): the INSTALL
 # walk-through, tests/e2e/walkthrough.py (usually there already).
 # mandoc: `mandoc -T lint` checks the man pages (tests/e2e/test_man.py).
+# testssl.sh: grades the inbound TLS policy of both submission listeners
+# (tests/e2e/test_tls_policy.py).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -24,6 +26,7 @@ python3-prometheus-client
 systemd
 adduser iproute2 util-linux
 mandoc
+testssl.sh
 "
 
 missing=""

@@ -43,8 +43,9 @@ static const struct config_key	*keys;
 static size_t			 nkeys;
 
 /* put_escaped - s (n bytes) with roff escapes; quoted: for a "quoted"
-   macro argument, else for a text line, where backticks become quotes
-   (*open: whether one is open, kept from call to call) */
+   macro argument (where a line may break after a colon), else for a text
+   line, where backticks become quotes (*open: whether one is open, kept
+   from call to call) */
 static void
 put_escaped(const char *s, size_t n, int quoted, int *open)
 {
@@ -55,6 +56,9 @@ put_escaped(const char *s, size_t n, int quoted, int *open)
 			fputs("\\e", stdout);
 		else if (s[i] == '"' && quoted)
 			fputs("\\(dq", stdout);
+		else if (s[i] == ':' && quoted)
+			fputs(":\\:", stdout);	/* a line may break
+						   there: cipher lists */
 		else if (s[i] == '`' && !quoted) {
 			fputs(*open ? "\\(cq" : "\\(oq", stdout);
 			*open = !*open;

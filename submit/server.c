@@ -380,6 +380,18 @@ listener_drop(struct server *srv, size_t i)
 	srv->listeners[i] = srv->listeners[--srv->nlisteners];
 }
 
+/* tls_policy_of - the TLS policy cfg asks for (pointers into cfg) */
+static struct tls_policy
+tls_policy_of(const struct config *cfg)
+{
+	struct tls_policy p;
+
+	p.ciphers = cfg->tls_ciphers;
+	p.ciphersuites = cfg->tls_ciphersuites;
+	p.min_version = cfg->tls_min_version;
+	return p;
+}
+
 /* tls_needed - does any listener of cfg use TLS? */
 static bool
 tls_needed(const struct config *cfg)
@@ -397,6 +409,7 @@ int
 server_open(struct server *srv, const struct config *cfg,
     struct event_base *base, struct queue *queue, char **err)
 {
+	struct tls_policy pol;
 	const char *aerr;
 	size_t i;
 	int fd;
@@ -407,7 +420,8 @@ server_open(struct server *srv, const struct config *cfg,
 	srv->queue = queue;
 	srv->ipcounts = xcalloc(IPCOUNT_BUCKETS, sizeof(*srv->ipcounts));
 
-	if (tls_needed(cfg) && (srv->ssl_ctx = tls_server_ctx(
+	pol = tls_policy_of(cfg);
+	if (tls_needed(cfg) && (srv->ssl_ctx = tls_server_ctx(&pol,
 	    cfg->tls_certificate, cfg->tls_key, err)) == NULL)
 		return -1;
 	if (auth_init(cfg, &aerr) == -1) {
@@ -452,6 +466,7 @@ server_reload(struct server *srv, const struct config *cfg,
 {
 	const struct config *old = srv->cfg;
 	SSL_CTX *ctx = NULL;
+	struct tls_policy pol;
 	const char *aerr;
 	size_t i, j, nold = srv->nlisteners;
 	bool *keep = xcalloc(cfg->nlisten + 1, sizeof(*keep));
@@ -465,8 +480,9 @@ server_reload(struct server *srv, const struct config *cfg,
 		free(keep);
 		return -1;
 	}
-	if (tls_needed(cfg) && (ctx = tls_server_ctx(cfg->tls_certificate,
-	    cfg->tls_key, err)) == NULL) {
+	pol = tls_policy_of(cfg);
+	if (tls_needed(cfg) && (ctx = tls_server_ctx(&pol,
+	    cfg->tls_certificate, cfg->tls_key, err)) == NULL) {
 		if (srv->ssl_ctx == NULL || old->tls_certificate == NULL ||
 		    strcmp(old->tls_certificate, cfg->tls_certificate) != 0 ||
 		    strcmp(old->tls_key, cfg->tls_key) != 0) {
@@ -474,15 +490,19 @@ server_reload(struct server *srv, const struct config *cfg,
 			return -1;
 		}
 		/* The same files, unreadable now that we are no longer
-		   root (a key kept 0600 root): keep what start-up read. */
+		   root (a key kept 0600 root): keep the certificate and key
+		   start-up read, under the new policy. */
 		log_warnx("reload: %s; keeping the certificate loaded at "
 		    "start (to have a reload read new ones, let user %s "
 		    "read the certificate, the key and their directories: "
 		    "INSTALL, step 5)", *err, cfg->user ? cfg->user : "-");
 		free(*err);
 		*err = NULL;
-		SSL_CTX_up_ref(srv->ssl_ctx);
-		ctx = srv->ssl_ctx;
+		if ((ctx = tls_server_ctx_from(&pol, srv->ssl_ctx, err)) ==
+		    NULL) {
+			free(keep);
+			return -1;
+		}
 	}
 	/* New sockets first: a port we may no longer bind (below 1024,
 	   after the privilege drop) or one taken refuses the reload. */

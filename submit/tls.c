@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "common/alloc.h"
@@ -19,13 +18,8 @@ static const char *
 tls_errstr(void)
 {
 	static char buf[256];
-	unsigned long e = ERR_peek_last_error();
 
-	if (e == 0)
-		return "unknown OpenSSL error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
+	return tlspolicy_errstr(buf, sizeof(buf));
 }
 
 /* tls_readable - can we open path? Else *err says why */
@@ -43,9 +37,9 @@ tls_readable(const char *path, const char *what, char **err)
 	return 0;
 }
 
-/* tls_server_ctx - build the listeners' TLS context */
-SSL_CTX *
-tls_server_ctx(const char *certificate, const char *key, char **err)
+/* tls_ctx_new - an empty server context with policy p and our modes */
+static SSL_CTX *
+tls_ctx_new(const struct tls_policy *p, char **err)
 {
 	SSL_CTX *ctx;
 
@@ -53,13 +47,26 @@ tls_server_ctx(const char *certificate, const char *key, char **err)
 		*err = xasprintf("cannot create TLS context: %s", tls_errstr());
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (tlspolicy_apply(ctx, p, err) != TLSPOLICY_OK) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"postern",
 	    7);
+	return ctx;
+}
+
+/* tls_server_ctx - build the listeners' TLS context */
+SSL_CTX *
+tls_server_ctx(const struct tls_policy *p, const char *certificate,
+    const char *key, char **err)
+{
+	SSL_CTX *ctx;
+
+	if ((ctx = tls_ctx_new(p, err)) == NULL)
+		return NULL;
 	/* OpenSSL's own errors hide why a file cannot be opened ("system
 	   lib"); a reload as the daemon's user needs that reason. */
 	if (tls_readable(certificate, "certificate", err) == -1 ||
@@ -84,6 +91,33 @@ tls_server_ctx(const char *certificate, const char *key, char **err)
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+/* tls_server_ctx_from - policy p, certificate and key of loaded */
+SSL_CTX *
+tls_server_ctx_from(const struct tls_policy *p, SSL_CTX *loaded, char **err)
+{
+	X509 *cert = SSL_CTX_get0_certificate(loaded);
+	EVP_PKEY *pkey = SSL_CTX_get0_privatekey(loaded);
+	STACK_OF(X509) *chain = NULL;
+	SSL_CTX *ctx;
+
+	if (cert == NULL || pkey == NULL) {
+		*err = xasprintf("the running TLS context has no certificate");
+		return NULL;
+	}
+	if ((ctx = tls_ctx_new(p, err)) == NULL)
+		return NULL;
+	(void)SSL_CTX_get0_chain_certs(loaded, &chain);
+	if (SSL_CTX_use_certificate(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    (chain != NULL && SSL_CTX_set1_chain(ctx, chain) != 1)) {
+		*err = xasprintf("cannot reuse the loaded certificate: %s",
+		    tls_errstr());
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
 }
 
 /* tls_session_new - one SSL per connection */

@@ -277,7 +277,8 @@ def render_config(d, listeners, limits, mechanisms, senders, domains,
     lines.append("listen = (")
     lines.append(",\n".join("  " + l.render() for l in listeners))
     lines.append(");")
-    lines.append(f"tls = {{ certificate = {_q(d.cert)}; key = {_q(d.key)}; }};")
+    lines.append(f"tls = {{ certificate = {_q(d.cert)}; key = {_q(d.key)};"
+                 + (f" {d.tls_options}" if d.tls_options else "") + " };")
     lines.append("auth = { mechanisms = [ " +
                  ", ".join(_q(m) for m in mechanisms) +
                  f" ]; sasldb = {_q(d.sasldb)}; }};")
@@ -324,11 +325,13 @@ class Postern:
                  mechanisms=("PLAIN", "LOGIN", "SCRAM-SHA-256"),
                  senders=(("admin@example.test", ["*@example.test"]),),
                  domains=("example.test",), extra="", dkim=None,
-                 domain_options=None, keysrc=None):
+                 domain_options=None, keysrc=None, tls_options=""):
         """dkim: {domain: [(selector, algorithm) | dict | DkimSelector]}
         for the domains it names (an empty list: no dkim member at all);
         the others get DEFAULT_DKIM. domain_options: {domain: text} added
-        inside that domain's entry (sign_headers = [...]; ...)."""
+        inside that domain's entry (sign_headers = [...]; ...).
+        tls_options: text added inside the tls group (ciphers = "...";
+        min_version = "1.3"; ...)."""
         self.name = name
         self.dir = workdir
         self.state_dir = os.path.join(workdir, "state")
@@ -360,6 +363,7 @@ class Postern:
         self.senders = list(senders)
         self.domains = list(domains)
         self.extra = extra
+        self.tls_options = tls_options
         self.keysrc = keysrc or session_keys(os.path.dirname(cert))
         dkim = dict(dkim or {})
         self.dkim = {n: _selectors(dkim.get(n, DEFAULT_DKIM))
@@ -618,15 +622,15 @@ def session_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def tls_files(session_dir):
+def self_signed(directory, days=2, prefix=""):
     """A self-signed certificate for relay.example.test (also valid for
-    localhost, 127.0.0.1 and ::1, so clients can verify it by address)."""
-    cert = os.path.join(session_dir, "cert.pem")
-    key = os.path.join(session_dir, "key.pem")
+    localhost, 127.0.0.1 and ::1, so clients can verify it by address),
+    valid for days: (cert, key) in directory, the key mode 0600."""
+    cert = os.path.join(directory, f"{prefix}cert.pem")
+    key = os.path.join(directory, f"{prefix}key.pem")
     p = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2",
+         "-keyout", key, "-out", cert, "-days", str(days),
          "-subj", f"/CN={HOSTNAME}",
          "-addext",
          f"subjectAltName=DNS:{HOSTNAME},DNS:localhost,IP:127.0.0.1,IP:::1"],
@@ -634,6 +638,12 @@ def tls_files(session_dir):
     assert p.returncode == 0, p.stdout
     os.chmod(key, 0o600)
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def tls_files(session_dir):
+    """The session's self-signed certificate (self_signed), for 2 days."""
+    return self_signed(session_dir)
 
 
 @pytest.fixture(scope="session")
@@ -694,7 +704,7 @@ def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys,
                     refusing_dns):
     """make(**kw) -> a started Postern in its own subdirectory; kw go to
     Postern() (listeners, limits, mechanisms, senders, domains, extra,
-    dkim, domain_options).
+    dkim, domain_options, tls_options).
     start=False returns it unstarted."""
     made = []
     request.node.posterns = made

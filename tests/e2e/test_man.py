@@ -85,8 +85,9 @@ def test_groff_lint():
 
 # -- postern.conf(5) against the table ---------------------------------------
 
+# A default may be written as adjacent literals ("a:" "b"), joined by C.
 ROW = re.compile(r'''\{\s*"([^"]+)",\s*K_(\w+),\s*([^,]+?),\s*
-                     (NULL|"(?:[^"\\]|\\.)*"),\s*
+                     (NULL|"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*),\s*
                      (-?\d+)(?:LL)?,\s*(-?\d+)(?:LL)?,\s*
                      (NULL|"(?:[^"\\]|\\.)*")''', re.X)
 
@@ -103,7 +104,8 @@ def table_rows():
     rows = []
     for r in ROW.finditer(body):
         name, typ, flags, dflt, lo, hi, choices = r.groups()
-        unq = (lambda s: None if s == "NULL" else s[1:-1])
+        unq = (lambda s: None if s == "NULL" else
+               re.sub(r'"\s*"', "", s)[1:-1])
         rows.append((name, typ, flags, unq(dflt), int(lo), int(hi),
                      unq(choices)))
     # every row was understood: one per entry that opens with a name
@@ -132,7 +134,8 @@ def as_written(typ, value):
 
 def unroff(s):
     return (s.replace("\\(dq", '"').replace("\\(oq", "'")
-            .replace("\\(cq", "'").replace("\\&", "").replace("\\e", "\\"))
+            .replace("\\(cq", "'").replace("\\&", "").replace("\\:", "")
+            .replace("\\e", "\\"))
 
 
 def entries():

@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/ssl.h>
+
 #include "common/alloc.h"
 #include "config/config.h"
 #include "config/config_table.h"
@@ -39,6 +41,13 @@ static char tmpdir[] = "/tmp/postern-test-config-XXXXXX";
 	"tls = { certificate = \"cert.pem\"; key = \"key.pem\"; };\n"	\
 	"domains = ( { name = \"example.org\"; } );\n"
 #define LISTEN5	"listen = ( { address = \"0.0.0.0\"; port = 587; } );\n"
+/* The same, the tls group opened on line 5 and left open. */
+#define TLS5 \
+	"hostname = \"relay.example.org\";\n"				\
+	"state_dir = \".\";\n"						\
+	"domains = ( { name = \"example.org\"; } );\n"			\
+	"listen = ( { address = \"0.0.0.0\"; port = 587; } );\n"		\
+	"tls = { certificate = \"cert.pem\"; key = \"key.pem\";\n"
 
 struct error_case {
 	const char	*name;
@@ -372,6 +381,30 @@ static const struct error_case error_cases[] = {
 	  "tls = \"implicit\"; } );\n",
 	  0, "tls.certificate is required: the listener at line 4 uses TLS",
 	  NULL, 2 },
+	{ "tls.ciphers from which OpenSSL selects nothing",
+	  TLS5 "  ciphers = \"NO-SUCH-CIPHER:ALSO-NOT\"; };\n",
+	  6, "tls.ciphers: OpenSSL selects no TLS 1.2 cipher from "
+	  "\"NO-SUCH-CIPHER:ALSO-NOT\"", "no cipher match", 0 },
+	{ "tls.ciphers naming TLS 1.3 suites only",
+	  TLS5 "  ciphers = \"TLS_AES_128_GCM_SHA256\"; };\n",
+	  6, "tls.ciphers: OpenSSL selects no TLS 1.2 cipher", NULL, 0 },
+	{ "tls.ciphersuites from which OpenSSL selects nothing",
+	  TLS5 "  min_version = \"1.3\";\n"
+	  "  ciphersuites = \"TLS_NO_SUCH_SUITE\"; };\n",
+	  7, "tls.ciphersuites: OpenSSL selects no TLS 1.3 ciphersuite from "
+	  "\"TLS_NO_SUCH_SUITE\"", NULL, 0 },
+	{ "tls.min_version below 1.2",
+	  TLS5 "  min_version = \"1.1\"; };\n",
+	  6, "tls.min_version: \"1.1\" is not one of 1.2|1.3", NULL, 0 },
+	{ "tls.min_version as a number",
+	  TLS5 "  min_version = 1.3; };\n",
+	  6, "tls.min_version", NULL, 0 },
+	{ "tls.ciphers checked without a TLS listener too",
+	  "hostname = \"relay.example.org\";\nstate_dir = \".\";\n"
+	  "domains = ( { name = \"example.org\"; } );\n"
+	  "listen = ( { address = \"0.0.0.0\"; port = 25; tls = \"none\"; } );\n"
+	  "tls = { ciphers = \"eNULL-BOGUS\"; };\n",
+	  5, "tls.ciphers: OpenSSL selects no TLS 1.2 cipher", NULL, 0 },
 	{ "duration with a bad unit",
 	  HEAD LISTEN5 "limits = { command_timeout = \"5x\"; };\n",
 	  6, "limits.command_timeout: \"5x\" is not a duration", NULL, 0 },
@@ -681,6 +714,22 @@ test_loose_tls_key(void **state)
 	config_errors_free(&errs);
 }
 
+/* test_tls_policy - the policy settings reach struct config as given */
+static void
+test_tls_policy(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	c = must_load(TLS5 "  min_version = \"1.3\";\n"
+	    "  ciphers = \"ECDHE-RSA-AES256-GCM-SHA384\";\n"
+	    "  ciphersuites = \"TLS_AES_256_GCM_SHA384\"; };\n");
+	assert_int_equal(c->tls_min_version, TLS1_3_VERSION);
+	assert_string_equal(c->tls_ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
+	assert_string_equal(c->tls_ciphersuites, "TLS_AES_256_GCM_SHA384");
+	config_free(c);
+}
+
 /* test_full - every setting given, every value where it belongs */
 static void
 test_full(void **state)
@@ -815,6 +864,14 @@ test_defaults(void **state)
 	assert_null(c->user);
 	assert_null(c->tls_certificate);
 	assert_null(c->tls_key);
+	assert_int_equal(c->tls_min_version, TLS1_2_VERSION);
+	/* Mozilla's "intermediate" without DHE: ECDHE and AEAD only */
+	assert_string_equal(c->tls_ciphers,
+	    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+	assert_string_equal(c->tls_ciphersuites, "TLS_AES_128_GCM_SHA256:"
+	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
 	assert_false(c->listen[0].trusted);
 	assert_false(c->listen[0].allow_plaintext_auth);
 	assert_int_equal(c->nauth_mechanisms, 3);
@@ -1553,6 +1610,7 @@ static const struct CMUnitTest fixed_tests[] = {
 	cmocka_unit_test(test_all_errors_collected),
 	cmocka_unit_test(test_missing_file),
 	cmocka_unit_test(test_loose_tls_key),
+	cmocka_unit_test(test_tls_policy),
 	cmocka_unit_test(test_table),
 	cmocka_unit_test(test_example_documents_every_key),
 	cmocka_unit_test(test_example_loads),
