@@ -11,6 +11,9 @@ set -eu
 # adduser, iproute2 (ip), util-linux (unshare, runuser): the INSTALL
 # walk-through, tests/e2e/walkthrough.py (usually there already).
 # mandoc: `mandoc -T lint` checks the man pages (tests/e2e/test_man.py).
+# dns-root-data: the root trust anchor the daemon validates DNSSEC from
+# by default (dnssec_trust_anchor, /usr/share/dns/root.key): needed at
+# run time too.
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -24,6 +27,7 @@ python3-prometheus-client
 systemd
 adduser iproute2 util-linux
 mandoc
+dns-root-data
 "
 
 missing=""
