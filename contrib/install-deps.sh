@@ -13,7 +13,11 @@ set -eu
 # mandoc: `mandoc -T lint` checks the man pages (tests/e2e/test_man.py).
 # dns-root-data: the root trust anchor the daemon validates DNSSEC from
 # by default (dnssec_trust_anchor, /usr/share/dns/root.key): needed at
-# run time too.
+# run time too. nsd and ldnsutils (ldns-keygen, ldns-signzone): the
+# DNSSEC-signed test zone (tests/unit/dnssec/); the
+# tests run their own nsd on loopback. Debian's nsd package also enables
+# a system nsd.service (port 53, no zones) where systemd runs; the tests
+# never use it (`systemctl disable --now nsd` if it is unwanted).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -27,7 +31,7 @@ python3-prometheus-client
 systemd
 adduser iproute2 util-linux
 mandoc
-dns-root-data
+dns-root-data nsd ldnsutils
 "
 
 missing=""
