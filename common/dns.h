@@ -25,8 +25,8 @@
  * "test." is domain-insecure: it is not in the real root, so under the
  * root anchor its names are insecure, not bogus; an anchor for a name
  * under test. (the tests' own signed zone) still makes that zone secure.
- * With trust_anchor NULL or "", nothing is validated: every answer is
- * insecure.
+ * With trust_anchor NULL or "" (config's dnssec_validation = false),
+ * nothing is validated: every answer is insecure.
  *
  * Every answer also carries its struct dns_sec: DNS_SECURE (validated
  * from the anchor: the records, or the proof that there are none),

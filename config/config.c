@@ -67,7 +67,11 @@ static const struct config_key keys[] = {
 	  "validation starts from, read once at start (a static anchor, "
 	  "no RFC 5011 updates: Debian's dns-root-data package updates "
 	  "the default, the root key); relative: to the config file's "
-	  "directory; \"\": no validation, every answer insecure (no DANE)" },
+	  "directory" },
+	{ "dnssec_validation", K_BOOL, 0, "true", 0, 0, NULL,
+	  "validate DNSSEC from dnssec_trust_anchor; false: every answer "
+	  "is insecure, so DANE is never used (for a resolver that strips "
+	  "DNSSEC records); the anchor file is then not read" },
 	{ "dkim_check_interval", K_DURATION, 0, "1h", 1, 86400, NULL,
 	  "how often pending DKIM selectors (postern keys rotate) are "
 	  "looked up in DNS, and the published SPF, DKIM and DMARC records "
@@ -1161,9 +1165,7 @@ build_basics(struct loader *ld)
 			c->resolver = xstrdup(v);
 	}
 	v = get_string(ld, root, "dnssec_trust_anchor", NULL);
-	if (v[0] == '\0')
-		c->dnssec_trust_anchor = xstrdup("");
-	else
+	if (get_bool(ld, root, "dnssec_validation"))
 		c->dnssec_trust_anchor = ld->confdir != NULL ?
 		    path_join(ld->confdir, v) : xstrdup(v);
 	c->dkim_check_interval = (unsigned)get_number(ld, root,
