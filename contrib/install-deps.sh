@@ -14,7 +14,7 @@ set -eu
 # dns-root-data: the root trust anchor the daemon validates DNSSEC from
 # by default (dnssec_trust_anchor, /usr/share/dns/root.key): needed at
 # run time too. nsd and ldnsutils (ldns-keygen, ldns-signzone): the
-# DNSSEC-signed test zone (tests/unit/dnssec/); the
+# DNSSEC-signed test zone (tests/unit/dnssec/, tests/e2e/dnssec.py); the
 # tests run their own nsd on loopback. Debian's nsd package also enables
 # a system nsd.service (port 53, no zones) where systemd runs; the tests
 # never use it (`systemctl disable --now nsd` if it is unwanted).
