@@ -111,3 +111,23 @@ def test_unreadable_trust_anchor_stops_start(postern_factory, workdir):
     d = postern_factory(start=False, extra=(
         f'dnssec_trust_anchor = "{bad}";'))
     serve_refuses(d, f"dns: trust anchor {bad}: no DS or DNSKEY record")
+
+
+def test_zone_serves_the_certificates_tlsa(signed_zone, tls_files):
+    """The fixture's contract for the DANE tests to come: NSD serves
+    _25._tcp.mx.dane.test. TLSA 3 1 1 with the SHA-256 of the session
+    certificate's public key, signed (an RRSIG beside it), asked with
+    dnspython, not through Postern."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+    from dnssec import spki_sha256
+    q = dns.message.make_query("_25._tcp.mx.dane.test.", "TLSA",
+                               want_dnssec=True)
+    r = dns.query.udp(q, "127.0.0.1", port=signed_zone.port, timeout=5)
+    types = {rrset.rdtype for rrset in r.answer}
+    assert types == {dns.rdatatype.TLSA, dns.rdatatype.RRSIG}, r
+    (tlsa,) = [rd for rrset in r.answer for rd in rrset
+               if rrset.rdtype == dns.rdatatype.TLSA]
+    assert (tlsa.usage, tlsa.selector, tlsa.mtype) == (3, 1, 1)
+    assert tlsa.cert.hex() == spki_sha256(tls_files[0])
