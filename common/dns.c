@@ -4,11 +4,11 @@
  *
  * Every asynchronous lookup is a struct dns_query in dns->pending, known
  * to callers by our own id. It owns one libunbound query (TXT, MX, TLSA)
- * or two
- * (AAAA and A, in flight at once), each a struct dns_sub whose address is
- * libunbound's mydata: ub_cancel() guarantees that a cancelled query never
- * calls back (libunbound.c marks it cancelled under its lock and drops its
- * answer), so freeing the lookup after cancelling its queries is safe.
+ * or two (AAAA and A, in flight at once), each a struct dns_sub whose
+ * address is libunbound's mydata: ub_cancel() guarantees that a cancelled
+ * query never calls back (libunbound.c marks it cancelled under its lock
+ * and drops its answer), so freeing the lookup after cancelling its
+ * queries is safe.
  * dns_cancel() searches the pending list: XXX a tree (OpenSMTPD's wait
  * trees) once thousands of lookups are pending at a time.
  */
