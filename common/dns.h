@@ -149,8 +149,8 @@ struct dns_mx {
  * dns_txt_cb - an asynchronous TXT answer. Runs on the event loop thread,
  * from the event dns_attach() registered. txts[0..n-1] (n is 0 unless
  * status is DNS_OK) and sec (never NULL) belong to the dns module and
- * are freed when the callback returns: copy what you keep. The callback may start new
- * lookups and cancel others, but must not call dns_free().
+ * are freed when the callback returns: copy what you keep. The callback
+ * may start new lookups and cancel others, but must not call dns_free().
  */
 typedef void (*dns_txt_cb)(void *arg, enum dns_status status, char **txts,
     size_t n, const struct dns_sec *sec);
