@@ -1,12 +1,14 @@
 /*
- * dns - TXT, MX and address lookups through libunbound; see dns.h.
+ * dns - TXT, MX, address and TLSA lookups through libunbound, validated
+ * with DNSSEC; see dns.h.
  *
  * Every asynchronous lookup is a struct dns_query in dns->pending, known
- * to callers by our own id. It owns one libunbound query (TXT, MX) or two
- * (AAAA and A, in flight at once), each a struct dns_sub whose address is
- * libunbound's mydata: ub_cancel() guarantees that a cancelled query never
- * calls back (libunbound.c marks it cancelled under its lock and drops its
- * answer), so freeing the lookup after cancelling its queries is safe.
+ * to callers by our own id. It owns one libunbound query (TXT, MX, TLSA)
+ * or two (AAAA and A, in flight at once), each a struct dns_sub whose
+ * address is libunbound's mydata: ub_cancel() guarantees that a cancelled
+ * query never calls back (libunbound.c marks it cancelled under its lock
+ * and drops its answer), so freeing the lookup after cancelling its
+ * queries is safe.
  * dns_cancel() searches the pending list: XXX a tree (OpenSMTPD's wait
  * trees) once thousands of lookups are pending at a time.
  */
@@ -20,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +38,7 @@
 #define DNS_TYPE_MX	15
 #define DNS_TYPE_TXT	16
 #define DNS_TYPE_AAAA	28
+#define DNS_TYPE_TLSA	52
 #define DNS_CLASS_IN	1
 #define DNS_RCODE_NXDOMAIN	3
 
@@ -46,9 +50,10 @@ enum dns_kind {
 	DNS_KIND_TXT,
 	DNS_KIND_MX,
 	DNS_KIND_ADDRS,
+	DNS_KIND_TLSA,
 };
 
-/* The slots of dns_query.sub[]: TXT and MX use the first only. */
+/* The slots of dns_query.sub[]: TXT, MX and TLSA use the first only. */
 #define DNS_SUB_ONLY	0
 #define DNS_SUB_AAAA	0	/* first, so IPv6 comes first */
 #define DNS_SUB_A	1
@@ -58,7 +63,9 @@ enum dns_kind {
 struct dns_sub {
 	struct dns_query	*q;
 	int			 ub_id;		/* libunbound's id */
+	bool			 asked;		/* started, answered or not */
 	bool			 running;	/* started, not answered */
+	struct dns_sec		 sec;		/* its answer's security */
 	/* Address lookups: this family's status and addresses. */
 	enum dns_status		 st;
 	struct sockaddr_storage	*addrs;
@@ -74,6 +81,7 @@ struct dns_query {
 		dns_txt_cb	 txt;
 		dns_mx_cb	 mx;
 		dns_addrs_cb	 addrs;
+		dns_tlsa_cb	 tlsa;
 	} cb;
 	void			*arg;
 	char			*domain;	/* MX: the name asked */
@@ -235,6 +243,35 @@ dns_txts_free(char **txts, size_t n)
 	free(txts);
 }
 
+/* dns_tlsa_parse - usage, selector, matching type and data of one TLSA */
+int
+dns_tlsa_parse(const unsigned char *rdata, size_t len, struct dns_tlsa *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	if (len < 4)
+		return -1;
+	rec->usage = rdata[0];
+	rec->selector = rdata[1];
+	rec->mtype = rdata[2];
+	rec->len = len - 3;
+	rec->data = xmalloc(rec->len);
+	memcpy(rec->data, rdata + 3, rec->len);
+	return 0;
+}
+
+/* dns_tlsas_free - free n TLSA records and the array */
+void
+dns_tlsas_free(struct dns_tlsa *recs, size_t n)
+{
+	size_t i;
+
+	if (recs == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(recs[i].data);
+	free(recs);
+}
+
 /* dns_mxs_free - free n MX hosts and the array */
 static void
 dns_mxs_free(struct dns_mx *hosts, size_t n)
@@ -267,15 +304,51 @@ dns_status_name(enum dns_status st)
 	return "unknown";
 }
 
+/* dns_security_name - a word for logs and messages */
+const char *
+dns_security_name(enum dns_security level)
+{
+	switch (level) {
+	case DNS_INSECURE:
+		return "insecure";
+	case DNS_SECURE:
+		return "secure";
+	case DNS_BOGUS:
+		return "bogus";
+	}
+	return "unknown";
+}
+
+/*
+ * dns_sec_of - the security of a libunbound answer (err from the library,
+ * res possibly NULL): no answer is insecure, not bogus.
+ */
+static void
+dns_sec_of(int err, const struct ub_result *res, struct dns_sec *sec)
+{
+	sec->level = DNS_INSECURE;
+	sec->why[0] = '\0';
+	if (err != 0 || res == NULL)
+		return;
+	if (res->bogus) {
+		sec->level = DNS_BOGUS;
+		(void)snprintf(sec->why, sizeof(sec->why), "%s",
+		    res->why_bogus != NULL ? res->why_bogus :
+		    "validation failed");
+	} else if (res->secure)
+		sec->level = DNS_SECURE;
+}
+
 /*
  * dns_answer_status - classify a libunbound answer (err from the library,
  * res possibly NULL) before its records are read: DNS_OK means res has
- * records of the type asked, still to be checked.
+ * records of the type asked, still to be checked. A bogus answer, with
+ * records or without, is a temporary failure (dns_sec_of tells it).
  */
 static enum dns_status
 dns_answer_status(int err, const struct ub_result *res)
 {
-	if (err != 0 || res == NULL)
+	if (err != 0 || res == NULL || res->bogus)
 		return DNS_TEMPFAIL;
 	if (res->rcode == DNS_RCODE_NXDOMAIN || res->nxdomain)
 		return DNS_NXDOMAIN;
@@ -297,35 +370,82 @@ dns_count(const struct ub_result *res)
 	return cnt;
 }
 
+/* A record parser into one slot of an array (dns_collect). */
+typedef int (*dns_parse_fn)(const unsigned char *rdata, size_t len,
+    void *slot);
+
 /*
- * dns_txt_result - classify a libunbound answer (err from the library,
- * res possibly NULL) and collect its TXT values. Frees nothing.
+ * dns_collect - classify a libunbound answer (err from the library, res
+ * possibly NULL) and parse its records with parse into a new array of
+ * slots of size bytes, malformed ones dropped: DNS_OK with *out and *n
+ * >= 1, or another status (all malformed: DNS_TEMPFAIL) with *out NULL
+ * and *n 0. Frees nothing of res.
  */
 static enum dns_status
-dns_txt_result(int err, struct ub_result *res, char ***txts, size_t *n)
+dns_collect(int err, struct ub_result *res, size_t size, dns_parse_fn parse,
+    void **out, size_t *n)
 {
 	enum dns_status st;
-	char **v, *t;
+	unsigned char *v;
 	size_t cnt, i;
 
-	*txts = NULL;
+	*out = NULL;
 	*n = 0;
 	if ((st = dns_answer_status(err, res)) != DNS_OK)
 		return st;
 	cnt = dns_count(res);
-	v = xcalloc(cnt, sizeof(*v));
+	v = xcalloc(cnt, size);
 	for (i = 0; i < cnt; i++) {
-		if (res->len[i] < 0 || dns_txt_parse((const unsigned char *)
-		    res->data[i], (size_t)res->len[i], &t) == -1)
+		if (res->len[i] < 0 || parse((const unsigned char *)
+		    res->data[i], (size_t)res->len[i], v + *n * size) == -1)
 			continue;	/* malformed: dropped */
-		v[(*n)++] = t;
+		(*n)++;
 	}
 	if (*n == 0) {
 		free(v);
 		return DNS_TEMPFAIL;
 	}
-	*txts = v;
+	*out = v;
 	return DNS_OK;
+}
+
+/* dns_txt_slot - dns_txt_parse into a char * slot */
+static int
+dns_txt_slot(const unsigned char *rdata, size_t len, void *slot)
+{
+	return dns_txt_parse(rdata, len, slot);
+}
+
+/* dns_tlsa_slot - dns_tlsa_parse into a struct dns_tlsa slot */
+static int
+dns_tlsa_slot(const unsigned char *rdata, size_t len, void *slot)
+{
+	return dns_tlsa_parse(rdata, len, slot);
+}
+
+/* dns_txt_result - an answer's TXT values (see dns_collect) */
+static enum dns_status
+dns_txt_result(int err, struct ub_result *res, char ***txts, size_t *n)
+{
+	void *v;
+	enum dns_status st;
+
+	st = dns_collect(err, res, sizeof(**txts), dns_txt_slot, &v, n);
+	*txts = v;
+	return st;
+}
+
+/* dns_tlsa_result - an answer's TLSA records (see dns_collect) */
+static enum dns_status
+dns_tlsa_result(int err, struct ub_result *res, struct dns_tlsa **recs,
+    size_t *n)
+{
+	void *v;
+	enum dns_status st;
+
+	st = dns_collect(err, res, sizeof(**recs), dns_tlsa_slot, &v, n);
+	*recs = v;
+	return st;
 }
 
 /* dns_mx_cmp - qsort: preference ascending, then the random rank */
@@ -501,11 +621,43 @@ dns_addr_result(struct dns_sub *sub, int family, int err,
 		sub->st = DNS_TEMPFAIL;
 }
 
-/* dns_new - a libunbound context forwarding to resolver */
+/*
+ * dns_trust - validate from the anchors in the file ta (see dns.h): read
+ * now, when the context is finalized at the end of dns_new. 0, or -1
+ * with *err.
+ */
+static int
+dns_trust(struct ub_ctx *ctx, const char *ta, char **err)
+{
+	FILE *fp;
+	int rc;
+
+	/* libunbound reads the file later and only says "initfail". */
+	if ((fp = fopen(ta, "r")) == NULL) {
+		*err = xasprintf("dns: trust anchor %s: %s", ta,
+		    strerror(errno));
+		return -1;
+	}
+	(void)fclose(fp);
+	if ((rc = ub_ctx_add_ta_file(ctx, ta)) != 0) {
+		*err = xasprintf("dns: trust anchor %s: %s", ta,
+		    ub_strerror(rc));
+		return -1;
+	}
+	/* test. is not in the root zone: insecure unless anchored below. */
+	if ((rc = ub_ctx_set_option(ctx, "domain-insecure:", "test.")) != 0) {
+		*err = xasprintf("dns: domain-insecure: %s", ub_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* dns_new - a libunbound context forwarding to resolver, validating */
 struct dns *
-dns_new(const char *resolver, char **err)
+dns_new(const char *resolver, const char *trust_anchor, char **err)
 {
 	struct dns *d;
+	bool validate;
 	int rc;
 
 	*err = NULL;
@@ -535,6 +687,9 @@ dns_new(const char *resolver, char **err)
 		    rc == UB_READFILE ? strerror(errno) : "");
 		goto fail;
 	}
+	validate = trust_anchor != NULL && trust_anchor[0] != '\0';
+	if (validate && dns_trust(d->ctx, trust_anchor, err) == -1)
+		goto fail;
 	/* A thread, not a forked process, answers asynchronous lookups. */
 	if ((rc = ub_ctx_async(d->ctx, 1)) != 0) {
 		*err = xasprintf("dns: async: %s", ub_strerror(rc));
@@ -543,12 +698,17 @@ dns_new(const char *resolver, char **err)
 	/*
 	 * libunbound answers "test." (RFC 6761) itself with NXDOMAIN; let
 	 * the servers answer it instead, as test setups serve it. This
-	 * finalizes the context, so it comes after every setting.
+	 * finalizes the context (and reads the trust anchor file), so it
+	 * comes after every setting.
 	 */
 	if ((rc = ub_ctx_zone_remove(d->ctx, "test.")) != 0 &&
 	    rc != UB_NOERROR) {
-		*err = xasprintf("dns: local zone test.: %s",
-		    ub_strerror(rc));
+		if (validate && rc == UB_INITFAIL)
+			*err = xasprintf("dns: trust anchor %s: no DS or "
+			    "DNSKEY record libunbound can use", trust_anchor);
+		else
+			*err = xasprintf("dns: local zone test.: %s",
+			    ub_strerror(rc));
 		goto fail;
 	}
 	return d;
@@ -664,16 +824,47 @@ dns_free(struct dns *d)
 	free(d);
 }
 
+/* dns_sec_set - copy sec to out, unless out is NULL */
+static void
+dns_sec_set(struct dns_sec *out, const struct dns_sec *sec)
+{
+	if (out != NULL)
+		*out = *sec;
+}
+
 /* dns_txt_sync - a blocking TXT lookup */
 int
 dns_txt_sync(struct dns *d, const char *name, char ***txts, size_t *n,
-    enum dns_status *st)
+    enum dns_status *st, struct dns_sec *sec)
 {
 	struct ub_result *res = NULL;
+	struct dns_sec s;
 	int err;
 
 	err = ub_resolve(d->ctx, name, DNS_TYPE_TXT, DNS_CLASS_IN, &res);
 	*st = dns_txt_result(err, res, txts, n);
+	dns_sec_of(err, res, &s);
+	dns_sec_set(sec, &s);
+	if (res != NULL)
+		ub_resolve_free(res);
+	return err != 0 ? -1 : 0;
+}
+
+/* dns_tlsa_sync - a blocking TLSA lookup */
+int
+dns_tlsa_sync(struct dns *d, const char *name, struct dns_tlsa **recs,
+    size_t *n, enum dns_status *st, struct dns_sec *sec)
+{
+	struct ub_result *res = NULL;
+	struct dns_sec s;
+	int err = -1;
+
+	if (dns_name_ok(name))
+		err = ub_resolve(d->ctx, name, DNS_TYPE_TLSA, DNS_CLASS_IN,
+		    &res);
+	*st = dns_tlsa_result(err, res, recs, n);
+	dns_sec_of(err, res, &s);
+	dns_sec_set(sec, &s);
 	if (res != NULL)
 		ub_resolve_free(res);
 	return err != 0 ? -1 : 0;
@@ -724,28 +915,76 @@ dns_start(struct dns_query *q, size_t slot, const char *name, int type,
 	if (ub_resolve_async(q->dns->ctx, name, type, DNS_CLASS_IN, sub, done,
 	    &sub->ub_id) != 0)
 		return -1;
-	sub->running = true;
+	sub->asked = sub->running = true;
 	return 0;
 }
 
-/* dns_txt_done - libunbound's callback, inside ub_process() on the loop */
+/*
+ * dns_single_done - libunbound's answer to a lookup of one query (TXT,
+ * MX, TLSA), inside ub_process() on the loop: classify it by the
+ * lookup's kind, call back, free.
+ */
 static void
-dns_txt_done(void *arg, int err, struct ub_result *res)
+dns_single_done(void *arg, int err, struct ub_result *res)
 {
 	struct dns_sub *sub = arg;
 	struct dns_query *q = sub->q;
+	struct dns_tlsa *recs;
+	struct dns_mx *hosts;
 	enum dns_status st;
 	char **txts;
 	size_t n;
 
 	sub->running = false;
 	dns_unlink(q);
-	st = dns_txt_result(err, res, &txts, &n);
+	dns_sec_of(err, res, &sub->sec);
+	switch (q->kind) {
+	case DNS_KIND_TXT:
+		st = dns_txt_result(err, res, &txts, &n);
+		q->cb.txt(q->arg, st, txts, n, &sub->sec);
+		dns_txts_free(txts, n);
+		break;
+	case DNS_KIND_MX:
+		st = dns_mx_result(q->domain, err, res, &hosts, &n);
+		q->cb.mx(q->arg, st, hosts, n, &sub->sec);
+		dns_mxs_free(hosts, n);
+		break;
+	case DNS_KIND_TLSA:
+		st = dns_tlsa_result(err, res, &recs, &n);
+		q->cb.tlsa(q->arg, st, recs, n, &sub->sec);
+		dns_tlsas_free(recs, n);
+		break;
+	case DNS_KIND_ADDRS:
+		log_panic("dns: an address lookup answered as a single one");
+	}
 	if (res != NULL)
 		ub_resolve_free(res);
-	q->cb.txt(q->arg, st, txts, n);
-	dns_txts_free(txts, n);
 	dns_query_free(q);
+}
+
+/*
+ * dns_single - start a lookup of kind of one query (name, type), whose
+ * callback the caller sets in the returned lookup before the loop runs
+ * again; NULL if not attached, name is not one dns_name_ok takes (TXT
+ * names are left to the server, as they always were), or libunbound
+ * refused it.
+ */
+static struct dns_query *
+dns_single(struct dns *d, enum dns_kind kind, const char *name, int type,
+    void *arg)
+{
+	struct dns_query *q;
+
+	if (d->ev == NULL || (kind != DNS_KIND_TXT && !dns_name_ok(name)))
+		return NULL;
+	q = dns_query_new(d, kind, arg);
+	q->domain = xstrdup(name);
+	if (dns_start(q, DNS_SUB_ONLY, name, type, dns_single_done) == -1) {
+		dns_query_free(q);
+		return NULL;
+	}
+	dns_link(q);
+	return q;
 }
 
 /* dns_txt - start an asynchronous TXT lookup */
@@ -754,37 +993,10 @@ dns_txt(struct dns *d, const char *name, dns_txt_cb cb, void *arg)
 {
 	struct dns_query *q;
 
-	if (d->ev == NULL)
+	if ((q = dns_single(d, DNS_KIND_TXT, name, DNS_TYPE_TXT, arg)) == NULL)
 		return -1;
-	q = dns_query_new(d, DNS_KIND_TXT, arg);
 	q->cb.txt = cb;
-	if (dns_start(q, DNS_SUB_ONLY, name, DNS_TYPE_TXT,
-	    dns_txt_done) == -1) {
-		dns_query_free(q);
-		return -1;
-	}
-	dns_link(q);
 	return q->id;
-}
-
-/* dns_mx_done - libunbound's MX answer, inside ub_process() on the loop */
-static void
-dns_mx_done(void *arg, int err, struct ub_result *res)
-{
-	struct dns_sub *sub = arg;
-	struct dns_query *q = sub->q;
-	struct dns_mx *hosts;
-	enum dns_status st;
-	size_t n;
-
-	sub->running = false;
-	dns_unlink(q);
-	st = dns_mx_result(q->domain, err, res, &hosts, &n);
-	if (res != NULL)
-		ub_resolve_free(res);
-	q->cb.mx(q->arg, st, hosts, n);
-	dns_mxs_free(hosts, n);
-	dns_query_free(q);
 }
 
 /* dns_mx - start an asynchronous MX lookup */
@@ -793,18 +1005,50 @@ dns_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 {
 	struct dns_query *q;
 
-	if (d->ev == NULL || !dns_name_ok(domain))
+	if ((q = dns_single(d, DNS_KIND_MX, domain, DNS_TYPE_MX, arg)) == NULL)
 		return -1;
-	q = dns_query_new(d, DNS_KIND_MX, arg);
 	q->cb.mx = cb;
-	q->domain = xstrdup(domain);
-	if (dns_start(q, DNS_SUB_ONLY, domain, DNS_TYPE_MX,
-	    dns_mx_done) == -1) {
-		dns_query_free(q);
-		return -1;
-	}
-	dns_link(q);
 	return q->id;
+}
+
+/* dns_tlsa - start an asynchronous TLSA lookup */
+int
+dns_tlsa(struct dns *d, const char *name, dns_tlsa_cb cb, void *arg)
+{
+	struct dns_query *q;
+
+	if ((q = dns_single(d, DNS_KIND_TLSA, name, DNS_TYPE_TLSA,
+	    arg)) == NULL)
+		return -1;
+	q->cb.tlsa = cb;
+	return q->id;
+}
+
+/*
+ * dns_addrs_sec - the security of both families' answers: bogus if one
+ * is (its reason), secure if every query asked is, else insecure (also
+ * for a literal: no query).
+ */
+static void
+dns_addrs_sec(const struct dns_query *q, struct dns_sec *sec)
+{
+	size_t i, asked = 0, secure = 0;
+
+	sec->level = DNS_INSECURE;
+	sec->why[0] = '\0';
+	for (i = 0; i < DNS_NSUB; i++) {
+		if (!q->sub[i].asked)
+			continue;
+		asked++;
+		if (q->sub[i].sec.level == DNS_BOGUS) {
+			*sec = q->sub[i].sec;
+			return;
+		}
+		if (q->sub[i].sec.level == DNS_SECURE)
+			secure++;
+	}
+	if (asked > 0 && secure == asked)
+		sec->level = DNS_SECURE;
 }
 
 /*
@@ -816,9 +1060,11 @@ dns_addrs_finish(struct dns_query *q)
 {
 	struct sockaddr_storage *all = NULL;
 	enum dns_status st = DNS_NODATA;
+	struct dns_sec sec;
 	size_t i, n = 0;
 
 	dns_unlink(q);
+	dns_addrs_sec(q, &sec);
 	for (i = 0; i < DNS_NSUB; i++) {
 		if (q->sub[i].st == DNS_NXDOMAIN)
 			st = DNS_NXDOMAIN;
@@ -837,7 +1083,7 @@ dns_addrs_finish(struct dns_query *q)
 			n += q->sub[i].naddrs;
 		}
 	}
-	q->cb.addrs(q->arg, st, all, n);
+	q->cb.addrs(q->arg, st, all, n, &sec);
 	free(all);
 	dns_query_free(q);
 }
@@ -851,6 +1097,7 @@ dns_addrs_done(void *arg, int err, struct ub_result *res)
 	size_t i;
 
 	sub->running = false;
+	dns_sec_of(err, res, &sub->sec);
 	dns_addr_result(sub, sub == &q->sub[DNS_SUB_AAAA] ? AF_INET6 :
 	    AF_INET, err, res);
 	if (res != NULL)

@@ -59,7 +59,20 @@ static const struct config_key keys[] = {
 	  "queue directory; relative: to the config file's directory" },
 	{ "resolver", K_STRING, 0, NULL, 0, 0, NULL,
 	  "DNS server to ask, \"IP\" or \"IP@PORT\"; default: "
-	  "/etc/resolv.conf" },
+	  "/etc/resolv.conf; Postern validates DNSSEC itself, so this "
+	  "server must pass DNSSEC records (RRSIG, DNSKEY, DS, NSEC) "
+	  "through" },
+	{ "dnssec_trust_anchor", K_STRING, 0, "/usr/share/dns/root.key", 0,
+	  0, NULL,
+	  "file of DS or DNSKEY records (zone-file format) that DNSSEC "
+	  "validation starts from, read once at start (a static anchor, "
+	  "no RFC 5011 updates: Debian's dns-root-data package updates "
+	  "the default, the root key); relative: to the config file's "
+	  "directory" },
+	{ "dnssec_validation", K_BOOL, 0, "true", 0, 0, NULL,
+	  "validate DNSSEC from dnssec_trust_anchor; false: every answer "
+	  "is insecure, so DANE is never used (for a resolver that strips "
+	  "DNSSEC records); the anchor file is then not read" },
 	{ "dkim_check_interval", K_DURATION, 0, "1h", 1, 86400, NULL,
 	  "how often pending DKIM selectors (postern keys rotate) are "
 	  "looked up in DNS, and the published SPF, DKIM and DMARC records "
@@ -1167,6 +1180,10 @@ build_basics(struct loader *ld)
 		else
 			c->resolver = xstrdup(v);
 	}
+	v = get_string(ld, root, "dnssec_trust_anchor", NULL);
+	if (get_bool(ld, root, "dnssec_validation"))
+		c->dnssec_trust_anchor = ld->confdir != NULL ?
+		    path_join(ld->confdir, v) : xstrdup(v);
 	c->dkim_check_interval = (unsigned)get_number(ld, root,
 	    "dkim_check_interval");
 	c->stop_timeout = (unsigned)get_number(ld, root, "stop_timeout");
@@ -2491,6 +2508,7 @@ config_free(struct config *c)
 	free(c->state_dir);
 	free(c->user);
 	free(c->resolver);
+	free(c->dnssec_trust_anchor);
 	for (i = 0; i < c->nlisten; i++) {
 		free(c->listen[i].address);
 		free_strings(c->listen[i].senders, c->listen[i].nsenders);

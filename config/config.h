@@ -188,6 +188,10 @@ struct config {
 	char			*user;		/* NULL: stay who we are */
 	char			*resolver;	/* "IP" or "IP@PORT"; NULL: the
 						   system's resolv.conf */
+	char			*dnssec_trust_anchor;	/* DS/DNSKEY file;
+						   NULL: no validation
+						   (dnssec_validation
+						   false) */
 	unsigned		 stop_timeout;		/* seconds, SIGTERM */
 	unsigned		 dkim_check_interval;	/* seconds between
 						   DNS checks of pending

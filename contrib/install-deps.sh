@@ -13,6 +13,13 @@ set -eu
 # mandoc: `mandoc -T lint` checks the man pages (tests/e2e/test_man.py).
 # testssl.sh: grades the inbound TLS policy of both submission listeners
 # (tests/e2e/test_tls_policy.py).
+# dns-root-data: the root trust anchor the daemon validates DNSSEC from
+# by default (dnssec_trust_anchor, /usr/share/dns/root.key): needed at
+# run time too. nsd and ldnsutils (ldns-keygen, ldns-signzone): the
+# DNSSEC-signed test zone (tests/unit/dnssec/, tests/e2e/dnssec.py); the
+# tests run their own nsd on loopback. Debian's nsd package also enables
+# a system nsd.service (port 53, no zones) where systemd runs; the tests
+# never use it (`systemctl disable --now nsd` if it is unwanted).
 PACKAGES="
 build-essential pkg-config
 libevent-dev libssl-dev libsasl2-dev libconfig-dev libopendkim-dev
@@ -27,6 +34,7 @@ systemd
 adduser iproute2 util-linux
 mandoc
 testssl.sh
+dns-root-data nsd ldnsutils
 "
 
 missing=""

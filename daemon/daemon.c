@@ -238,7 +238,8 @@ daemon_start(const char *path, int debug)
 		log_fatalx("cannot create event base");
 
 	daemon_open_queue(d, cfg);
-	if ((d->dns = dns_new(cfg->resolver, &err)) == NULL)
+	if ((d->dns = dns_new(cfg->resolver,
+	    cfg->dnssec_trust_anchor, &err)) == NULL)
 		log_fatalx("%s", err);
 	if (dns_attach(d->dns, d->base) == -1)
 		log_fatalx("dns: cannot attach the resolver to the loop");

@@ -142,7 +142,8 @@ watch_bad(const struct watch_rec *r, const struct dnsrec_result *res,
 
 /* watch_answer - one record's TXT answer */
 static void
-watch_answer(void *arg, enum dns_status st, char **txts, size_t n)
+watch_answer(void *arg, enum dns_status st, char **txts, size_t n,
+    const struct dns_sec *sec)
 {
 	struct watch_rec *r = arg;
 	struct dnsrec_result res;
@@ -150,6 +151,7 @@ watch_answer(void *arg, enum dns_status st, char **txts, size_t n)
 	char *what;
 
 	r->id = 0;
+	(void)sec;	/* bogus is DNS_TEMPFAIL: checked again later */
 	if (r->kind == W_DKIM)
 		(void)dnsrec_dkim_judge(st, txts, n, r->want, &res);
 	else if (r->kind == W_SPF)

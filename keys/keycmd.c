@@ -896,7 +896,8 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 	size_t i, j, n;
 	int rc = 0;
 
-	if ((dns = dns_new(cfg->resolver, &err)) == NULL) {
+	if ((dns = dns_new(cfg->resolver, cfg->dnssec_trust_anchor,
+	    &err)) == NULL) {
 		fprintf(stderr, "postern: %s\n", err);
 		free(err);
 		return 1;
@@ -915,7 +916,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 			}
 			name = keyfile_txt_name(kf);
 			want = keyfile_txt(kf);
-			(void)dns_txt_sync(dns, name, &txts, &n, &st);
+			(void)dns_txt_sync(dns, name, &txts, &n, &st, NULL);
 			(void)dnsrec_dkim_judge(st, txts, n, want, &r);
 			if (keycmd_dns_judged(name, st, &r, false, NULL,
 			    NULL) != DNSREC_OK)
@@ -928,7 +929,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		keysels_free(&sels);
 
 		want = dnsrec_spf(cfg);
-		(void)dns_txt_sync(dns, d->name, &txts, &n, &st);
+		(void)dns_txt_sync(dns, d->name, &txts, &n, &st, NULL);
 		(void)dnsrec_spf_judge(st, txts, n, want, &r);
 		note = r.verdict == DNSREC_OK && r.published != NULL &&
 		    strcasecmp(r.published, want) != 0 ? xasprintf("differs "
@@ -940,7 +941,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		free(want);
 
 		name = dnsrec_dmarc_name(d->name);
-		(void)dns_txt_sync(dns, name, &txts, &n, &st);
+		(void)dns_txt_sync(dns, name, &txts, &n, &st, NULL);
 		(void)dnsrec_dmarc_judge(st, txts, n, &r);
 		(void)keycmd_dns_judged(name, st, &r, true, NULL, NULL);
 		dns_txts_free(txts, n);

@@ -66,7 +66,8 @@ rotate_in_flight(const struct rotate *r, size_t domain, const char *sel)
 
 /* rotate_answer - the TXT records of a pending selector's name */
 static void
-rotate_answer(void *arg, enum dns_status st, char **txts, size_t n)
+rotate_answer(void *arg, enum dns_status st, char **txts, size_t n,
+    const struct dns_sec *sec)
 {
 	struct rotate_check *c = arg;
 	const char *domain = keyring_domain(c->r->kr, c->domain);
@@ -74,6 +75,7 @@ rotate_answer(void *arg, enum dns_status st, char **txts, size_t n)
 	char *err = NULL;
 
 	c->id = 0;
+	(void)sec;	/* bogus is DNS_TEMPFAIL: checked again later */
 	switch (dnsrec_dkim_judge(st, txts, n, c->want, &r)) {
 	case DNSREC_TEMPFAIL:
 		log_warnx("dkim: %s: pending selector %s: %s: DNS "

@@ -1070,12 +1070,14 @@ dl_next_addr(struct dl_group *g)
 /* dl_addrs_answer - the current host's addresses */
 static void
 dl_addrs_answer(void *arg, enum dns_status st,
-    const struct sockaddr_storage *addrs, size_t n)
+    const struct sockaddr_storage *addrs, size_t n,
+    const struct dns_sec *sec)
 {
 	struct dl_group *g = arg;
 	const char *host = g->mx[g->imx].name;
 	char *text;
 
+	(void)sec;	/* XXX DANE (issue 15) decides with it */
 	g->lookup = 0;
 	if (st == DNS_OK) {
 		free(g->ips);
@@ -1130,12 +1132,13 @@ dl_next_host(struct dl_group *g)
 /* dl_mx_answer - the MX hosts of the group's domain */
 static void
 dl_mx_answer(void *arg, enum dns_status st, const struct dns_mx *hosts,
-    size_t n)
+    size_t n, const struct dns_sec *sec)
 {
 	struct dl_group *g = arg;
 	char *text;
 	size_t i;
 
+	(void)sec;	/* XXX DANE (issue 15) decides with it */
 	g->lookup = 0;
 	switch (st) {
 	case DNS_OK:

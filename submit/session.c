@@ -779,12 +779,13 @@ rcpt_decide(struct session *s, enum dns_status st)
 /* rcpt_answer - common/dns's answer; arg is the session id */
 static void
 rcpt_answer(void *arg, enum dns_status st, const struct dns_mx *hosts,
-    size_t n)
+    size_t n, const struct dns_sec *sec)
 {
 	struct session *s = session_lookup((uint64_t)(uintptr_t)arg);
 
 	(void)hosts;
 	(void)n;
+	(void)sec;	/* a bogus answer is DNS_TEMPFAIL: accepted, as any */
 	if (s == NULL || s->state != STATE_RCPT_WAIT)
 		return;
 	s->rcpt_lookup = 0;

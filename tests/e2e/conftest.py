@@ -699,6 +699,25 @@ def refusing_dns(session_dir):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def signed_zone(session_dir, tls_files):
+    """One NSD for the whole session serving the DNSSEC test zones
+    (tests/e2e/dnssec.py): dane.test. signed, with the TLSA of tls_files'
+    certificate at _25._tcp.mx.dane.test.; bogus.dane.test. badly
+    signed; plain.test. unsigned. Skips when nsd or ldnsutils is
+    missing."""
+    import dnssec
+    why = dnssec.missing()
+    if why:
+        pytest.skip(why)
+    zdir = os.path.join(session_dir, "dnssec")
+    os.makedirs(zdir)
+    zone = dnssec.SignedZone(zdir, dnssec.spki_sha256(tls_files[0]))
+    zone.start()
+    yield zone
+    zone.stop()
+
+
 @pytest.fixture
 def postern_factory(request, workdir, tls_files, sasldb_template, dkim_keys,
                     refusing_dns):

@@ -31,8 +31,10 @@
 #include <event2/event.h>
 
 #include "common/dns.h"
+#include "dns_server.h"
 
 #define DNSMASQ		"/usr/sbin/dnsmasq"
+#define ROOT_KEY	"/usr/share/dns/root.key"	/* dns-root-data */
 
 static pid_t	 dnsmasq_pid = -1;
 static char	 resolver[64];		/* "127.0.0.1@PORT" */
@@ -276,49 +278,12 @@ test_mx_parse_limits(void **state)
 
 /* ---- dnsmasq ---- */
 
-/* free_udp_port - a port nothing listens on now (UDP and TCP) */
-static int
-free_udp_port(void)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	assert_true(fd >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* port_taken - 1 if something is bound to 127.0.0.1:port over UDP */
-static int
-port_taken(int port)
-{
-	struct sockaddr_in sin;
-	int fd, rc;
-
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(port);
-	rc = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-	close(fd);
-	return rc == -1 && errno == EADDRINUSE;
-}
-
 /* start_dnsmasq - serve the test records; 0, or -1 to skip */
 static int
 start_dnsmasq(void **state)
 {
 	char portarg[32], longarg[400];
-	int port, i, status;
+	int port;
 
 	(void)state;
 	if (access(DNSMASQ, X_OK) != 0) {
@@ -377,18 +342,7 @@ start_dnsmasq(void **state)
 		_exit(127);
 	}
 	/* Ready once it holds the port (poll, no sleep of fixed length). */
-	for (i = 0; i < 500; i++) {
-		if (port_taken(port))
-			return 0;
-		if (waitpid(dnsmasq_pid, &status, WNOHANG) == dnsmasq_pid) {
-			dnsmasq_pid = -1;
-			fprintf(stderr, "# dnsmasq exited at startup\n");
-			return -1;
-		}
-		usleep(10000);
-	}
-	fprintf(stderr, "# dnsmasq never bound port %d\n", port);
-	return -1;
+	return server_wait(&dnsmasq_pid, port, "dnsmasq");
 }
 
 /* stop_dnsmasq - kill our dnsmasq by its PID */
@@ -396,22 +350,8 @@ static int
 stop_dnsmasq(void **state)
 {
 	(void)state;
-	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
-		waitpid(dnsmasq_pid, NULL, 0);
-		dnsmasq_pid = -1;
-	}
+	server_stop(&dnsmasq_pid);
 	return 0;
-}
-
-/* need_dnsmasq - skip the test when the group setup found no dnsmasq */
-static void
-need_dnsmasq(void)
-{
-	if (dnsmasq_pid <= 0) {
-		fprintf(stderr, "# SKIP: no dnsmasq\n");
-		skip();
-	}
 }
 
 /* ---- synchronous ---- */
@@ -424,7 +364,7 @@ test_new_bad_resolver(void **state)
 	char *err = NULL;
 
 	(void)state;
-	d = dns_new("not-an-address@x", &err);
+	d = dns_new("not-an-address@x", NULL, &err);
 	assert_null(d);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "not-an-address@x"));
@@ -440,10 +380,10 @@ sync_one(const char *name, char *joined, size_t size)
 	char *err = NULL, **txts;
 	size_t n, i;
 
-	d = dns_new(resolver, &err);
+	d = dns_new(resolver, NULL, &err);
 	if (d == NULL)
 		fail_msg("dns_new: %s", err);
-	assert_int_equal(dns_txt_sync(d, name, &txts, &n, &st), 0);
+	assert_int_equal(dns_txt_sync(d, name, &txts, &n, &st, NULL), 0);
 	joined[0] = '\0';
 	if (st == DNS_OK)
 		assert_true(n >= 1);
@@ -468,7 +408,7 @@ test_sync(void **state)
 	char got[1024];
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	assert_int_equal(sync_one("one.example.test", got, sizeof(got)),
 	    DNS_OK);
 	assert_string_equal(got, "hello world");
@@ -516,11 +456,13 @@ static int	 outstanding;
 
 /* async_cb - check one answer against its want row; stop when all done */
 static void
-async_cb(void *arg, enum dns_status st, char **txts, size_t n)
+async_cb(void *arg, enum dns_status st, char **txts, size_t n,
+    const struct dns_sec *sec)
 {
 	struct want *w = arg;
 	const char *want;
 
+	assert_int_equal(sec->level, DNS_INSECURE);	/* no anchor */
 	w->done++;
 	if (st != w->st)
 		fail_msg("%s: status %s want %s", w->name,
@@ -535,31 +477,19 @@ async_cb(void *arg, enum dns_status st, char **txts, size_t n)
 		event_base_loopexit(base, NULL);
 }
 
-/* timeout_cb - the answers never came */
-static void
-timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	event_base_loopexit(base, NULL);
-}
-
 /* test_async - lookups on a real event_base; a cancelled one never calls */
 static void
 test_async(void **state)
 {
-	struct timeval tv = { 10, 0 };
-	struct event *timer;
 	struct dns *d;
 	char *err = NULL;
 	size_t i;
 	int id;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	assert_non_null(base = event_base_new());
-	assert_non_null(d = dns_new(resolver, &err));
+	assert_non_null(d = dns_new(resolver, NULL, &err));
 	assert_int_equal(dns_txt(d, "one.example.test", async_cb, &wants[0]),
 	    -1);			/* not attached yet */
 	assert_int_equal(dns_attach(d, base), 0);
@@ -576,9 +506,7 @@ test_async(void **state)
 	/* Never called back from inside dns_txt. */
 	for (i = 0; i < NWANTS; i++)
 		assert_int_equal(wants[i].done, 0);
-	timer = evtimer_new(base, timeout_cb, NULL);
-	evtimer_add(timer, &tv);
-	event_base_dispatch(base);
+	loop_for(base, 10);
 	for (i = 0; i < NWANTS; i++)
 		if (wants[i].done != (i == CANCELLED ? 0 : 1))
 			fail_msg("%s: called back %d times", wants[i].name,
@@ -590,7 +518,6 @@ test_async(void **state)
 	dns_free(d);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	assert_int_equal(wants[0].done, 0);
-	event_free(timer);
 	event_base_free(base);
 }
 
@@ -604,23 +531,18 @@ struct got {
 	char		 text[512];	/* "10 a.example.test,20 b..." */
 };
 
-/* loop - dispatch base until the callbacks stop it or secs pass */
+/*
+ * got_done - one more answer in; stop the loop after the last. The live
+ * resolver validates from the root key (as the daemon does by default):
+ * names under test. stay insecure, never bogus.
+ */
 static void
-loop(int secs)
+got_done(struct got *g, enum dns_status st, size_t n,
+    const struct dns_sec *sec)
 {
-	struct timeval tv = { secs, 0 };
-	struct event *timer;
-
-	assert_non_null(timer = evtimer_new(base, timeout_cb, NULL));
-	evtimer_add(timer, &tv);
-	event_base_dispatch(base);
-	event_free(timer);
-}
-
-/* got_done - one more answer in; stop the loop after the last */
-static void
-got_done(struct got *g, enum dns_status st, size_t n)
-{
+	if (sec->level != DNS_INSECURE)
+		fail_msg("answer %s (%s), want insecure",
+		    dns_security_name(sec->level), sec->why);
 	g->done++;
 	g->st = st;
 	g->n = n;
@@ -630,7 +552,8 @@ got_done(struct got *g, enum dns_status st, size_t n)
 
 /* mx_cb - record an MX answer as "pref name" joined by "," */
 static void
-mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts, size_t n)
+mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts, size_t n,
+    const struct dns_sec *sec)
 {
 	struct got *g = arg;
 	size_t i, len;
@@ -642,7 +565,7 @@ mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts, size_t n)
 		    i > 0 ? "," : "", hosts[i].pref, hosts[i].name,
 		    hosts[i].implicit ? " implicit" : "");
 	}
-	got_done(g, st, n);
+	got_done(g, st, n, sec);
 }
 
 /*
@@ -651,7 +574,7 @@ mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts, size_t n)
  */
 static void
 addrs_cb(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
-    size_t n)
+    size_t n, const struct dns_sec *sec)
 {
 	const struct sockaddr_in6 *sin6;
 	const struct sockaddr_in *sin;
@@ -677,14 +600,15 @@ addrs_cb(void *arg, enum dns_status st, const struct sockaddr_storage *addrs,
 		snprintf(g->text + len, sizeof(g->text) - len, "%s%s",
 		    i > 0 ? "," : "", ip);
 	}
-	got_done(g, st, n);
+	got_done(g, st, n, sec);
 }
 
 /* never_mx_cb - a cancelled or freed lookup must not call back */
 static void
 never_mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts,
-    size_t n)
+    size_t n, const struct dns_sec *sec)
 {
+	(void)sec;
 	(void)st;
 	(void)hosts;
 	(void)n;
@@ -694,8 +618,10 @@ never_mx_cb(void *arg, enum dns_status st, const struct dns_mx *hosts,
 /* never_addrs_cb - the same for address lookups */
 static void
 never_addrs_cb(void *arg, enum dns_status st,
-    const struct sockaddr_storage *addrs, size_t n)
+    const struct sockaddr_storage *addrs, size_t n,
+    const struct dns_sec *sec)
 {
+	(void)sec;
 	(void)st;
 	(void)addrs;
 	(void)n;
@@ -704,8 +630,10 @@ never_addrs_cb(void *arg, enum dns_status st,
 
 /* never_txt_cb - the same for TXT lookups */
 static void
-never_txt_cb(void *arg, enum dns_status st, char **txts, size_t n)
+never_txt_cb(void *arg, enum dns_status st, char **txts, size_t n,
+    const struct dns_sec *sec)
 {
+	(void)sec;
 	(void)st;
 	(void)txts;
 	(void)n;
@@ -738,7 +666,7 @@ live_dns(void)
 	char *err = NULL;
 
 	assert_non_null(base = event_base_new());
-	if ((d = dns_new(resolver, &err)) == NULL)
+	if ((d = dns_new(resolver, ROOT_KEY, &err)) == NULL)
 		fail_msg("dns_new: %s", err);
 	assert_int_equal(dns_attach(d, base), 0);
 	return d;
@@ -778,7 +706,7 @@ test_mx(void **state)
 	int id;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(got, 0, sizeof(got));
 	outstanding = 0;
@@ -791,7 +719,7 @@ test_mx(void **state)
 	}
 	for (i = 0; i < NMX; i++)
 		assert_int_equal(got[i].done, 0);	/* not from inside */
-	loop(10);
+	loop_for(base, 10);
 	for (i = 0; i < NMX; i++)
 		check_got(mx_cases[i].domain, &got[i], mx_cases[i].st,
 		    mx_cases[i].want, NULL);
@@ -814,7 +742,7 @@ test_mx_equal_random(void **state)
 	size_t i, nxy = 0, nyx = 0;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(got, 0, sizeof(got));
 	outstanding = 0;
@@ -822,7 +750,7 @@ test_mx_equal_random(void **state)
 		assert_true(dns_mx(d, "eq.example.test", mx_cb, &got[i]) > 0);
 		outstanding++;
 	}
-	loop(10);
+	loop_for(base, 10);
 	for (i = 0; i < NEQ; i++) {
 		check_got("eq.example.test", &got[i], DNS_OK, xy, yx);
 		if (strcmp(got[i].text, xy) == 0)
@@ -881,7 +809,7 @@ test_addrs(void **state)
 	int id;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(got, 0, sizeof(got));
 	outstanding = 0;
@@ -895,7 +823,7 @@ test_addrs(void **state)
 	}
 	for (i = 0; i < NADDRS; i++)
 		assert_int_equal(got[i].done, 0);	/* not from inside */
-	loop(10);
+	loop_for(base, 10);
 	for (i = 0; i < NADDRS; i++)
 		check_got(addrs_cases[i].host, &got[i], addrs_cases[i].st,
 		    addrs_cases[i].want, addrs_cases[i].alt);
@@ -911,13 +839,13 @@ test_addrs_pair(void **state)
 	struct dns *d;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(&got, 0, sizeof(got));
 	outstanding = 1;
 	assert_true(dns_addrs(d, "pair.example.test", BOTH, addrs_cb,
 	    &got) > 0);
-	loop(10);
+	loop_for(base, 10);
 	assert_int_equal(got.done, 1);
 	assert_int_equal(got.st, DNS_OK);
 	assert_int_equal(got.n, 4);
@@ -944,7 +872,7 @@ test_cancel_live(void **state)
 	int ids[6], i, j;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(&never, 0, sizeof(never));
 	memset(&sentinel, 0, sizeof(sentinel));
@@ -965,7 +893,7 @@ test_cancel_live(void **state)
 	}
 	outstanding = 1;
 	assert_true(dns_mx(d, "mx.example.test", mx_cb, &sentinel) > 0);
-	loop(10);
+	loop_for(base, 10);
 	check_got("sentinel", &sentinel, DNS_OK,
 	    "10 a.example.test,20 b.example.test,30 c.example.test", NULL);
 	/* Leave the cancelled answers time to arrive, and be dropped. */
@@ -985,7 +913,7 @@ test_free_pending(void **state)
 	struct dns *d;
 
 	(void)state;
-	need_dnsmasq();
+	server_need(dnsmasq_pid, "dnsmasq");
 	d = live_dns();
 	memset(&never, 0, sizeof(never));
 	assert_true(dns_mx(d, "mx.example.test", never_mx_cb, &never) > 0);
@@ -1028,7 +956,7 @@ silent_dns(void)
 	    &len), 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1@%d", ntohs(sin.sin_port));
 	assert_non_null(base = event_base_new());
-	if ((d = dns_new(addr, &err)) == NULL)
+	if ((d = dns_new(addr, NULL, &err)) == NULL)
 		fail_msg("dns_new: %s", err);
 	return d;
 }
@@ -1116,9 +1044,10 @@ static int		 cancel_from_cb_id;
 /* cancel_addrs_cb - record, then cancel the lookup waiting on DNS */
 static void
 cancel_addrs_cb(void *arg, enum dns_status st,
-    const struct sockaddr_storage *addrs, size_t n)
+    const struct sockaddr_storage *addrs, size_t n,
+    const struct dns_sec *sec)
 {
-	addrs_cb(arg, st, addrs, n);
+	addrs_cb(arg, st, addrs, n, sec);
 	dns_cancel(cancel_from_cb_dns, cancel_from_cb_id);
 }
 
@@ -1169,7 +1098,7 @@ test_literal(void **state)
 	dns_cancel(d, id);
 	for (i = 0; i < NLITERAL; i++)
 		assert_int_equal(got[i].done, 0);	/* not from inside */
-	loop(5);
+	loop_for(base, 5);
 	for (i = 0; i < NLITERAL; i++)
 		check_got(literal_cases[i].host, &got[i],
 		    literal_cases[i].st, literal_cases[i].want, NULL);
@@ -1183,7 +1112,7 @@ test_literal(void **state)
 	outstanding = 1;
 	assert_true(dns_addrs(d, "127.0.0.11", BOTH, cancel_addrs_cb,
 	    &first) > 0);
-	loop(5);
+	loop_for(base, 5);
 	check_got("cancelling callback", &first, DNS_OK, "127.0.0.11", NULL);
 	assert_int_equal(never.done, 0);
 	assert_true(silent_queries(2000));	/* the stuck one asked */
