@@ -834,7 +834,9 @@ keycmd_spf_comment(const struct config *cfg, const char *domain)
 
 /*
  * keycmd_dns_judged - print "NAME: " and the verdict of one record, as
- * keys/dnsrec.c judged it: "temporary DNS failure", or "MISSING" alone
+ * keys/dnsrec.c judged it: "temporary DNS failure" (or, when DNSSEC
+ * validation failed, "DNSSEC validation failed (WHY)" with the likely
+ * cause), or "MISSING" alone
  * when the name had no TXT answer; "ok", and with show_ok "ok
  * (published: VALUE[; okdetail])"; "MISSING (WHY[; suggested: ...])";
  * "DIFFERENT (published: VALUE; WHY[; suggested: ...])". Returns the
@@ -842,13 +844,18 @@ keycmd_spf_comment(const struct config *cfg, const char *domain)
  */
 static enum dnsrec_verdict
 keycmd_dns_judged(const char *name, enum dns_status st,
-    const struct dnsrec_result *r, bool show_ok, const char *okdetail,
-    const char *suggested)
+    const struct dns_sec *sec, const struct dnsrec_result *r, bool show_ok,
+    const char *okdetail, const char *suggested)
 {
 	const char *sp = suggested ? "; suggested: " : "", *sv = suggested ?
 	    suggested : "";
 
-	if (r->verdict == DNSREC_TEMPFAIL)
+	if (r->verdict == DNSREC_TEMPFAIL && sec->level == DNS_BOGUS)
+		printf("%s: DNSSEC validation failed (%s): the records are "
+		    "badly signed, or the resolver does not pass DNSSEC "
+		    "records through (see dnssec_validation)\n", name,
+		    sec->why[0] ? sec->why : "bogus");
+	else if (r->verdict == DNSREC_TEMPFAIL)
 		printf("%s: temporary DNS failure\n", name);
 	else if (st != DNS_OK)
 		printf("%s: MISSING\n", name);
@@ -889,6 +896,7 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 	struct keysels sels = { NULL, 0 };
 	const struct domain_config *d;
 	struct dnsrec_result r;
+	struct dns_sec sec;
 	enum dns_status st;
 	struct keyfile *kf;
 	struct dns *dns;
@@ -916,9 +924,9 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 			}
 			name = keyfile_txt_name(kf);
 			want = keyfile_txt(kf);
-			(void)dns_txt_sync(dns, name, &txts, &n, &st, NULL);
+			(void)dns_txt_sync(dns, name, &txts, &n, &st, &sec);
 			(void)dnsrec_dkim_judge(st, txts, n, want, &r);
-			if (keycmd_dns_judged(name, st, &r, false, NULL,
+			if (keycmd_dns_judged(name, st, &sec, &r, false, NULL,
 			    NULL) != DNSREC_OK)
 				rc = 1;
 			dns_txts_free(txts, n);
@@ -929,21 +937,22 @@ keycmd_dns_check(const struct config *cfg, const struct domain_config *only)
 		keysels_free(&sels);
 
 		want = dnsrec_spf(cfg);
-		(void)dns_txt_sync(dns, d->name, &txts, &n, &st, NULL);
+		(void)dns_txt_sync(dns, d->name, &txts, &n, &st, &sec);
 		(void)dnsrec_spf_judge(st, txts, n, want, &r);
 		note = r.verdict == DNSREC_OK && r.published != NULL &&
 		    strcasecmp(r.published, want) != 0 ? xasprintf("differs "
 		    "from the suggestion: %s", want) : xstrdup("matches the "
 		    "suggestion");
-		(void)keycmd_dns_judged(d->name, st, &r, true, note, want);
+		(void)keycmd_dns_judged(d->name, st, &sec, &r, true, note,
+		    want);
 		free(note);
 		dns_txts_free(txts, n);
 		free(want);
 
 		name = dnsrec_dmarc_name(d->name);
-		(void)dns_txt_sync(dns, name, &txts, &n, &st, NULL);
+		(void)dns_txt_sync(dns, name, &txts, &n, &st, &sec);
 		(void)dnsrec_dmarc_judge(st, txts, n, &r);
-		(void)keycmd_dns_judged(name, st, &r, true, NULL, NULL);
+		(void)keycmd_dns_judged(name, st, &sec, &r, true, NULL, NULL);
 		dns_txts_free(txts, n);
 		free(name);
 	}
