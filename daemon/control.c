@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/ctl.h"
 #include "common/io.h"
 #include "common/log.h"
@@ -206,7 +207,8 @@ ctl_queue(struct ctl_conn *cc, const json_t *req, enum sched_admin_op op)
 {
 	const char **ids, *why;
 	const json_t *bounce = json_object_get(req, "bounce");
-	char *err = NULL, *list;
+	char *err = NULL;
+	struct buf list;
 	size_t n, i;
 	int inflight;
 
@@ -221,16 +223,14 @@ ctl_queue(struct ctl_conn *cc, const json_t *req, enum sched_admin_op op)
 	}
 	if (json_is_true(bounce))
 		op = SCHED_BOUNCE;
-	list = xstrdup("");
-	for (i = 0; i < n; i++) {
-		char *more = xasprintf("%s %.40s", list, ids[i]);
-
-		free(list);
-		list = more;
-	}
-	log_info("control: %s: %s%s%s", cc->who, cc->command,
-	    op == SCHED_BOUNCE ? " --bounce" : "", n ? list : " (all)");
-	free(list);
+	/* the log line names the ids, as many as fit */
+	buf_init(&list, 4096);
+	for (i = 0; i < n && buf_printf(&list, " %.40s", ids[i]) == 0; i++)
+		;
+	log_info("control: %s: %s%s%s%s", cc->who, cc->command,
+	    op == SCHED_BOUNCE ? " --bounce" : "", n ? list.data : " (all)",
+	    i < n ? " ..." : "");
+	buf_free(&list);
 	cc->ids = json_incref(json_object_get(req, "ids"));
 	if (cc->ids == NULL)
 		cc->ids = json_array();

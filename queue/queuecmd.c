@@ -457,7 +457,7 @@ queue_main(int argc, char **argv)
 		}
 	log_init("postern", 0);
 	log_set_quiet(1);
-	cfg = cmdline_config(path);
+	cfg = cmdline_config_client(path);
 	if (strcmp(cmds[c].name, "list") == 0 ||
 	    strcmp(cmds[c].name, "show") == 0)
 		rc = queuecmd_read(cfg, cmds[c].name, nids ? words[0] : NULL,

@@ -34,8 +34,11 @@
  * Errors go to stderr as one line "postern: ..." with exit 1: a
  * malformed or unknown id, a message being delivered right now, a
  * release of a message not on hold, a daemon that is not running, a
- * caller who may not control it. The configuration's errors as
- * cmdline_config() prints them (exit 1 there). Info log lines are
+ * caller who may not control it. The configuration is read as a client
+ * reads it (cmdline_config_client: the files it names, such as the
+ * root-only TLS key, are not opened, so a user who may not control the
+ * daemon hears about the socket, not about a key); its errors as that
+ * prints them (exit 1 there). Info log lines are
  * silenced (log_set_quiet). Nothing here is used by the daemon.
  */
 #ifndef POSTERN_QUEUECMD_H
